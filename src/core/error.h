@@ -1,0 +1,17 @@
+/* Internal helpers for fr_error. */
+#ifndef FR_CORE_ERROR_H
+#define FR_CORE_ERROR_H
+
+#include "ferrum.h"
+
+/* Fills `err` (if non-NULL) with code and a printf-style message; returns `code` so callers can
+ * write `return fr_error_set(err, FR_ERR_FORMAT, "%s: tensor %s: ...", path, name);` */
+fr_status fr_error_set(fr_error *err, fr_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prefixes an existing message with more context, e.g. the file name: "model.gguf: <old msg>". */
+fr_status fr_error_prefix(fr_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void fr_error_clear(fr_error *err);
+
+#endif

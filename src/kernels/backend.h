@@ -1,0 +1,187 @@
+/* The unified kernel interface. A backend is a struct of function pointers plus a context.
+ * Model code calls the fr_op_* wrappers below, which validate shapes, dtypes and buffer bounds
+ * once, then dispatch; an op whose pointer is NULL is reported as FR_ERR_UNSUPPORTED naming the
+ * op and backend (never a silent fallback). Backend implementations may assume validated input.
+ *
+ * Layout conventions (row-major, shape[0] outermost; T = tokens in the batch, D = head_dim,
+ * H = query heads, Hkv = kv heads, L = KV cache capacity):
+ *   activations   [T, C] f32 (GPU backends may also accept bf16/f16)
+ *   weights       [N, K]: y = x W^T (+ bias), rows of K elements in any fr_dtype incl. quantized
+ *   ids/positions [T] i32, resident in a buffer of the backend (so a recorded step can be replayed
+ *                 with new values written into the same memory)
+ *   rope table    [P, D] f32: row p holds cos(p*f_i) for i < D/2, then sin(p*f_i) for i < D/2
+ *   q after rope  [H, T, D] (head-major, dense)
+ *   kv cache      [Hkv, L, D] (f32, f16 or bf16), row stride along L may exceed D ("KV stride")
+ *   attention out [T, H, D] dense (= [T, H*D] for the output projection)
+ */
+#ifndef FR_KERNELS_BACKEND_H
+#define FR_KERNELS_BACKEND_H
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+/* qk_norm_rope modes (the seed's numbering). */
+enum {
+    FR_ROPE_MODE_TRANSPOSE = 0, /* [T,H,D] -> [H,T,D], nothing else */
+    FR_ROPE_MODE_NORM_ROPE = 1, /* per-head RMSNorm with weight [D], then RoPE */
+    FR_ROPE_MODE_ROPE = 2,      /* RoPE only */
+};
+
+typedef struct fr_attention_params {
+    float scale; /* applied to q.k; <= 0 means 1/sqrt(D) */
+    int window;  /* sliding window W > 0: query at position p sees keys j with p-W < j <= p;
+                    0 = full causal (j <= p) */
+} fr_attention_params;
+
+typedef struct fr_backend_ops {
+    const char *name;
+    void (*destroy)(void *ctx);
+
+    /* ---- buffers ---- */
+    fr_status (*buffer_alloc)(void *ctx, size_t size, fr_buffer *buf, fr_error *err);
+    void (*buffer_free)(void *ctx, fr_buffer *buf);
+    fr_status (*buffer_upload)(void *ctx, fr_buffer *buf, size_t offset, const void *src,
+                               size_t size, fr_error *err);
+    fr_status (*buffer_download)(void *ctx, const fr_buffer *buf, size_t offset, void *dst,
+                                 size_t size, fr_error *err);
+    /* Optional: make host memory (e.g. an mmapped file) usable without a copy. */
+    fr_status (*buffer_wrap_host)(void *ctx, void *ptr, size_t size, fr_buffer *buf, fr_error *err);
+
+    /* ---- command stream: ops between begin and end may run asynchronously; sync waits ---- */
+    fr_status (*begin)(void *ctx, fr_error *err);
+    fr_status (*end)(void *ctx, fr_error *err);
+    fr_status (*sync)(void *ctx, fr_error *err);
+    /* Optional recording: ops issued between capture_begin and capture_end are recorded into a
+     * graph (not run); graph_launch replays them with whatever the buffers hold at that time. */
+    fr_status (*graph_capture_begin)(void *ctx, fr_error *err);
+    fr_status (*graph_capture_end)(void *ctx, void **graph, fr_error *err);
+    fr_status (*graph_launch)(void *ctx, void *graph, fr_error *err);
+    void (*graph_free)(void *ctx, void *graph);
+
+    /* ---- ops (validated by the fr_op_* wrappers; see there for semantics) ---- */
+    fr_status (*embedding)(void *ctx, const fr_tensor *table, const fr_tensor *ids, fr_tensor *out,
+                           fr_error *err);
+    fr_status (*rms_norm)(void *ctx, const fr_tensor *x, const fr_tensor *w, float eps,
+                          fr_tensor *out, fr_error *err);
+    fr_status (*matmul)(void *ctx, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
+                        fr_tensor *out, fr_error *err);
+    fr_status (*qk_norm_rope)(void *ctx, const fr_tensor *x, const fr_tensor *norm_w,
+                              const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
+                              fr_tensor *out, fr_error *err);
+    fr_status (*kv_append)(void *ctx, const fr_tensor *kv, const fr_tensor *pos, fr_tensor *cache,
+                           fr_error *err);
+    fr_status (*attention)(void *ctx, const fr_tensor *q, const fr_tensor *k_cache,
+                           const fr_tensor *v_cache, const fr_tensor *pos,
+                           const fr_attention_params *p, fr_tensor *out, fr_error *err);
+    fr_status (*residual_norm)(void *ctx, const fr_tensor *residual, const fr_tensor *x,
+                               const fr_tensor *layer_scale, const fr_tensor *norm_w, float eps,
+                               fr_tensor *res_out, fr_tensor *norm_out, fr_error *err);
+    fr_status (*silu_mul)(void *ctx, const fr_tensor *gate, const fr_tensor *up, fr_tensor *out,
+                          fr_error *err);
+    fr_status (*add)(void *ctx, const fr_tensor *a, const fr_tensor *b, fr_tensor *out,
+                     fr_error *err);
+    fr_status (*scaled_add)(void *ctx, const fr_tensor *a, const fr_tensor *b,
+                            const fr_tensor *scale, fr_tensor *out, fr_error *err);
+    fr_status (*argmax)(void *ctx, const fr_tensor *x, fr_tensor *out, fr_error *err);
+} fr_backend_ops;
+
+typedef struct fr_backend {
+    const fr_backend_ops *ops;
+    void *ctx;
+} fr_backend;
+
+typedef struct fr_backend_params {
+    int n_threads; /* CPU: 0 = one per core */
+    int device;    /* GPU ordinal */
+} fr_backend_params;
+
+/* name: "cpu" or "cuda". FR_ERR_UNSUPPORTED when not compiled in; FR_ERR_BACKEND when no device. */
+fr_status fr_backend_create(const char *name, const fr_backend_params *params, fr_backend **out,
+                            fr_error *err);
+void fr_backend_destroy(fr_backend *b);
+const char *fr_backend_name(const fr_backend *b);
+
+/* ---- buffers ---- */
+fr_status fr_buffer_alloc(fr_backend *b, size_t size, fr_buffer *buf, fr_error *err);
+void fr_buffer_free(fr_buffer *buf);
+fr_status fr_buffer_upload(fr_buffer *buf, size_t offset, const void *src, size_t size,
+                           fr_error *err);
+fr_status fr_buffer_download(const fr_buffer *buf, size_t offset, void *dst, size_t size,
+                             fr_error *err);
+/* Wraps host memory without a copy when the backend can; otherwise allocates and uploads. */
+fr_status fr_buffer_from_host(fr_backend *b, void *ptr, size_t size, fr_buffer *buf,
+                              fr_error *err);
+
+fr_status fr_backend_begin(fr_backend *b, fr_error *err);
+fr_status fr_backend_end(fr_backend *b, fr_error *err);
+fr_status fr_backend_sync(fr_backend *b, fr_error *err);
+fr_status fr_graph_capture_begin(fr_backend *b, fr_error *err);
+fr_status fr_graph_capture_end(fr_backend *b, void **graph, fr_error *err);
+fr_status fr_graph_launch(fr_backend *b, void *graph, fr_error *err);
+void fr_graph_free(fr_backend *b, void *graph);
+
+/* ---- ops ----
+ * embedding:     out[t,:] = table[ids[t],:]; table [V,C] any dtype; ids [T] i32 (each id is checked
+ *                on the host only on CPU; GPU backends clamp out-of-range ids to a zero row).
+ * rms_norm:      out[t,:] = x[t,:] / sqrt(mean(x[t,:]^2) + eps) * w; x,out [T,C]; w [C] f32.
+ * matmul:        out[m,n] = sum_k x[m,k] * w[n,k] (+ bias[n]); x [M,K], w [N,K], bias [N] f32 or
+ *                NULL, out [M,N]. Rows of x and out may be strided (views into wider buffers).
+ * qk_norm_rope:  x [T,H,D] (rows may be strided, e.g. a slice of a fused QKV output), out [H,T,D].
+ *                mode 1 normalises each head with norm_w [D] f32 (eps); modes 1,2 rotate pairs
+ *                (i, i+D/2) by angle pos[t]*f_i using rope [P,D] (cos | sin); pos [T] i32 < P.
+ * kv_append:     cache[h, pos[t], :] = kv[h, t, :]; kv [Hkv,T,D], cache [Hkv,L,D]; pos[t] < L.
+ * attention:     out[t,h,:] = softmax_j(scale * q[h,t,:].k[h/(H/Hkv),j,:]) v[...,j,:] over the keys
+ *                allowed by pos[t] and p->window (see fr_attention_params); causal by position.
+ * residual_norm: res_out = residual + x * layer_scale (scale [C] f32 or NULL = 1);
+ *                norm_out = rms_norm(res_out, norm_w, eps). res_out may alias residual.
+ * silu_mul:      out = silu(gate) * up, all [T,F] (gate/up may be strided views of one buffer).
+ * add:           out = a + b.   scaled_add: out = a + b * scale[c] (scale [C] f32).
+ * argmax:        out[t] = index of the largest x[t,:] (first one on ties); x [T,V], out [T] i32. */
+fr_status fr_op_embedding(fr_backend *b, const fr_tensor *table, const fr_tensor *ids,
+                          fr_tensor *out, fr_error *err);
+fr_status fr_op_rms_norm(fr_backend *b, const fr_tensor *x, const fr_tensor *w, float eps,
+                         fr_tensor *out, fr_error *err);
+fr_status fr_op_matmul(fr_backend *b, const fr_tensor *x, const fr_tensor *w,
+                       const fr_tensor *bias, fr_tensor *out, fr_error *err);
+fr_status fr_op_qk_norm_rope(fr_backend *b, const fr_tensor *x, const fr_tensor *norm_w,
+                             const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
+                             fr_tensor *out, fr_error *err);
+fr_status fr_op_kv_append(fr_backend *b, const fr_tensor *kv, const fr_tensor *pos,
+                          fr_tensor *cache, fr_error *err);
+fr_status fr_op_attention(fr_backend *b, const fr_tensor *q, const fr_tensor *k_cache,
+                          const fr_tensor *v_cache, const fr_tensor *pos,
+                          const fr_attention_params *p, fr_tensor *out, fr_error *err);
+fr_status fr_op_residual_norm(fr_backend *b, const fr_tensor *residual, const fr_tensor *x,
+                              const fr_tensor *layer_scale, const fr_tensor *norm_w, float eps,
+                              fr_tensor *res_out, fr_tensor *norm_out, fr_error *err);
+fr_status fr_op_silu_mul(fr_backend *b, const fr_tensor *gate, const fr_tensor *up,
+                         fr_tensor *out, fr_error *err);
+fr_status fr_op_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb, fr_tensor *out,
+                    fr_error *err);
+fr_status fr_op_scaled_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb,
+                           const fr_tensor *scale, fr_tensor *out, fr_error *err);
+fr_status fr_op_argmax(fr_backend *b, const fr_tensor *x, fr_tensor *out, fr_error *err);
+
+/* ---- RoPE tables (plain C, shared by all backends) ---- */
+typedef struct fr_rope_config {
+    double theta;    /* base, e.g. 1e6 */
+    int head_dim;    /* D (even); all D dims are rotated, half-split pairs (i, i+D/2) */
+    /* llama3 scaling ("rope_type": "llama3"); factor 0 = none */
+    double factor, low_freq_factor, high_freq_factor;
+    int original_max_pos;
+    /* linear scaling ("rope_type": "linear"): positions divided by linear_factor (0 = none) */
+    double linear_factor;
+} fr_rope_config;
+
+/* Fills table[p*D + i] = cos(p f_i), table[p*D + D/2 + i] = sin(p f_i) for p < n_pos, i < D/2;
+ * frequencies computed in double as Hugging Face does, angles rounded to f32 only at the end. */
+void fr_rope_table_fill(const fr_rope_config *cfg, int n_pos, float *table);
+
+/* CPU backend constructor (always present); CUDA's exists when FR_HAVE_CUDA. */
+fr_status fr_cpu_backend_create(const fr_backend_params *params, fr_backend **out, fr_error *err);
+#ifdef FR_HAVE_CUDA
+fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **out,
+                                 fr_error *err);
+#endif
+
+#endif
