@@ -67,6 +67,40 @@ typedef struct fr_tokenizer fr_tokenizer;
 /* ---------------------------------------------------------------- chat templates
  * (section owned by src/tokenizer/template) */
 
+/* ---------------------------------------------------------------- sampling
+ * (section owned by src/engine/sampler)
+ * Order, as Hugging Face's generate applies them: repetition/presence/frequency penalties over the
+ * last `penalty_last_n` accepted tokens, then temperature, top-k, top-p, min-p, then a draw from a
+ * per-sampler seeded generator. temperature <= 0 means greedy (argmax, first index on ties). */
+
+typedef struct fr_sampler fr_sampler;
+
+typedef struct fr_sampler_params {
+    float temperature;       /* <= 0: greedy */
+    int top_k;               /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off (CTRL: positive logits divided, negative multiplied) */
+    float presence_penalty;  /* 0: off (subtracted once from every token seen) */
+    float frequency_penalty; /* 0: off (subtracted per occurrence) */
+    int penalty_last_n;      /* window of accepted tokens the penalties look at; -1 = all */
+    uint64_t seed;
+} fr_sampler_params;
+
+fr_sampler_params fr_sampler_default_params(void);
+fr_status fr_sampler_create(const fr_sampler_params *params, int vocab_size, fr_sampler **out,
+                            fr_error *err);
+void fr_sampler_free(fr_sampler *s);
+/* Forgets the token history and reseeds the generator with params.seed. */
+void fr_sampler_reset(fr_sampler *s);
+/* Records a token (prompt or generated) for the penalties. */
+void fr_sampler_accept(fr_sampler *s, int32_t token);
+/* Picks the next token from one row of logits (vocab_size floats, not modified). */
+int32_t fr_sampler_sample(fr_sampler *s, const float *logits);
+/* The distribution the next draw would use (penalties and all filters applied), vocab_size floats
+ * summing to 1; for tests and for `logprobs`. Greedy gives a one-hot row. */
+fr_status fr_sampler_probs(fr_sampler *s, const float *logits, float *probs, fr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,7 +38,8 @@ fr_status fr_error_prefix(fr_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    int room = (int)sizeof err->msg; /* bounds both pieces so truncation is explicit */
+    snprintf(err->msg, sizeof err->msg, "%.*s: %.*s", room / 2, prefix, room - room / 2 - 3, old);
     return err->code;
 }
 
