@@ -59,13 +59,152 @@ bool fr_backend_available(const char *name);
 typedef struct fr_model fr_model;
 typedef struct fr_session fr_session;
 
+typedef struct fr_model_params {
+    const char *backend; /* "cpu" (NULL = cpu) or "cuda" */
+    int n_threads;       /* CPU threads; 0 = one per core */
+    int device;          /* GPU ordinal */
+} fr_model_params;
+
+fr_model_params fr_model_default_params(void);
+
+/* path: a Hugging Face folder (config.json, model.safetensors or model.safetensors.index.json,
+ * optional generation_config.json) or a single .safetensors file next to its config.json.
+ * Weights are mmapped (never copied on CPU); every tensor is checked against the config. */
+fr_status fr_model_load(const char *path, const fr_model_params *params, fr_model **out,
+                        fr_error *err);
+void fr_model_free(fr_model *m);
+
+typedef struct fr_model_info {
+    const char *arch;    /* as the config spells it, e.g. "Qwen3ForCausalLM" */
+    const char *family;  /* "llama", "qwen2", "qwen3", "mistral" */
+    const char *backend; /* "cpu", "cuda" */
+    int n_layers, hidden, n_heads, n_kv_heads, head_dim, intermediate, vocab;
+    int max_context;    /* the model's max_position_embeddings */
+    int sliding_window; /* 0 = full attention everywhere */
+    double rope_theta;
+    bool tied_embeddings, qk_norm, qkv_bias, layer_scale;
+    int64_t n_params;         /* elements of all weights used (tied ones counted once) */
+    size_t weight_bytes;      /* bytes of those weights as stored */
+    char weight_dtypes[64];   /* storage dtypes of the matrices, e.g. "bf16" or "f16+f32" */
+    size_t kv_bytes_per_token; /* f32 KV cache cost of one token of context */
+} fr_model_info;
+
+void fr_model_get_info(const fr_model *m, fr_model_info *info);
+int fr_model_vocab_size(const fr_model *m);
+/* End-of-sequence ids (generation_config.json wins over config.json); returns the count. */
+int fr_model_eos_ids(const fr_model *m, const int32_t **ids);
+bool fr_model_is_eos(const fr_model *m, int32_t id);
+
+/* A session owns a KV cache of n_ctx tokens. Several sessions may share one model; calls on
+ * sessions of one model are serialised internally (a model runs one forward at a time). */
+typedef struct fr_session_params {
+    int n_ctx;   /* cache capacity in tokens; 0 = min(4096, the model's max context) */
+    int n_batch; /* tokens per forward when prefilling; 0 = 256 */
+} fr_session_params;
+
+fr_session_params fr_session_default_params(void);
+fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_session **out,
+                            fr_error *err);
+void fr_session_free(fr_session *s);
+void fr_session_reset(fr_session *s);                  /* forget every token */
+fr_status fr_session_truncate(fr_session *s, int pos, fr_error *err); /* keep the first pos */
+int fr_session_pos(const fr_session *s);   /* tokens in the cache */
+int fr_session_n_ctx(const fr_session *s); /* capacity */
+
+/* Appends n tokens (prefill in chunks of n_batch; n = 1 is a decode step). logits, when not
+ * NULL, receives n rows of vocab floats (row i = the distribution after ids[i]). Fails with
+ * FR_ERR_RANGE, leaving the session unchanged, when pos + n exceeds n_ctx; FR_ERR_INVALID for an
+ * id outside [0, vocab). */
+fr_status fr_session_eval(fr_session *s, const int32_t *ids, int n, float *logits,
+                          fr_error *err);
+/* Same, but only the last row of logits (vocab floats) is computed and written. */
+fr_status fr_session_eval_last(fr_session *s, const int32_t *ids, int n, float *logits,
+                               fr_error *err);
+
 /* ---------------------------------------------------------------- tokenizer
  * (section owned by src/tokenizer) */
 
 typedef struct fr_tokenizer fr_tokenizer;
 
+/* Loads a byte-level BPE tokenizer, byte-exact with Hugging Face `tokenizers`. `path` is a model
+ * folder (its tokenizer.json, plus tokenizer_config.json for the bos/eos tokens when present), a
+ * tokenizer.json file, or a GGUF file. Unsupported components fail with FR_ERR_UNSUPPORTED. */
+fr_status fr_tokenizer_load(const char *path, fr_tokenizer **out, fr_error *err);
+void fr_tokenizer_free(fr_tokenizer *tok);
+
+/* UTF-8 text (`len` bytes, NUL not needed) -> token ids. add_special applies the post-processor
+ * (e.g. a BOS token), as HF's add_special_tokens=True; special tokens written in the text are
+ * always recognised. *ids is malloc'd (never NULL on success; the caller frees it). Invalid UTF-8
+ * fails with FR_ERR_INVALID and its byte offset. Safe to call from several threads at once. */
+fr_status fr_tokenizer_encode(const fr_tokenizer *tok, const char *text, size_t len,
+                              bool add_special, int32_t **ids, size_t *n_ids, fr_error *err);
+/* Token ids -> text (malloc'd, NUL-terminated; *len excludes the NUL and may be NULL). Invalid
+ * UTF-8 byte sequences become U+FFFD as in HF. skip_special drops special tokens. An id outside
+ * the vocabulary fails with FR_ERR_INVALID. */
+fr_status fr_tokenizer_decode(const fr_tokenizer *tok, const int32_t *ids, size_t n_ids,
+                              bool skip_special, char **text, size_t *len, fr_error *err);
+
+/* Number of id slots (highest id + 1), including added tokens. */
+size_t fr_tokenizer_vocab_size(const fr_tokenizer *tok);
+/* -1 when the tokenizer defines none. */
+int32_t fr_tokenizer_bos(const fr_tokenizer *tok);
+int32_t fr_tokenizer_eos(const fr_tokenizer *tok);
+/* The token's text as stored in the vocabulary (byte-level form, e.g. "\u0120the"); NULL for an
+ * unknown id. Not NUL-terminated: use *len. Valid as long as the tokenizer. */
+const char *fr_tokenizer_token(const fr_tokenizer *tok, int32_t id, size_t *len);
+/* Id of a token given its vocabulary text (e.g. "<|im_end|>"), or -1. */
+int32_t fr_tokenizer_find(const fr_tokenizer *tok, const char *token, size_t len);
+bool fr_tokenizer_is_special(const fr_tokenizer *tok, int32_t id);
+
+/* Streaming decoder: push ids one at a time and get the text that became final. It never returns
+ * part of a UTF-8 character, and the concatenation of all pieces plus fr_detokenizer_finish equals
+ * fr_tokenizer_decode of the same ids exactly. Returned text is NUL-terminated and valid until the
+ * next call on the same decoder. */
+typedef struct fr_detokenizer fr_detokenizer;
+
+fr_status fr_detokenizer_new(const fr_tokenizer *tok, bool skip_special, fr_detokenizer **out,
+                             fr_error *err);
+fr_status fr_detokenizer_push(fr_detokenizer *d, int32_t id, const char **text, size_t *len,
+                              fr_error *err);
+/* Flushes an incomplete trailing sequence (as U+FFFD) and readies the decoder for a new text. */
+fr_status fr_detokenizer_finish(fr_detokenizer *d, const char **text, size_t *len, fr_error *err);
+/* Drops any pending bytes and starts over. */
+void fr_detokenizer_reset(fr_detokenizer *d);
+void fr_detokenizer_free(fr_detokenizer *d);
+
 /* ---------------------------------------------------------------- chat templates
- * (section owned by src/tokenizer/template) */
+ * (section owned by src/tokenizer/template)
+ * Renders a model's Jinja chat template byte-exactly as transformers' apply_chat_template
+ * (tokenize=False). Constructs the interpreter lacks fail with FR_ERR_UNSUPPORTED naming the
+ * template line and column; raise_exception() in a template fails with FR_ERR_INVALID and its
+ * message. */
+
+typedef struct fr_chat_template fr_chat_template;
+
+/* `path` is a model folder or a tokenizer_config.json. The template comes, as in transformers,
+ * from the folder's chat_template.jinja, else chat_template.json, else tokenizer_config.json's
+ * "chat_template" (a string, or a list of {name, template} where "default" is used, and
+ * "tool_use" when tools are given). bos/eos/unk/pad/sep/cls/mask tokens and
+ * additional_special_tokens (strings or {"content": ...}) become template variables.
+ * FR_ERR_NOT_FOUND when the model has no chat template. */
+fr_status fr_chat_template_load(const char *path, fr_chat_template **out, fr_error *err);
+/* From template source text, e.g. a GGUF's tokenizer.chat_template. bos_token / eos_token may be
+ * NULL (then undefined in the template). */
+fr_status fr_chat_template_from_source(const char *src, size_t len, const char *bos_token,
+                                       const char *eos_token, fr_chat_template **out,
+                                       fr_error *err);
+void fr_chat_template_free(fr_chat_template *t);
+/* The default template's source text (after newline normalisation it is what is rendered). */
+const char *fr_chat_template_source(const fr_chat_template *t);
+
+/* messages_json: a JSON array of {"role", "content", ...}; tools_json: a JSON array or NULL
+ * (`tools` is then none, as in transformers); extra_vars_json: a JSON object or NULL whose keys
+ * become template variables (e.g. {"enable_thinking": false}). *out is malloc'd and
+ * NUL-terminated (the caller frees it); *out_len (may be NULL) excludes the NUL. */
+fr_status fr_chat_template_render(const fr_chat_template *t, const char *messages_json,
+                                  const char *tools_json, bool add_generation_prompt,
+                                  const char *extra_vars_json, char **out, size_t *out_len,
+                                  fr_error *err);
 
 /* ---------------------------------------------------------------- sampling
  * (section owned by src/engine/sampler)

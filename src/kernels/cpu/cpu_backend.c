@@ -6,9 +6,110 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/log.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/matmul_quant.h"
+
+/* The best kernel table this CPU (and OS, which libgcc's CPUID check includes) can run, lowered
+ * to FR_CPU_ISA (scalar|avx2|avx512) when that is set, so tests can compare the variants. */
+static const fr_cpu_kernels *cpu_pick_kernels(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c");
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
+#else
+    const bool avx2 = false, avx512 = false;
+#endif
+    const char *want = getenv("FR_CPU_ISA");
+    int level = avx512 ? 2 : avx2 ? 1 : 0;
+    if (want && *want) {
+        int w = !strcmp(want, "scalar")   ? 0
+                : !strcmp(want, "avx2")   ? 1
+                : !strcmp(want, "avx512") ? 2
+                                          : -1;
+        if (w < 0)
+            FR_LOG_W("FR_CPU_ISA=%s unknown (scalar, avx2, avx512); using the best", want);
+        else if (w > level)
+            FR_LOG_W("FR_CPU_ISA=%s: this CPU lacks it; using %s", want,
+                     level == 1 ? "avx2" : "scalar");
+        else
+            level = w;
+    }
+    return level == 2   ? &fr_cpu_kernels_avx512
+           : level == 1 ? &fr_cpu_kernels_avx2
+                        : &fr_cpu_kernels_scalar;
+}
+
+/* Waking the second core costs a few microseconds; below this many bytes touched an op is done
+ * before the workers would be up. */
+#define FR_CPU_PARALLEL_BYTES (96 * 1024)
+
+void fr_cpu_run(fr_cpu_ctx *ctx, int64_t n_tasks, double bytes, fr_task_fn fn, void *arg) {
+    if (n_tasks <= 0) return;
+    if (ctx->n_threads > 1 && n_tasks > 1 && bytes >= FR_CPU_PARALLEL_BYTES) {
+        fr_threadpool_run(ctx->pool, n_tasks, fn, arg);
+        return;
+    }
+    for (int64_t t = 0; t < n_tasks; t++)
+        fn(arg, t, 0);
+}
+
+void *fr_cpu_scratch(fr_cpu_ctx *ctx, int thread, size_t bytes) {
+    if (thread < 0 || thread >= ctx->n_threads) return NULL;
+    if (ctx->scratch_size[thread] < bytes) {
+        fr_aligned_free(ctx->scratch[thread]);
+        size_t grow = fr_align_up(bytes + bytes / 4, 4096);
+        ctx->scratch[thread] = fr_aligned_alloc(grow);
+        ctx->scratch_size[thread] = ctx->scratch[thread] ? grow : 0;
+    }
+    return ctx->scratch[thread];
+}
+
+fr_status fr_cpu_unsupported_dtype(fr_error *err, const char *op, const char *name,
+                                   const fr_tensor *t, const char *supported) {
+    return fr_error_set(err, FR_ERR_UNSUPPORTED, "cpu %s: %s dtype %s not supported (%s)", op, name,
+                        fr_dtype_name(t->dtype), supported);
+}
+
+void fr_cpu_row_to_f32(fr_dtype t, const void *src, float *dst, int64_t n) {
+    if (t == FR_DTYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    } else if (t == FR_DTYPE_F16) {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = fr_f16_to_f32(s[i]);
+    } else if (t == FR_DTYPE_BF16) {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = fr_bf16_to_f32(s[i]);
+    }
+}
+
+void fr_cpu_row_from_f32(fr_dtype t, const float *src, void *dst, int64_t n) {
+    if (t == FR_DTYPE_F32) {
+        memmove(dst, src, (size_t)n * sizeof(float));
+    } else if (t == FR_DTYPE_F16) {
+        uint16_t *d = dst;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = fr_f32_to_f16(src[i]);
+    } else if (t == FR_DTYPE_BF16) {
+        uint16_t *d = dst;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = fr_f32_to_bf16(src[i]);
+    }
+}
 
 static void cpu_destroy(void *vctx) {
     fr_cpu_ctx *ctx = vctx;
+    for (int i = 0; ctx->scratch && i < ctx->n_threads; i++)
+        fr_aligned_free(ctx->scratch[i]);
+    free(ctx->scratch);
+    free(ctx->scratch_size);
+    fr_cpu_quant_release(ctx);
     fr_threadpool_destroy(ctx->pool);
     free(ctx->self);
     free(ctx);
@@ -16,8 +117,7 @@ static void cpu_destroy(void *vctx) {
 
 static fr_status cpu_buffer_alloc(void *ctx, size_t size, fr_buffer *buf, fr_error *err) {
     buf->data = fr_aligned_alloc(size);
-    if (!buf->data)
-        return fr_error_set(err, FR_ERR_NOMEM, "cpu: cannot allocate %zu bytes", size);
+    if (!buf->data) return fr_error_set(err, FR_ERR_NOMEM, "cpu: cannot allocate %zu bytes", size);
     return FR_OK;
 }
 
@@ -26,8 +126,8 @@ static void cpu_buffer_free(void *ctx, fr_buffer *buf) {
     buf->data = NULL;
 }
 
-static fr_status cpu_buffer_upload(void *ctx, fr_buffer *buf, size_t off, const void *src,
-                                   size_t n, fr_error *err) {
+static fr_status cpu_buffer_upload(void *ctx, fr_buffer *buf, size_t off, const void *src, size_t n,
+                                   fr_error *err) {
     memcpy((char *)buf->data + off, src, n);
     return FR_OK;
 }
@@ -52,6 +152,17 @@ static const fr_backend_ops cpu_ops = {
     .buffer_upload = cpu_buffer_upload,
     .buffer_download = cpu_buffer_download,
     .buffer_wrap_host = cpu_buffer_wrap_host,
+    .embedding = fr_cpu_embedding,
+    .rms_norm = fr_cpu_rms_norm,
+    .matmul = fr_cpu_matmul,
+    .qk_norm_rope = fr_cpu_qk_norm_rope,
+    .kv_append = fr_cpu_kv_append,
+    .attention = fr_cpu_attention,
+    .residual_norm = fr_cpu_residual_norm,
+    .silu_mul = fr_cpu_silu_mul,
+    .add = fr_cpu_add,
+    .scaled_add = fr_cpu_scaled_add,
+    .argmax = fr_cpu_argmax,
 };
 
 fr_status fr_cpu_backend_create(const fr_backend_params *params, fr_backend **out, fr_error *err) {
@@ -61,12 +172,21 @@ fr_status fr_cpu_backend_create(const fr_backend_params *params, fr_backend **ou
     ctx->pool = fr_threadpool_create(params ? params->n_threads : 0);
     if (!ctx->pool) goto nomem;
     ctx->n_threads = fr_threadpool_size(ctx->pool);
+    ctx->k = cpu_pick_kernels();
+    ctx->scratch = calloc((size_t)ctx->n_threads, sizeof *ctx->scratch);
+    ctx->scratch_size = calloc((size_t)ctx->n_threads, sizeof *ctx->scratch_size);
+    if (!ctx->scratch || !ctx->scratch_size) goto nomem;
     ctx->self = b;
     b->ops = &cpu_ops;
     b->ctx = ctx;
     *out = b;
     return FR_OK;
 nomem:
+    if (ctx) {
+        fr_threadpool_destroy(ctx->pool);
+        free(ctx->scratch);
+        free(ctx->scratch_size);
+    }
     free(ctx);
     free(b);
     return fr_error_set(err, FR_ERR_NOMEM, "cpu backend: out of memory");

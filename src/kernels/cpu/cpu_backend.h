@@ -5,10 +5,20 @@
 #include "core/threadpool.h"
 #include "kernels/backend.h"
 
+struct fr_cpu_kernels;
+
 typedef struct fr_cpu_ctx {
     fr_threadpool *pool;
     int n_threads;
-    fr_backend *self; /* freed with the context */
+    fr_backend *self;               /* freed with the context */
+    const struct fr_cpu_kernels *k; /* SIMD kernels chosen by CPUID (cpu_kernels.h) */
+    /* per-thread scratch (fr_cpu_scratch in cpu_ops.h): slot i belongs to pool thread i */
+    void **scratch;
+    size_t *scratch_size;
+    /* quantized activations of the current quantized matmul (matmul_quant.c), shared by all
+     * pool threads of that call; grown on demand, freed with the context */
+    void *quant_scratch;
+    size_t quant_scratch_size;
 } fr_cpu_ctx;
 
 #endif

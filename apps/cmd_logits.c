@@ -1,0 +1,187 @@
+/* ferrum logits -m PATH --ids 1,2,3 [--backend cpu] [--incremental] -o FILE
+ * Writes float32 little-endian logits, one vocab-sized row per input id. The file appears only
+ * when complete: it is written under a temporary name in the same folder and renamed. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "ferrum.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ferrum logits -m PATH --ids 1,2,3 -o FILE [options]\n"
+               "  -m, --model PATH     Hugging Face folder or .safetensors file\n"
+               "  --ids LIST           comma-separated token ids\n"
+               "  -o, --output FILE    float32 little-endian logits, [n_ids, vocab]\n"
+               "  --backend NAME       cpu (default) or cuda\n"
+               "  --threads N          CPU threads (default: one per core)\n"
+               "  --incremental        prefill the first id, then one decode step per id\n"
+               "  --batch N            prefill chunk size (default 256)\n");
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* "1,2,3" -> ids; -1 on a malformed list. */
+static int parse_ids(const char *s, int32_t **out, int *n) {
+    int cap = 16, k = 0;
+    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    if (!ids) return -1;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+            free(ids);
+            return -1;
+        }
+        if (k == cap) {
+            cap *= 2;
+            int32_t *grown = realloc(ids, (size_t)cap * sizeof *ids);
+            if (!grown) {
+                free(ids);
+                return -1;
+            }
+            ids = grown;
+        }
+        ids[k++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+        if (*end && !*p) { /* trailing comma */
+            free(ids);
+            return -1;
+        }
+    }
+    if (k == 0) {
+        free(ids);
+        return -1;
+    }
+    *out = ids;
+    *n = k;
+    return 0;
+}
+
+static int write_atomically(const char *path, const float *data, size_t count) {
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 16);
+    if (!tmp) return -1;
+    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "ferrum logits: %s: cannot create: %s\n", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "wb");
+    int ok = f != NULL;
+    /* little-endian on every host we build for; write bytes explicitly so it holds anywhere */
+    for (size_t i = 0; ok && i < count; i++) {
+        uint32_t u;
+        memcpy(&u, &data[i], 4);
+        unsigned char b[4] = {u & 0xff, (u >> 8) & 0xff, (u >> 16) & 0xff, u >> 24};
+        ok = fwrite(b, 1, 4, f) == 4;
+    }
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    else
+        close(fd);
+    if (ok && rename(tmp, path) != 0) ok = 0;
+    if (!ok) {
+        fprintf(stderr, "ferrum logits: %s: write failed: %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+int fr_cmd_logits(int argc, char **argv) {
+    const char *model_path = NULL, *ids_arg = NULL, *out_path = NULL;
+    fr_model_params mp = fr_model_default_params();
+    bool incremental = false;
+    int batch = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--incremental")) {
+            incremental = true;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has_val) {
+            model_path = argv[++i];
+        } else if (!strcmp(a, "--ids") && has_val) {
+            ids_arg = argv[++i];
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has_val) {
+            out_path = argv[++i];
+        } else if (!strcmp(a, "--backend") && has_val) {
+            mp.backend = argv[++i];
+        } else if (!strcmp(a, "--threads") && has_val) {
+            if (parse_int(argv[++i], 0, 4096, &mp.n_threads)) {
+                fprintf(stderr, "ferrum logits: --threads: bad number '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--batch") && has_val) {
+            if (parse_int(argv[++i], 1, 1 << 20, &batch)) {
+                fprintf(stderr, "ferrum logits: --batch: bad number '%s'\n", argv[i]);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "ferrum logits: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!model_path || !ids_arg || !out_path) {
+        fprintf(stderr, "ferrum logits: -m, --ids and -o are required\n");
+        usage(stderr);
+        return 2;
+    }
+    int32_t *ids;
+    int n;
+    if (parse_ids(ids_arg, &ids, &n)) {
+        fprintf(stderr, "ferrum logits: --ids: expected comma-separated token ids, got '%s'\n",
+                ids_arg);
+        return 2;
+    }
+    fr_error err = {0};
+    fr_model *model = NULL;
+    fr_session *s = NULL;
+    float *logits = NULL;
+    int rc = 1;
+    if (fr_model_load(model_path, &mp, &model, &err)) goto fail;
+    const size_t V = (size_t)fr_model_vocab_size(model);
+    logits = malloc((size_t)n * V * sizeof(float));
+    if (!logits) {
+        snprintf(err.msg, sizeof err.msg, "out of memory for %d x %zu logits", n, V);
+        goto fail;
+    }
+    fr_session_params sp = fr_session_default_params();
+    sp.n_ctx = n;
+    sp.n_batch = batch;
+    if (fr_session_create(model, &sp, &s, &err)) goto fail;
+    if (incremental) {
+        for (int i = 0; i < n; i++)
+            if (fr_session_eval(s, &ids[i], 1, logits + (size_t)i * V, &err)) goto fail;
+    } else if (fr_session_eval(s, ids, n, logits, &err)) {
+        goto fail;
+    }
+    rc = write_atomically(out_path, logits, (size_t)n * V) ? 1 : 0;
+    goto done;
+fail:
+    fprintf(stderr, "ferrum logits: %s\n", err.msg);
+done:
+    free(logits);
+    free(ids);
+    fr_session_free(s);
+    fr_model_free(model);
+    return rc;
+}

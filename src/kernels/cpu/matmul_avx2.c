@@ -1,0 +1,380 @@
+/* AVX2 + FMA + F16C kernels (compiled with -mavx2 -mfma -mf16c; selected by CPUID only).
+ *
+ * GEMV: one weight row is loaded (and widened to f32: F16C for f16, a 16-bit shift for bf16)
+ * 8 elements at a time and multiplied into M accumulators, one per activation row, so weights
+ * are read once whatever M is. For small M the k loop is unrolled U times with independent
+ * accumulators so FMA latency never limits the memory stream (M*U <= 8 accumulators).
+ *
+ * GEMM block: a 4 x 3 micro tile of dot products (4 x rows times 3 w rows, 12 accumulators,
+ * 3 weight registers and one x register: all 16 ymm registers), K contiguous in both operands so
+ * no transposed packing is needed; horizontal sums happen once per K block. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "core/dtype.h"
+#include "kernels/cpu/cpu_kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+enum { W_F32, W_F16, W_BF16 };
+
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE __m256 load_w(const char *w, int64_t k, const int wt) {
+    if (wt == W_F32) return _mm256_loadu_ps((const float *)w + k);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k));
+    if (wt == W_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+INLINE float load_w1(const char *w, int64_t k, const int wt) {
+    if (wt == W_F32) return ((const float *)w)[k];
+    if (wt == W_F16) return _cvtsh_ss(((const uint16_t *)w)[k]);
+    return fr_bf16_to_f32(((const uint16_t *)w)[k]);
+}
+
+/* ---------------------------------------------------------------- GEMV */
+
+INLINE void gemv_rows(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt, const int M,
+                      const int U) {
+    const int64_t K = a->K, xs = a->x_stride;
+    const float *x = a->x;
+    for (int64_t n = n0; n < n1; n++) {
+        const char *wr = a->w + n * a->w_stride;
+        __m256 acc[8][4];
+#pragma GCC unroll 8
+        for (int m = 0; m < M; m++)
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++)
+                acc[m][u] = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 8 * U <= K; k += 8 * U) {
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) {
+                const __m256 wv = load_w(wr, k + 8 * u, wt);
+#pragma GCC unroll 8
+                for (int m = 0; m < M; m++)
+                    acc[m][u] =
+                        _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * xs + k + 8 * u), acc[m][u]);
+            }
+        }
+        for (; k + 8 <= K; k += 8) {
+            const __m256 wv = load_w(wr, k, wt);
+#pragma GCC unroll 8
+            for (int m = 0; m < M; m++)
+                acc[m][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * xs + k), acc[m][0]);
+        }
+        float tail[8] = {0};
+        for (; k < K; k++) {
+            const float wv = load_w1(wr, k, wt);
+#pragma GCC unroll 8
+            for (int m = 0; m < M; m++)
+                tail[m] += wv * x[m * xs + k];
+        }
+        const float b = a->bias ? a->bias[n] : 0.0f;
+#pragma GCC unroll 8
+        for (int m = 0; m < M; m++) {
+            __m256 s = acc[m][0];
+#pragma GCC unroll 4
+            for (int u = 1; u < U; u++)
+                s = _mm256_add_ps(s, acc[m][u]);
+            a->out[m * a->out_stride + n] = hsum(s) + tail[m] + b;
+        }
+    }
+}
+
+INLINE void gemv_dispatch(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt) {
+    switch (a->M) {
+    case 1:
+        gemv_rows(a, n0, n1, wt, 1, 4);
+        break;
+    case 2:
+        gemv_rows(a, n0, n1, wt, 2, 2);
+        break;
+    case 3:
+        gemv_rows(a, n0, n1, wt, 3, 2);
+        break;
+    case 4:
+        gemv_rows(a, n0, n1, wt, 4, 2);
+        break;
+    case 5:
+        gemv_rows(a, n0, n1, wt, 5, 1);
+        break;
+    case 6:
+        gemv_rows(a, n0, n1, wt, 6, 1);
+        break;
+    case 7:
+        gemv_rows(a, n0, n1, wt, 7, 1);
+        break;
+    default:
+        gemv_rows(a, n0, n1, wt, 8, 1);
+        break;
+    }
+}
+
+static void gemv_f32(const fr_gemv_args *a, int64_t n0, int64_t n1) {
+    gemv_dispatch(a, n0, n1, W_F32);
+}
+static void gemv_f16(const fr_gemv_args *a, int64_t n0, int64_t n1) {
+    gemv_dispatch(a, n0, n1, W_F16);
+}
+static void gemv_bf16(const fr_gemv_args *a, int64_t n0, int64_t n1) {
+    gemv_dispatch(a, n0, n1, W_BF16);
+}
+
+/* ---------------------------------------------------------------- GEMM block */
+
+INLINE void gemm_tile(const float *x, int64_t xs, const float *w, int64_t ws, int64_t K, float *out,
+                      int64_t os, int accumulate, const int MR, const int NR) {
+    __m256 c[4][3];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+        for (int j = 0; j < NR; j++)
+            c[i][j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv[3];
+#pragma GCC unroll 3
+        for (int j = 0; j < NR; j++)
+            wv[j] = _mm256_loadu_ps(w + j * ws + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) {
+            const __m256 xv = _mm256_loadu_ps(x + i * xs + k);
+#pragma GCC unroll 3
+            for (int j = 0; j < NR; j++)
+                c[i][j] = _mm256_fmadd_ps(xv, wv[j], c[i][j]);
+        }
+    }
+    float t[4][3] = {{0}};
+    for (; k < K; k++)
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+            for (int j = 0; j < NR; j++)
+                t[i][j] += x[i * xs + k] * w[j * ws + k];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+        for (int j = 0; j < NR; j++) {
+            const float v = hsum(c[i][j]) + t[i][j];
+            out[i * os + j] = accumulate ? out[i * os + j] + v : v;
+        }
+}
+
+#define TILE(mr, nr)                                                                               \
+    gemm_tile(x + m * xs, xs, w + n * ws, ws, K, out + m * os + n, os, accumulate, mr, nr)
+
+static void gemm_block(const float *x, int64_t xs, int64_t M, const float *w, int64_t ws, int64_t N,
+                       int64_t K, float *out, int64_t os, int accumulate) {
+    for (int64_t n = 0; n < N; n += 3) {
+        const int64_t nr = N - n < 3 ? N - n : 3;
+        int64_t m = 0;
+        if (nr == 3) {
+            for (; m + 4 <= M; m += 4)
+                TILE(4, 3);
+            for (; m < M; m++)
+                TILE(1, 3);
+        } else if (nr == 2) {
+            for (; m + 4 <= M; m += 4)
+                TILE(4, 2);
+            for (; m < M; m++)
+                TILE(1, 2);
+        } else {
+            for (; m + 4 <= M; m += 4)
+                TILE(4, 1);
+            for (; m < M; m++)
+                TILE(1, 1);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- attention P.V */
+
+/* Columns are done CW vectors at a time with NQ accumulator rows held in registers across the
+ * whole key tile; each v element is loaded (and widened) once per tile. */
+INLINE void pv_cols(const float *p, int64_t ps, const char *v, int64_t vs, int nk, int64_t i,
+                    float *acc, int64_t as, const int wt, const int NQ, const int CW) {
+    __m256 c[8][4];
+#pragma GCC unroll 8
+    for (int a = 0; a < NQ; a++)
+#pragma GCC unroll 4
+        for (int u = 0; u < CW; u++)
+            c[a][u] = _mm256_loadu_ps(acc + a * as + i + 8 * u);
+    for (int j = 0; j < nk; j++) {
+        const char *vr = v + j * vs;
+#pragma GCC unroll 4
+        for (int u = 0; u < CW; u++) {
+            const __m256 vv = load_w(vr, i + 8 * u, wt);
+#pragma GCC unroll 8
+            for (int a = 0; a < NQ; a++)
+                c[a][u] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + a * ps + j), vv, c[a][u]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int a = 0; a < NQ; a++)
+#pragma GCC unroll 4
+        for (int u = 0; u < CW; u++)
+            _mm256_storeu_ps(acc + a * as + i + 8 * u, c[a][u]);
+}
+
+INLINE void pv_nq(const float *p, int64_t ps, const char *v, int64_t vs, int nk, int64_t D,
+                  float *acc, int64_t as, const int wt, const int NQ) {
+    const int CW = NQ <= 2 ? 4 : NQ <= 4 ? 2 : 1;
+    int64_t i = 0;
+    for (; i + 8 * CW <= D; i += 8 * CW)
+        pv_cols(p, ps, v, vs, nk, i, acc, as, wt, NQ, CW);
+    for (; i + 8 <= D; i += 8)
+        pv_cols(p, ps, v, vs, nk, i, acc, as, wt, NQ, 1);
+    for (; i < D; i++)
+        for (int j = 0; j < nk; j++) {
+            const float vv = load_w1(v + j * vs, i, wt);
+            for (int a = 0; a < NQ; a++)
+                acc[a * as + i] += p[a * ps + j] * vv;
+        }
+}
+
+INLINE void pv_dispatch(const float *p, int64_t ps, int nq, const char *v, int64_t vs, int nk,
+                        int64_t D, float *acc, int64_t as, const int wt) {
+    switch (nq) {
+    case 1:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 1);
+        break;
+    case 2:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 2);
+        break;
+    case 3:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 3);
+        break;
+    case 4:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 4);
+        break;
+    case 5:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 5);
+        break;
+    case 6:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 6);
+        break;
+    case 7:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 7);
+        break;
+    default:
+        pv_nq(p, ps, v, vs, nk, D, acc, as, wt, 8);
+        break;
+    }
+}
+
+static void pv_f32(const float *p, int64_t ps, int nq, const char *v, int64_t vs, int nk, int64_t D,
+                   float *acc, int64_t as) {
+    pv_dispatch(p, ps, nq, v, vs, nk, D, acc, as, W_F32);
+}
+static void pv_f16(const float *p, int64_t ps, int nq, const char *v, int64_t vs, int nk, int64_t D,
+                   float *acc, int64_t as) {
+    pv_dispatch(p, ps, nq, v, vs, nk, D, acc, as, W_F16);
+}
+static void pv_bf16(const float *p, int64_t ps, int nq, const char *v, int64_t vs, int nk,
+                    int64_t D, float *acc, int64_t as) {
+    pv_dispatch(p, ps, nq, v, vs, nk, D, acc, as, W_BF16);
+}
+
+/* ---------------------------------------------------------------- conversions, dot, axpy */
+
+static void f16_to_f32(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    for (; i < n; i++)
+        dst[i] = _cvtsh_ss(s[i]);
+}
+
+static void bf16_to_f32(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, load_w((const char *)s, i, W_BF16));
+    for (; i < n; i++)
+        dst[i] = fr_bf16_to_f32(s[i]);
+}
+
+static float dot(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void axpy(float a, const float *x, float *y, int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+/* exp(x) for x <= 0 in the Cephes style: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
+ * parts so r is exact), e^r by a degree-6 polynomial, 2^n built in the exponent bits. About 1 ulp;
+ * inputs below -87 are clamped (their e^x is far below one ulp of the softmax sum). */
+INLINE __m256 exp_neg(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static float exp_sum(float *s, int64_t n, float max) {
+    const __m256 mv = _mm256_set1_ps(max);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
+        _mm256_storeu_ps(s + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = hsum(acc);
+    for (; i < n; i++)
+        sum += (s[i] = expf(s[i] - max));
+    return sum;
+}
+
+const fr_cpu_kernels fr_cpu_kernels_avx2 = {
+    .name = "avx2",
+    .gemv_f32 = gemv_f32,
+    .gemv_f16 = gemv_f16,
+    .gemv_bf16 = gemv_bf16,
+    .gemm_block = gemm_block,
+    .pv_f32 = pv_f32,
+    .pv_f16 = pv_f16,
+    .pv_bf16 = pv_bf16,
+    .f16_to_f32 = f16_to_f32,
+    .bf16_to_f32 = bf16_to_f32,
+    .dot = dot,
+    .axpy = axpy,
+    .exp_sum = exp_sum,
+};

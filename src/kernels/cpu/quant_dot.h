@@ -1,0 +1,74 @@
+/* Private interface between the quantized-weight matmul driver (matmul_quant.c) and its per-ISA
+ * kernels (scalar in matmul_quant.c, matmul_quant_avx2.c, matmul_quant_avx512.c).
+ *
+ * Activations are quantized once per matmul call, row by row, into 8-bit blocks:
+ *   legacy weights (q8_0, q4_0, q4_1, q5_0, q5_1): blocks of 32 with an f32 scale d and
+ *     s = d * (sum of the block's 32 quants), laid out per row as qs[nb*32] int8, d[nb] f32,
+ *     s[nb] f32 (nb = K/32) so the quants of neighbouring blocks are contiguous for wide loads;
+ *   K weights (q4_k, q5_k, q6_k): fr_block_q8_k super-blocks of 256 (bsums feed the mins).
+ * A block is q = round(x * 127 / amax), d = amax / 127, rounding half to even in every variant,
+ * so all variants see bit-identical integer inputs and their results differ only by the order
+ * of float additions. A block holding inf or NaN gets d = s = NaN (the outputs it touches become
+ * NaN, as with f32 weights) and zero quants.
+ *
+ * Each weight block contributes an exact integer dot product scaled once in f32:
+ *   q8_0:       dw*dx*sum(w*q)
+ *   q4_0/q5_0:  dw*dx*sum(u*q) - c*dw*s          (u = unsigned nibble value, c = 8 or 16)
+ *   q4_1/q5_1:  dw*dx*sum(u*q) + mw*s
+ *   q4_k/q5_k:  dx*d*sum_j sc_j*sum(u*q) - dx*dmin*sum_j m_j*bsum_j
+ *   q6_k:       dx*d*sum_j sc_j*(sum(u*q) - 32*bsum_j)   (u = 6-bit value, 16-element j) */
+#ifndef FR_KERNELS_CPU_QUANT_DOT_H
+#define FR_KERNELS_CPU_QUANT_DOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/quant.h"
+
+/* Bytes of one quantized activation row (64-byte multiple so every row starts aligned). */
+static inline size_t fr_qx32_row_bytes(int64_t K) {
+    const size_t nb = (size_t)(K / FR_QK);
+    return (nb * (FR_QK + 2 * sizeof(float)) + 63) & ~(size_t)63;
+}
+static inline size_t fr_qxk_row_bytes(int64_t K) {
+    return ((size_t)(K / FR_QK_K) * sizeof(fr_block_q8_k) + 63) & ~(size_t)63;
+}
+
+/* What one kernel call needs: rows n0..n1 of w against rows m0..m1 of the quantized x. */
+typedef struct fr_qmm_args {
+    const char *w;
+    int64_t w_stride; /* bytes between weight rows */
+    int64_t K;
+    const char *xq;
+    int64_t xq_stride; /* bytes between quantized activation rows */
+    float *out;
+    int64_t out_stride; /* floats between output rows */
+    const float *bias;  /* NULL = none */
+} fr_qmm_args;
+
+/* out[m, n] = dot(w row n, x row m) (+ bias[n]) for n in [n0, n1), m in [m0, m1). Each weight
+ * row is fetched once and dotted with up to 4 activation rows per pass while it sits in L1. */
+typedef void (*fr_qmm_fn)(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1);
+/* Quantize one activation row of K floats (K a multiple of the block size) into `row`. */
+typedef void (*fr_qx_fn)(const float *x, void *row, int64_t K);
+
+typedef struct fr_qmm_kernels {
+    const char *name;
+    fr_qx_fn quantize_x32;        /* legacy layout above */
+    fr_qx_fn quantize_xk;         /* fr_block_q8_k[K/256] */
+    fr_qmm_fn mm[FR_DTYPE_COUNT]; /* by weight dtype; NULL for non-quantized dtypes */
+} fr_qmm_kernels;
+
+extern const fr_qmm_kernels fr_qmm_kernels_scalar;
+extern const fr_qmm_kernels fr_qmm_kernels_avx2;
+extern const fr_qmm_kernels fr_qmm_kernels_avx512;
+
+/* Name of the kernel table a CPU backend context uses ("scalar", "avx2", "avx512-vnni"). */
+struct fr_cpu_ctx;
+const char *fr_cpu_quant_kernels_name(const struct fr_cpu_ctx *ctx);
+
+/* The AVX2 quantizers (the AVX-512 table reuses them: quantization is a small part of a call). */
+void fr_qmm_quantize_x32_avx2(const float *x, void *row, int64_t K);
+void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K);
+
+#endif

@@ -1,0 +1,85 @@
+/* The generic decoder (Llama family): loaded model, per-sequence forward state, and the forward
+ * pass. Internal: the public face is fr_model / fr_session in ferrum.h. Model code talks to the
+ * hardware only through the fr_op_* wrappers of kernels/backend.h. */
+#ifndef FR_MODEL_MODEL_H
+#define FR_MODEL_MODEL_H
+
+#include <pthread.h>
+
+#include "ferrum.h"
+#include "kernels/backend.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+/* One decoder layer. Matrices point into the wrapped weight regions in their stored dtype;
+ * vectors (norms, biases, scales) are f32 copies. Unused optional tensors have buf == NULL. */
+typedef struct fr_layer {
+    fr_tensor attn_norm, mlp_norm;   /* [C] */
+    fr_tensor wq, wk, wv, wo;        /* [H*D, C], [Hkv*D, C], [Hkv*D, C], [C, H*D] */
+    fr_tensor bq, bk, bv, bo;        /* biases (qkv_bias / o_bias) */
+    fr_tensor q_norm, k_norm;        /* [D] (qk_norm) */
+    fr_tensor w_gate, w_up, w_down;  /* [F, C], [F, C], [C, F] */
+    fr_tensor b_gate, b_up, b_down;  /* (mlp_bias) */
+    fr_tensor attn_scale, mlp_scale; /* [C] (layer_scale) */
+} fr_layer;
+
+struct fr_model {
+    char *path;
+    fr_config cfg;
+    fr_backend *backend;
+    fr_weight_source *src;
+    fr_buffer *region_bufs; /* one per source region, wrapping the mapped file */
+    int n_region_bufs;
+    fr_buffer vec_buf; /* every f32 vector */
+    fr_tensor embed, lm_head, final_norm;
+    fr_layer *layers;
+    int64_t n_params;
+    size_t weight_bytes;
+    char dtypes[64];
+    pthread_mutex_t lock; /* one forward at a time per model (the backend is not re-entrant) */
+};
+
+/* Builds a model from an already parsed config and an open weight source, whatever their file
+ * format; takes ownership of src (freed on failure too). path is used in messages. */
+fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_weight_source *src,
+                                    const fr_model_params *params, fr_model **out, fr_error *err);
+
+/* ---------------------------------------------------------------- forward state */
+
+/* Called after the embedding (index 0), after each layer i (index i+1, the residual stream) and
+ * after the final norm (index n_layers+1), with x = [T, C] f32 on the model's backend holding
+ * positions pos0 .. pos0+T-1. For tests (the Hugging Face hidden_states). */
+typedef void (*fr_hidden_hook)(void *user, int index, int pos0, const fr_tensor *x);
+
+typedef struct fr_forward_state {
+    int n_ctx, n_batch, n_logit_rows;
+    fr_buffer kv_buf;   /* all layers' K and V caches */
+    fr_tensor *k_cache; /* [n_layers] of [Hkv, n_ctx, D] f32 */
+    fr_tensor *v_cache;
+    fr_buffer rope_buf;
+    fr_tensor rope; /* [n_ctx, D] */
+    fr_buffer scratch;
+    fr_tensor ids, pos;      /* [n_batch] i32 */
+    fr_tensor res, normed;   /* [n_batch, C] */
+    fr_tensor q, k, v;       /* [n_batch, H*D], [n_batch, Hkv*D] x2 */
+    fr_tensor qr, kr, vr;    /* [H, n_batch, D], [Hkv, n_batch, D] x2 */
+    fr_tensor attn;          /* [n_batch, H*D] */
+    fr_tensor proj;          /* [n_batch, C] */
+    fr_tensor gate, up, act; /* [n_batch, F] */
+    fr_tensor logits;        /* [n_logit_rows, V] */
+    fr_hidden_hook hook;
+    void *hook_user;
+} fr_forward_state;
+
+fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_forward_state *st,
+                                fr_error *err);
+void fr_forward_state_free(fr_forward_state *st);
+
+enum { FR_LOGITS_NONE = 0, FR_LOGITS_LAST = 1, FR_LOGITS_ALL = 2 };
+
+/* Runs n <= n_batch tokens at positions pos0.. (caller checked pos0 + n <= n_ctx and the ids).
+ * logits (host) gets n rows (ALL), one row (LAST) or nothing (NONE). */
+fr_status fr_model_forward(const fr_model *m, fr_forward_state *st, const int32_t *ids, int n,
+                           int pos0, int logits_mode, float *logits, fr_error *err);
+
+#endif

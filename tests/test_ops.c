@@ -1,0 +1,968 @@
+/* Every op of the kernel interface on every backend named in FR_TEST_BACKENDS (comma list,
+ * default "cpu"; "cpu" runs once per SIMD variant this CPU has, "cpu:avx2" picks one) against
+ * float64 references written plainly below.
+ *
+ * Inputs are seeded random values in (-1, 1), never zero; sizes are odd on purpose (1, 3, 17, 33,
+ * 4099 columns; M from 1 to 8 for GEMV and 37+ for GEMM; GQA ratios 1, 2, 4; windows 0 and
+ * small; KV capacity above the used length). Data only moves through fr_buffer_alloc / upload /
+ * download, so the same code tests GPU backends. Every output buffer (padding included) is
+ * poisoned with 0xff bytes (NaN as f32/f16/bf16, -1 as i32) before each call: an element the op
+ * fails to write stays NaN and fails the NMSE check, and padding the op must not touch is
+ * checked to still hold the poison.
+ *
+ * Thresholds (NMSE = sum (got-ref)^2 / sum ref^2). References use exactly the values the
+ * backend sees (f16/bf16 weights and caches are rounded on the host first and the reference
+ * uses the rounded values), so on the CPU backend, which computes in f32 throughout, the only
+ * error is f32 rounding in sums of <= 4099 terms: NMSE ~1e-14, and 1e-10 leaves four orders of
+ * margin while any real bug (one missing term of 4099 is ~2e-4) fails by far. GPU backends may
+ * round activations or softmax weights to the weight / cache dtype before a tensor-core product:
+ * relative error 2^-11 (f16) or 2^-8 (bf16) per product, NMSE ~1e-7 / ~5e-6, so they get 1e-6
+ * (f16) and 3e-5 (bf16) there, and 1e-8 for f32. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/testutil.h"
+#include "core/dtype.h"
+#include "kernels/backend.h"
+
+static fr_backend *B;
+static char BNAME[64];
+static bool IS_CPU;
+static fr_test_rng RNG = {12345};
+
+/* ------------------------------------------------------------------ device tensors */
+
+typedef struct {
+    fr_buffer buf;
+    fr_tensor t;
+    size_t bytes;
+} dt;
+
+static size_t esize(fr_dtype t) {
+    return (size_t)fr_dtype_get(t)->block_bytes;
+}
+
+/* Dense-row tensor whose second-innermost stride is padded by `pad` elements (a strided view
+ * like a slice of a wider matrix, or a KV cache with row stride > D). */
+static void dt_make(dt *d, fr_dtype type, int ndim, const int64_t *shape, int64_t pad) {
+    memset(d, 0, sizeof *d);
+    const size_t e = esize(type);
+    d->t.dtype = type;
+    d->t.ndim = ndim;
+    int64_t stride = (int64_t)e;
+    for (int i = ndim - 1; i >= 0; i--) {
+        d->t.shape[i] = shape[i];
+        d->t.stride[i] = stride;
+        stride *= shape[i] + (i == ndim - 1 ? pad : 0);
+    }
+    for (int i = ndim; i < FR_MAX_DIMS; i++)
+        d->t.shape[i] = 1;
+    d->bytes = (size_t)stride;
+    fr_error err = {0};
+    fr_status s = fr_buffer_alloc(B, d->bytes, &d->buf, &err);
+    if (s != FR_OK) {
+        fprintf(stderr, "buffer_alloc(%zu) failed: %s\n", d->bytes, err.msg);
+        exit(1);
+    }
+    d->t.buf = &d->buf;
+    d->t.offset = 0;
+}
+
+static void dt_free(dt *d) {
+    fr_buffer_free(&d->buf);
+}
+
+static int64_t dt_nelem(const dt *d) {
+    int64_t n = 1;
+    for (int i = 0; i < d->t.ndim; i++)
+        n *= d->t.shape[i];
+    return n;
+}
+
+/* Byte offset of the logical element with flat (dense row-major) index i. */
+static size_t dt_off(const dt *d, int64_t i) {
+    size_t off = 0;
+    for (int k = d->t.ndim - 1; k >= 0; k--) {
+        off += (size_t)((i % d->t.shape[k]) * d->t.stride[k]);
+        i /= d->t.shape[k];
+    }
+    return off;
+}
+
+static void put_elem(fr_dtype t, void *p, double v) {
+    if (t == FR_DTYPE_F32) {
+        float f = (float)v;
+        memcpy(p, &f, 4);
+    } else if (t == FR_DTYPE_F16) {
+        uint16_t h = fr_f32_to_f16((float)v);
+        memcpy(p, &h, 2);
+    } else if (t == FR_DTYPE_BF16) {
+        uint16_t h = fr_f32_to_bf16((float)v);
+        memcpy(p, &h, 2);
+    } else if (t == FR_DTYPE_I32) {
+        int32_t x = (int32_t)v;
+        memcpy(p, &x, 4);
+    }
+}
+
+static double get_elem(fr_dtype t, const void *p) {
+    if (t == FR_DTYPE_F32) {
+        float f;
+        memcpy(&f, p, 4);
+        return f;
+    }
+    if (t == FR_DTYPE_I32) {
+        int32_t x;
+        memcpy(&x, p, 4);
+        return x;
+    }
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
+}
+
+/* Value v as the backend will see it after storing in dtype t. */
+static double rounded(fr_dtype t, double v) {
+    char tmp[8] = {0};
+    put_elem(t, tmp, v);
+    return get_elem(t, tmp);
+}
+
+/* Uploads logical values (padding gets poison); vals are rounded in place to what was stored. */
+static void dt_upload(dt *d, double *vals) {
+    unsigned char *host = malloc(d->bytes);
+    memset(host, 0xff, d->bytes);
+    const int64_t n = dt_nelem(d);
+    for (int64_t i = 0; i < n; i++) {
+        put_elem(d->t.dtype, host + dt_off(d, i), vals[i]);
+        vals[i] = get_elem(d->t.dtype, host + dt_off(d, i));
+    }
+    fr_error err = {0};
+    CHECK(fr_buffer_upload(&d->buf, 0, host, d->bytes, &err) == FR_OK, "upload: %s", err.msg);
+    free(host);
+}
+
+static void dt_poison(dt *d) {
+    unsigned char *host = malloc(d->bytes);
+    memset(host, 0xff, d->bytes);
+    fr_error err = {0};
+    CHECK(fr_buffer_upload(&d->buf, 0, host, d->bytes, &err) == FR_OK, "poison: %s", err.msg);
+    free(host);
+}
+
+/* Downloads logical values; returns the number of padding bytes that lost their poison. */
+static int64_t dt_download(const dt *d, double *vals) {
+    unsigned char *host = malloc(d->bytes);
+    fr_error err = {0};
+    CHECK(fr_buffer_download(&d->buf, 0, host, d->bytes, &err) == FR_OK, "download: %s", err.msg);
+    const int64_t n = dt_nelem(d);
+    unsigned char *mark = calloc(d->bytes, 1);
+    const size_t e = esize(d->t.dtype);
+    for (int64_t i = 0; i < n; i++) {
+        vals[i] = get_elem(d->t.dtype, host + dt_off(d, i));
+        memset(mark + dt_off(d, i), 1, e);
+    }
+    int64_t touched = 0;
+    for (size_t i = 0; i < d->bytes; i++)
+        touched += !mark[i] && host[i] != 0xff;
+    free(mark);
+    free(host);
+    return touched;
+}
+
+static double *rand_vals(int64_t n) {
+    double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = fr_test_rng_sym(&RNG);
+    return v;
+}
+
+static double nmse(const double *got, const double *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = got[i] - ref[i];
+        num += e * e;
+        den += ref[i] * ref[i];
+    }
+    if (!(num == num)) return INFINITY; /* NaN: an unwritten (poisoned) element */
+    return den > 0 ? num / den : num;
+}
+
+static double tol(fr_dtype t) {
+    if (IS_CPU) return 1e-10;
+    return t == FR_DTYPE_BF16 ? 3e-5 : t == FR_DTYPE_F16 ? 1e-6 : 1e-8;
+}
+
+/* Runs a call and checks the status; on failure prints the message. */
+#define CALL_OK(expr, what)                                                                        \
+    do {                                                                                           \
+        fr_error err_ = {0};                                                                       \
+        fr_status s_ = (expr);                                                                     \
+        CHECK(s_ == FR_OK, "[%s] %s: %s", BNAME, what, err_.msg);                                  \
+    } while (0)
+#define ERR (&err_)
+
+static void check_out(const dt *out, double *got, const double *ref, double limit,
+                      const char *what) {
+    int64_t touched = dt_download(out, got);
+    double e = nmse(got, ref, dt_nelem(out));
+    CHECK(e <= limit, "[%s] %s: nmse %.3g > %.3g", BNAME, what, e, limit);
+    CHECK(touched == 0, "[%s] %s: %lld padding bytes overwritten", BNAME, what, (long long)touched);
+}
+
+static const fr_dtype PLAIN[] = {FR_DTYPE_F32, FR_DTYPE_F16, FR_DTYPE_BF16};
+
+/* ------------------------------------------------------------------ embedding */
+
+static void test_embedding(void) {
+    const int64_t cols[] = {1, 3, 17, 4099};
+    for (int di = 0; di < 3; di++)
+        for (int ci = 0; ci < 4; ci++) {
+            const int64_t V = 37, C = cols[ci], T = 6;
+            dt table, ids, out;
+            dt_make(&table, PLAIN[di], 2, (int64_t[]){V, C}, 0);
+            dt_make(&ids, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+            dt_make(&out, FR_DTYPE_F32, 2, (int64_t[]){T, C}, 3);
+            double *tv = rand_vals(V * C), idv[6] = {0, V - 1, 5, 5, 17, 36};
+            dt_upload(&table, tv);
+            dt_upload(&ids, idv);
+            dt_poison(&out);
+            CALL_OK(fr_op_embedding(B, &table.t, &ids.t, &out.t, ERR), "embedding");
+            double *ref = malloc(sizeof(double) * T * C), *got = malloc(sizeof(double) * T * C);
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t c = 0; c < C; c++)
+                    ref[t * C + c] = tv[(int64_t)idv[t] * C + c];
+            char what[64];
+            snprintf(what, sizeof what, "embedding %s C=%lld", fr_dtype_name(PLAIN[di]),
+                     (long long)C);
+            check_out(&out, got, ref, 0.0, what); /* a lookup is exact */
+            if (IS_CPU && ci == 0) {
+                /* out-of-range ids are rejected on the host (GPU backends clamp instead) */
+                double bad[6] = {0, 1, V, 2, 3, 4};
+                dt_upload(&ids, bad);
+                fr_error err = {0};
+                CHECK(fr_op_embedding(B, &table.t, &ids.t, &out.t, &err) == FR_ERR_RANGE,
+                      "[%s] embedding id %lld accepted", BNAME, (long long)V);
+                bad[2] = -1;
+                dt_upload(&ids, bad);
+                CHECK(fr_op_embedding(B, &table.t, &ids.t, &out.t, &err) == FR_ERR_RANGE,
+                      "[%s] embedding id -1 accepted", BNAME);
+            }
+            free(tv);
+            free(ref);
+            free(got);
+            dt_free(&table);
+            dt_free(&ids);
+            dt_free(&out);
+        }
+}
+
+/* ------------------------------------------------------------------ rms_norm, residual_norm */
+
+static void ref_rms(const double *x, const double *w, double eps, int64_t C, double *out) {
+    double ss = 0;
+    for (int64_t c = 0; c < C; c++)
+        ss += x[c] * x[c];
+    const double r = 1.0 / sqrt(ss / (double)C + eps);
+    for (int64_t c = 0; c < C; c++)
+        out[c] = x[c] * r * w[c];
+}
+
+static void test_norms(void) {
+    const int64_t cols[] = {1, 3, 17, 33, 4099}, rows[] = {1, 3, 40};
+    const float eps = 1e-6f;
+    for (int ri = 0; ri < 3; ri++)
+        for (int ci = 0; ci < 5; ci++) {
+            const int64_t T = rows[ri], C = cols[ci], n = T * C;
+            char what[96];
+            dt x, w, out;
+            dt_make(&x, FR_DTYPE_F32, 2, (int64_t[]){T, C}, 5);
+            dt_make(&w, FR_DTYPE_F32, 1, (int64_t[]){C}, 0);
+            dt_make(&out, FR_DTYPE_F32, 2, (int64_t[]){T, C}, 2);
+            double *xv = rand_vals(n), *wv = rand_vals(C), *ref = malloc(sizeof(double) * n),
+                   *got = malloc(sizeof(double) * n);
+            dt_upload(&x, xv);
+            dt_upload(&w, wv);
+            dt_poison(&out);
+            CALL_OK(fr_op_rms_norm(B, &x.t, &w.t, eps, &out.t, ERR), "rms_norm");
+            for (int64_t t = 0; t < T; t++)
+                ref_rms(xv + t * C, wv, eps, C, ref + t * C);
+            snprintf(what, sizeof what, "rms_norm T=%lld C=%lld", (long long)T, (long long)C);
+            check_out(&out, got, ref, tol(FR_DTYPE_F32), what);
+
+            /* residual_norm, with and without layer scale, separate and in-place res_out */
+            for (int variant = 0; variant < 4; variant++) {
+                const bool scaled = variant & 1, inplace = variant & 2;
+                dt res, s, res_out;
+                dt_make(&res, FR_DTYPE_F32, 2, (int64_t[]){T, C}, 1);
+                dt_make(&s, FR_DTYPE_F32, 1, (int64_t[]){C}, 0);
+                if (!inplace) dt_make(&res_out, FR_DTYPE_F32, 2, (int64_t[]){T, C}, 0);
+                double *rv = rand_vals(n), *sv = rand_vals(C), *sum = malloc(sizeof(double) * n);
+                dt_upload(&res, rv);
+                dt_upload(&s, sv);
+                if (!inplace) dt_poison(&res_out);
+                dt_poison(&out);
+                dt *ro = inplace ? &res : &res_out;
+                CALL_OK(fr_op_residual_norm(B, &res.t, &x.t, scaled ? &s.t : NULL, &w.t, eps,
+                                            &ro->t, &out.t, ERR),
+                        "residual_norm");
+                for (int64_t i = 0; i < n; i++)
+                    sum[i] = rv[i] + xv[i] * (scaled ? sv[i % C] : 1);
+                for (int64_t t = 0; t < T; t++)
+                    ref_rms(sum + t * C, wv, eps, C, ref + t * C);
+                snprintf(what, sizeof what, "residual_norm T=%lld C=%lld scale=%d inplace=%d",
+                         (long long)T, (long long)C, scaled, inplace);
+                check_out(&out, got, ref, tol(FR_DTYPE_F32), what);
+                check_out(ro, got, sum, tol(FR_DTYPE_F32), what);
+                free(rv);
+                free(sv);
+                free(sum);
+                dt_free(&res);
+                dt_free(&s);
+                if (!inplace) dt_free(&res_out);
+            }
+            free(xv);
+            free(wv);
+            free(ref);
+            free(got);
+            dt_free(&x);
+            dt_free(&w);
+            dt_free(&out);
+        }
+}
+
+/* ------------------------------------------------------------------ matmul */
+
+static void one_matmul(int64_t M, int64_t N, int64_t K, fr_dtype wt, bool with_bias, int64_t xpad,
+                       int64_t opad) {
+    dt x, w, bias, out;
+    dt_make(&x, FR_DTYPE_F32, 2, (int64_t[]){M, K}, xpad);
+    dt_make(&w, wt, 2, (int64_t[]){N, K}, 0);
+    dt_make(&bias, FR_DTYPE_F32, 1, (int64_t[]){N}, 0);
+    dt_make(&out, FR_DTYPE_F32, 2, (int64_t[]){M, N}, opad);
+    double *xv = rand_vals(M * K), *wv = rand_vals(N * K), *bv = rand_vals(N);
+    double *ref = malloc(sizeof(double) * M * N), *got = malloc(sizeof(double) * M * N);
+    dt_upload(&x, xv);
+    dt_upload(&w, wv);
+    dt_upload(&bias, bv);
+    dt_poison(&out);
+    CALL_OK(fr_op_matmul(B, &x.t, &w.t, with_bias ? &bias.t : NULL, &out.t, ERR), "matmul");
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = with_bias ? bv[n] : 0;
+            for (int64_t k = 0; k < K; k++)
+                s += xv[m * K + k] * wv[n * K + k];
+            ref[m * N + n] = s;
+        }
+    char what[96];
+    snprintf(what, sizeof what, "matmul %s M=%lld N=%lld K=%lld bias=%d", fr_dtype_name(wt),
+             (long long)M, (long long)N, (long long)K, with_bias);
+    check_out(&out, got, ref, tol(wt), what);
+    free(xv);
+    free(wv);
+    free(bv);
+    free(ref);
+    free(got);
+    dt_free(&x);
+    dt_free(&w);
+    dt_free(&bias);
+    dt_free(&out);
+}
+
+static void test_matmul(void) {
+    const int64_t ks[] = {1, 3, 17, 33, 4099};
+    const int64_t ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 37};
+    for (int di = 0; di < 3; di++) {
+        for (int mi = 0; mi < 9; mi++)
+            for (int ki = 0; ki < 5; ki++) {
+                const int64_t N = ks[ki] == 4099 ? 67 : 19 + mi;
+                one_matmul(ms[mi], N, ks[ki], PLAIN[di], (mi + ki) & 1, mi & 1 ? 3 : 0,
+                           ki & 1 ? 0 : 2);
+            }
+        /* one output row, and GEMM tiles with edges in M, N and K (several K blocks) */
+        one_matmul(3, 1, 40, PLAIN[di], true, 0, 0);
+        one_matmul(37, 1, 17, PLAIN[di], false, 0, 0);
+        one_matmul(37, 101, 1100, PLAIN[di], true, 1, 3);
+        one_matmul(130, 50, 515, PLAIN[di], false, 0, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ RoPE table */
+
+/* Hugging Face's llama3 inverse frequency (modeling_rope_utils._compute_llama3_parameters),
+ * written out in float64. */
+static double hf_llama3_inv_freq(double theta, int D, int i, double factor, double low, double high,
+                                 double old_ctx) {
+    const double inv = 1.0 / pow(theta, (double)(2 * i) / (double)D);
+    const double wavelen = 2.0 * M_PI / inv;
+    const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+    if (wavelen < high_wavelen) return inv;         /* high frequency: unchanged */
+    if (wavelen > low_wavelen) return inv / factor; /* low frequency: scaled */
+    const double smooth = (old_ctx / wavelen - low) / (high - low);
+    return (1.0 - smooth) * inv / factor + smooth * inv;
+}
+
+static void test_rope_table(void) {
+    const int D = 128, P = 9000;
+    float *tab = malloc(sizeof(float) * (size_t)P * D);
+    /* llama3 scaling as in Llama 3.1 config.json */
+    fr_rope_config cfg = {.theta = 500000.0,
+                          .head_dim = D,
+                          .factor = 8.0,
+                          .low_freq_factor = 1.0,
+                          .high_freq_factor = 4.0,
+                          .original_max_pos = 8192};
+    fr_rope_table_fill(&cfg, P, tab);
+    double worst = 0;
+    int scaled = 0, smoothed = 0;
+    for (int i = 0; i < D / 2; i++) {
+        const double f = hf_llama3_inv_freq(500000.0, D, i, 8.0, 1.0, 4.0, 8192.0);
+        const double plain = 1.0 / pow(500000.0, (double)(2 * i) / D);
+        scaled += f != plain;
+        smoothed += f != plain && f != plain / 8.0;
+        for (int p = 0; p < P; p++) {
+            const double c = cos(p * f), s = sin(p * f);
+            worst = fmax(worst, fabs(tab[(size_t)p * D + i] - c));
+            worst = fmax(worst, fabs(tab[(size_t)p * D + D / 2 + i] - s));
+        }
+    }
+    /* f32 rounding of a value in [-1, 1] is at most 2^-25 ~ 3e-8 */
+    CHECK(worst < 1e-7, "llama3 rope table max error %.3g", worst);
+    CHECK(scaled > 0 && smoothed > 0, "llama3 case exercises scaling (%d) and smoothing (%d)",
+          scaled, smoothed);
+    /* plain theta = 1e6, head_dim 64 */
+    fr_rope_config plain = {.theta = 1e6, .head_dim = 64};
+    fr_rope_table_fill(&plain, 100, tab);
+    worst = 0;
+    for (int i = 0; i < 32; i++)
+        for (int p = 0; p < 100; p++) {
+            const double f = 1.0 / pow(1e6, (double)(2 * i) / 64.0);
+            worst = fmax(worst, fabs(tab[p * 64 + i] - cos(p * f)));
+            worst = fmax(worst, fabs(tab[p * 64 + 32 + i] - sin(p * f)));
+        }
+    CHECK(worst < 1e-7, "plain rope table max error %.3g", worst);
+    free(tab);
+}
+
+/* ------------------------------------------------------------------ qk_norm_rope */
+
+static void one_rope(int mode, int64_t T, int64_t H, int64_t D, int64_t xpad, int64_t p0) {
+    const int64_t P = p0 + 2 * T + 3;
+    dt x, nw, rope, pos, out;
+    dt_make(&x, FR_DTYPE_F32, 3, (int64_t[]){T, H, D}, 0);
+    /* rows of x strided like a slice of a fused QKV output: pad the token stride */
+    if (xpad) {
+        dt_free(&x);
+        dt_make(&x, FR_DTYPE_F32, 2, (int64_t[]){T, H * D}, xpad);
+        x.t.ndim = 3;
+        x.t.shape[1] = H;
+        x.t.shape[2] = D;
+        x.t.stride[2] = 4;
+        x.t.stride[1] = 4 * D;
+    }
+    dt_make(&nw, FR_DTYPE_F32, 1, (int64_t[]){D}, 0);
+    dt_make(&rope, FR_DTYPE_F32, 2, (int64_t[]){P, D}, 0);
+    dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+    dt_make(&out, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
+    double *xv = rand_vals(T * H * D), *nwv = rand_vals(D), *pv = malloc(sizeof(double) * T);
+    double *ref = malloc(sizeof(double) * T * H * D), *got = malloc(sizeof(double) * T * H * D);
+    float *tab = malloc(sizeof(float) * (size_t)(P * D + 1));
+    double *tabd = malloc(sizeof(double) * (size_t)(P * D + 1));
+    if (D % 2 == 0) {
+        fr_rope_config cfg = {.theta = 10000.0, .head_dim = (int)D};
+        fr_rope_table_fill(&cfg, (int)P, tab);
+        for (int64_t i = 0; i < P * D; i++)
+            tabd[i] = tab[i];
+        dt_upload(&rope, tabd);
+    }
+    /* positions: an offset run, the last one out of order */
+    for (int64_t t = 0; t < T; t++)
+        pv[t] = (double)(p0 + t);
+    if (T > 2) pv[T - 1] = (double)(p0 + 2 * T);
+    dt_upload(&x, xv);
+    dt_upload(&nw, nwv);
+    dt_upload(&pos, pv);
+    dt_poison(&out);
+    CALL_OK(fr_op_qk_norm_rope(B, &x.t, &nw.t, &rope.t, &pos.t, mode, 1e-6f, &out.t, ERR),
+            "qk_norm_rope");
+    const int64_t half = D / 2;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const double *xr = xv + (t * H + h) * D;
+            double *o = ref + (h * T + t) * D, y[4096];
+            double r = 1;
+            if (mode == FR_ROPE_MODE_NORM_ROPE) {
+                double ss = 0;
+                for (int64_t i = 0; i < D; i++)
+                    ss += xr[i] * xr[i];
+                r = 1.0 / sqrt(ss / D + 1e-6);
+            }
+            for (int64_t i = 0; i < D; i++)
+                y[i] = xr[i] * (mode == FR_ROPE_MODE_NORM_ROPE ? r * nwv[i] : 1.0);
+            if (mode == FR_ROPE_MODE_TRANSPOSE) {
+                memcpy(o, y, sizeof(double) * D);
+                continue;
+            }
+            const double *cs = tabd + (int64_t)pv[t] * D;
+            for (int64_t i = 0; i < half; i++) {
+                o[i] = y[i] * cs[i] - y[i + half] * cs[half + i];
+                o[i + half] = y[i + half] * cs[i] + y[i] * cs[half + i];
+            }
+        }
+    char what[96];
+    snprintf(what, sizeof what, "qk_norm_rope mode=%d T=%lld H=%lld D=%lld strided=%d", mode,
+             (long long)T, (long long)H, (long long)D, xpad > 0);
+    check_out(&out, got, ref, mode == FR_ROPE_MODE_TRANSPOSE ? 0.0 : tol(FR_DTYPE_F32), what);
+    if (IS_CPU && mode != FR_ROPE_MODE_TRANSPOSE) {
+        pv[0] = (double)P; /* past the table */
+        dt_upload(&pos, pv);
+        fr_error err = {0};
+        CHECK(fr_op_qk_norm_rope(B, &x.t, &nw.t, &rope.t, &pos.t, mode, 1e-6f, &out.t, &err) ==
+                  FR_ERR_RANGE,
+              "[%s] rope position past the table accepted", BNAME);
+    }
+    free(xv);
+    free(nwv);
+    free(pv);
+    free(ref);
+    free(got);
+    free(tab);
+    free(tabd);
+    dt_free(&x);
+    dt_free(&nw);
+    dt_free(&rope);
+    dt_free(&pos);
+    dt_free(&out);
+}
+
+static void test_rope(void) {
+    for (int mode = 0; mode < 3; mode++) {
+        one_rope(mode, 1, 1, 2, 0, 0);
+        one_rope(mode, 3, 4, 34, 0, 5);
+        one_rope(mode, 5, 3, 128, 96, 1000);
+        one_rope(mode, 40, 16, 64, 0, 7);
+    }
+    one_rope(FR_ROPE_MODE_TRANSPOSE, 3, 2, 17, 5, 0); /* odd head_dim is fine without RoPE */
+}
+
+/* ------------------------------------------------------------------ kv_append */
+
+static void test_kv_append(void) {
+    for (int di = 0; di < 3; di++) {
+        const int64_t Hkv = 3, T = 4, D = 17, L = 11;
+        dt kv, pos, cache;
+        dt_make(&kv, FR_DTYPE_F32, 3, (int64_t[]){Hkv, T, D}, 0);
+        dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+        dt_make(&cache, PLAIN[di], 3, (int64_t[]){Hkv, L, D}, 3); /* row stride > D */
+        double *kvv = rand_vals(Hkv * T * D), pv[4] = {6, 7, 8, 2};
+        double *got = malloc(sizeof(double) * Hkv * L * D);
+        dt_upload(&kv, kvv);
+        dt_upload(&pos, pv);
+        dt_poison(&cache);
+        CALL_OK(fr_op_kv_append(B, &kv.t, &pos.t, &cache.t, ERR), "kv_append");
+        int64_t touched = dt_download(&cache, got);
+        int bad = 0, unwritten = 0;
+        for (int64_t h = 0; h < Hkv; h++)
+            for (int64_t l = 0; l < L; l++) {
+                int64_t t = -1;
+                for (int64_t u = 0; u < T; u++)
+                    if ((int64_t)pv[u] == l) t = u;
+                for (int64_t i = 0; i < D; i++) {
+                    const double g = got[(h * L + l) * D + i];
+                    if (t < 0)
+                        unwritten += !isnan(g); /* rows not appended keep the poison */
+                    else
+                        bad += g != rounded(PLAIN[di], kvv[(h * T + t) * D + i]);
+                }
+            }
+        CHECK(bad == 0 && unwritten == 0 && touched == 0,
+              "[%s] kv_append %s: %d wrong, %d foreign rows written, %lld pad bytes", BNAME,
+              fr_dtype_name(PLAIN[di]), bad, unwritten, (long long)touched);
+        if (IS_CPU) {
+            pv[1] = (double)L;
+            dt_upload(&pos, pv);
+            fr_error err = {0};
+            CHECK(fr_op_kv_append(B, &kv.t, &pos.t, &cache.t, &err) == FR_ERR_RANGE,
+                  "[%s] kv_append past capacity accepted", BNAME);
+        }
+        free(kvv);
+        free(got);
+        dt_free(&kv);
+        dt_free(&pos);
+        dt_free(&cache);
+    }
+}
+
+/* ------------------------------------------------------------------ attention */
+
+static void one_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_t D, int64_t L,
+                          int64_t p0, int window, float scale, int64_t kpad) {
+    dt q, k, v, pos, out;
+    dt_make(&q, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
+    dt_make(&k, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
+    dt_make(&v, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
+    dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+    dt_make(&out, FR_DTYPE_F32, 3, (int64_t[]){T, H, D}, 0);
+    /* the whole cache holds finite values; entries past each query's position must not count */
+    double *qv = rand_vals(H * T * D), *kv = rand_vals(Hkv * L * D), *vv = rand_vals(Hkv * L * D);
+    for (int64_t i = 0; i < Hkv * L * D; i++)
+        kv[i] *= 3.0; /* sharper softmax */
+    double *pv = malloc(sizeof(double) * T), *ref = malloc(sizeof(double) * T * H * D);
+    double *got = malloc(sizeof(double) * T * H * D), *w = malloc(sizeof(double) * L);
+    for (int64_t t = 0; t < T; t++)
+        pv[t] = (double)(p0 + t);
+    dt_upload(&q, qv);
+    dt_upload(&k, kv);
+    dt_upload(&v, vv);
+    dt_upload(&pos, pv);
+    dt_poison(&out);
+    fr_attention_params prm = {.scale = scale, .window = window};
+    CALL_OK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, ERR), "attention");
+    const double sc = scale > 0 ? scale : 1.0 / sqrt((double)D);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t kh = h / (H / Hkv), p = (int64_t)pv[t];
+            const int64_t lo = window > 0 ? (p - window + 1 > 0 ? p - window + 1 : 0) : 0;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = lo; j <= p; j++) {
+                double s = 0;
+                for (int64_t i = 0; i < D; i++)
+                    s += qv[(h * T + t) * D + i] * kv[(kh * L + j) * D + i];
+                w[j] = s * sc;
+                mx = fmax(mx, w[j]);
+            }
+            for (int64_t j = lo; j <= p; j++)
+                sum += (w[j] = exp(w[j] - mx));
+            for (int64_t i = 0; i < D; i++) {
+                double o = 0;
+                for (int64_t j = lo; j <= p; j++)
+                    o += w[j] * vv[(kh * L + j) * D + i];
+                ref[(t * H + h) * D + i] = o / sum;
+            }
+        }
+    char what[128];
+    snprintf(what, sizeof what, "attention %s H=%lld Hkv=%lld T=%lld D=%lld L=%lld p0=%lld W=%d",
+             fr_dtype_name(ct), (long long)H, (long long)Hkv, (long long)T, (long long)D,
+             (long long)L, (long long)p0, window);
+    check_out(&out, got, ref, tol(ct), what);
+    if (IS_CPU) {
+        pv[0] = (double)L;
+        dt_upload(&pos, pv);
+        fr_error err = {0};
+        CHECK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, &err) == FR_ERR_RANGE,
+              "[%s] attention position past capacity accepted", BNAME);
+    }
+    free(qv);
+    free(kv);
+    free(vv);
+    free(pv);
+    free(ref);
+    free(got);
+    free(w);
+    dt_free(&q);
+    dt_free(&k);
+    dt_free(&v);
+    dt_free(&pos);
+    dt_free(&out);
+}
+
+static void test_attention(void) {
+    for (int di = 0; di < 3; di++) {
+        const fr_dtype ct = PLAIN[di];
+        one_attention(ct, 1, 1, 1, 1, 3, 0, 0, 0, 0);          /* a single key */
+        one_attention(ct, 2, 2, 1, 17, 50, 33, 0, 0, 3);       /* decode, GQA 1, padded rows */
+        one_attention(ct, 4, 2, 5, 64, 300, 150, 0, 0, 0);     /* prefill chunk, GQA 2, >2 tiles */
+        one_attention(ct, 8, 2, 3, 33, 40, 10, 0, 0.3f, 1);    /* GQA 4, explicit scale */
+        one_attention(ct, 4, 1, 7, 16, 30, 0, 3, 0, 0);        /* window 3 from position 0 */
+        one_attention(ct, 4, 4, 4, 128, 200, 150, 70, 0, 8);   /* window across tiles */
+        one_attention(ct, 2, 1, 2, 8, 12, 4, 1, 0, 0);         /* window 1: only itself */
+        one_attention(ct, 16, 8, 1, 128, 2100, 2047, 0, 0, 0); /* 2k-context decode */
+        one_attention(ct, 20, 1, 3, 24, 90, 70, 0, 0, 0);      /* GQA 20: several head groups */
+    }
+}
+
+/* ------------------------------------------------------------------ element-wise */
+
+static void test_elementwise(void) {
+    const int64_t cols[] = {1, 3, 17, 4099, 20000};
+    for (int ci = 0; ci < 5; ci++) {
+        const int64_t T = ci == 4 ? 1 : 3, C = cols[ci], n = T * C;
+        /* gate and up are the two halves of one [T, 2C] buffer (strided views) */
+        dt gu, gate, up, out, s;
+        dt_make(&gu, FR_DTYPE_F32, 2, (int64_t[]){T, 2 * C}, 0);
+        dt_make(&out, FR_DTYPE_F32, 2, (int64_t[]){T, C}, 1);
+        dt_make(&s, FR_DTYPE_F32, 1, (int64_t[]){C}, 0);
+        gate = gu;
+        gate.t.buf = &gu.buf;
+        gate.t.shape[1] = C;
+        up = gate;
+        up.t.offset = (size_t)C * 4;
+        double *guv = rand_vals(2 * n), *sv = rand_vals(C), *ref = malloc(sizeof(double) * n);
+        double *got = malloc(sizeof(double) * n);
+        for (int64_t i = 0; i < 2 * n; i++)
+            guv[i] *= 8; /* exercise silu's tails */
+        dt_upload(&gu, guv);
+        dt_upload(&s, sv);
+        char what[64];
+        for (int op = 0; op < 3; op++) {
+            dt_poison(&out);
+            if (op == 0)
+                CALL_OK(fr_op_silu_mul(B, &gate.t, &up.t, &out.t, ERR), "silu_mul");
+            else if (op == 1)
+                CALL_OK(fr_op_add(B, &gate.t, &up.t, &out.t, ERR), "add");
+            else
+                CALL_OK(fr_op_scaled_add(B, &gate.t, &up.t, &s.t, &out.t, ERR), "scaled_add");
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t c = 0; c < C; c++) {
+                    const double a = guv[t * 2 * C + c], b = guv[t * 2 * C + C + c];
+                    ref[t * C + c] = op == 0   ? a / (1.0 + exp(-a)) * b
+                                     : op == 1 ? a + b
+                                               : a + b * sv[c];
+                }
+            snprintf(what, sizeof what, "%s T=%lld C=%lld",
+                     op == 0   ? "silu_mul"
+                     : op == 1 ? "add"
+                               : "scaled_add",
+                     (long long)T, (long long)C);
+            check_out(&out, got, ref, tol(FR_DTYPE_F32), what);
+        }
+        free(guv);
+        free(sv);
+        free(ref);
+        free(got);
+        dt_free(&gu);
+        dt_free(&out);
+        dt_free(&s);
+    }
+}
+
+/* ------------------------------------------------------------------ argmax */
+
+static void test_argmax(void) {
+    const int64_t cols[] = {1, 3, 17, 4099, 40000};
+    for (int ci = 0; ci < 5; ci++) {
+        const int64_t T = 4, V = cols[ci];
+        dt x, out;
+        dt_make(&x, FR_DTYPE_F32, 2, (int64_t[]){T, V}, 2);
+        dt_make(&out, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+        double *xv = rand_vals(T * V), got[4];
+        int64_t want[4];
+        for (int64_t t = 0; t < T; t++) {
+            double *r = xv + t * V;
+            if (t == 1 && V > 1) { /* a tie: the first index wins */
+                r[V / 3] = 2.0;
+                r[V - 1] = 2.0;
+            }
+            if (t == 2 && V > 2) { /* NaNs are skipped, wherever they are */
+                r[0] = NAN;
+                r[V / 2] = NAN;
+                r[V - 1] = 1.5;
+            }
+            if (t == 3) /* a row of NaN gives 0 */
+                for (int64_t i = 0; i < V; i++)
+                    r[i] = NAN;
+            int64_t bi = -1;
+            for (int64_t i = 0; i < V; i++)
+                if (!isnan(r[i]) && (bi < 0 || r[i] > r[bi])) bi = i;
+            want[t] = bi < 0 ? 0 : bi;
+        }
+        dt_upload(&x, xv);
+        dt_poison(&out);
+        CALL_OK(fr_op_argmax(B, &x.t, &out.t, ERR), "argmax");
+        dt_download(&out, got);
+        for (int64_t t = 0; t < T; t++)
+            CHECK((int64_t)got[t] == want[t], "[%s] argmax V=%lld row %lld: got %lld want %lld",
+                  BNAME, (long long)V, (long long)t, (long long)got[t], (long long)want[t]);
+        free(xv);
+        dt_free(&x);
+        dt_free(&out);
+    }
+}
+
+/* ------------------------------------------------------------------ error paths */
+
+static void test_errors(void) {
+    dt a, b, w16, ids_f, out, i32;
+    dt_make(&a, FR_DTYPE_F32, 2, (int64_t[]){3, 8}, 0);
+    dt_make(&b, FR_DTYPE_F32, 2, (int64_t[]){3, 9}, 0);
+    dt_make(&w16, FR_DTYPE_F16, 1, (int64_t[]){8}, 0);
+    dt_make(&ids_f, FR_DTYPE_F32, 1, (int64_t[]){3}, 0);
+    dt_make(&out, FR_DTYPE_F32, 2, (int64_t[]){3, 8}, 0);
+    dt_make(&i32, FR_DTYPE_I32, 1, (int64_t[]){3}, 0);
+    fr_error err = {0};
+    CHECK(fr_op_add(B, &a.t, &b.t, &out.t, &err) == FR_ERR_INVALID, "[%s] add shape", BNAME);
+    CHECK(fr_op_rms_norm(B, &a.t, &w16.t, 1e-6f, &out.t, &err) == FR_ERR_INVALID,
+          "[%s] rms_norm f16 weight", BNAME);
+    CHECK(fr_op_embedding(B, &a.t, &ids_f.t, &out.t, &err) == FR_ERR_INVALID,
+          "[%s] embedding f32 ids", BNAME);
+    CHECK(fr_op_matmul(B, &a.t, &b.t, NULL, &out.t, &err) == FR_ERR_INVALID,
+          "[%s] matmul K mismatch", BNAME);
+    CHECK(fr_op_argmax(B, &a.t, &out.t, &err) == FR_ERR_INVALID, "[%s] argmax f32 out", BNAME);
+    fr_tensor big = b.t;
+    big.shape[0] = 4; /* extends past its buffer */
+    CHECK(fr_op_silu_mul(B, &big, &big, &big, &err) == FR_ERR_INVALID, "[%s] silu_mul bounds",
+          BNAME);
+
+    /* an op missing from a backend: same context, one NULL entry per op */
+    fr_backend_ops ops = *B->ops;
+    fr_backend fake = {&ops, B->ctx};
+    dt fa, fo, fw, fi;
+    fr_backend *real = B;
+    B = &fake;
+    dt_make(&fa, FR_DTYPE_F32, 3, (int64_t[]){2, 3, 4}, 0);
+    dt_make(&fo, FR_DTYPE_F32, 3, (int64_t[]){2, 3, 4}, 0);
+    dt_make(&fw, FR_DTYPE_F32, 2, (int64_t[]){4, 4}, 0);
+    dt_make(&fi, FR_DTYPE_I32, 1, (int64_t[]){3}, 0);
+    B = real;
+    fr_tensor a2 = fr_tensor_2d(&fa.buf, 0, FR_DTYPE_F32, 3, 4);
+    fr_tensor o2 = fr_tensor_2d(&fo.buf, 0, FR_DTYPE_F32, 3, 4);
+    fr_tensor w1 = fr_tensor_1d(&fw.buf, 0, FR_DTYPE_F32, 4);
+    fr_tensor p1 = fr_tensor_1d(&fi.buf, 0, FR_DTYPE_I32, 3);
+    fr_tensor rope = fr_tensor_2d(&fw.buf, 0, FR_DTYPE_F32, 4, 4);
+    fr_tensor kv = fr_tensor_3d(&fa.buf, 0, FR_DTYPE_F32, 1, 3, 4);
+    fr_tensor cache = fr_tensor_3d(&fo.buf, 0, FR_DTYPE_F32, 1, 6, 4);
+    fr_tensor o3 = fr_tensor_3d(&fo.buf, 0, FR_DTYPE_F32, 3, 1, 4);
+    fr_tensor q3 = fr_tensor_3d(&fa.buf, 0, FR_DTYPE_F32, 1, 3, 4);
+    fr_attention_params prm = {0};
+    for (int op = 0; op < 11; op++) {
+        ops = *B->ops;
+        fr_status s = FR_OK;
+        const char *name = "";
+        switch (op) {
+        case 0:
+            ops.embedding = NULL, name = "embedding";
+            s = fr_op_embedding(&fake, &fw.t, &p1, &o2, &err);
+            break;
+        case 1:
+            ops.rms_norm = NULL, name = "rms_norm";
+            s = fr_op_rms_norm(&fake, &a2, &w1, 1e-6f, &o2, &err);
+            break;
+        case 2:
+            ops.matmul = NULL, name = "matmul";
+            s = fr_op_matmul(&fake, &a2, &fw.t, NULL, &o2, &err);
+            break;
+        case 3:
+            ops.qk_norm_rope = NULL, name = "qk_norm_rope";
+            s = fr_op_qk_norm_rope(&fake, &fa.t, NULL, &rope, &fi.t, 0, 1e-6f, &fo.t, &err);
+            break;
+        case 4:
+            ops.kv_append = NULL, name = "kv_append";
+            s = fr_op_kv_append(&fake, &kv, &p1, &cache, &err);
+            break;
+        case 5:
+            ops.attention = NULL, name = "attention";
+            s = fr_op_attention(&fake, &q3, &cache, &cache, &p1, &prm, &o3, &err);
+            break;
+        case 6:
+            ops.residual_norm = NULL, name = "residual_norm";
+            s = fr_op_residual_norm(&fake, &a2, &a2, NULL, &w1, 1e-6f, &o2, &o2, &err);
+            break;
+        case 7:
+            ops.silu_mul = NULL, name = "silu_mul";
+            s = fr_op_silu_mul(&fake, &a2, &a2, &o2, &err);
+            break;
+        case 8:
+            ops.add = NULL, name = "add";
+            s = fr_op_add(&fake, &a2, &a2, &o2, &err);
+            break;
+        case 9:
+            ops.scaled_add = NULL, name = "scaled_add";
+            s = fr_op_scaled_add(&fake, &a2, &a2, &w1, &o2, &err);
+            break;
+        case 10:
+            ops.argmax = NULL, name = "argmax";
+            s = fr_op_argmax(&fake, &a2, &p1, &err);
+            break;
+        }
+        CHECK(s == FR_ERR_UNSUPPORTED, "[%s] %s missing: status %d (%s)", BNAME, name, s, err.msg);
+    }
+    /* the buffers belong to `fake`, whose ctx is the real backend's: free through it */
+    ops = *B->ops;
+    B = &fake;
+    dt_free(&fa);
+    dt_free(&fo);
+    dt_free(&fw);
+    dt_free(&fi);
+    B = real;
+    dt_free(&a);
+    dt_free(&b);
+    dt_free(&w16);
+    dt_free(&ids_f);
+    dt_free(&out);
+    dt_free(&i32);
+}
+
+/* ------------------------------------------------------------------ driver */
+
+static void run_all(void) {
+    test_embedding();
+    test_norms();
+    test_matmul();
+    test_rope();
+    test_kv_append();
+    test_attention();
+    test_elementwise();
+    test_argmax();
+    test_errors();
+}
+
+static bool cpu_has(const char *isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (!strcmp(isa, "avx2"))
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    if (!strcmp(isa, "avx512"))
+        return cpu_has("avx2") && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
+#endif
+    return !strcmp(isa, "scalar");
+}
+
+static void run_backend(const char *name, const char *isa, int n_threads) {
+    if (isa) setenv("FR_CPU_ISA", isa, 1);
+    fr_error err = {0};
+    fr_backend *b = NULL;
+    fr_backend_params params = {.n_threads = n_threads};
+    fr_status s = fr_backend_create(name, &params, &b, &err);
+    CHECK(s == FR_OK, "create backend %s: %s", name, err.msg);
+    if (s != FR_OK) return;
+    B = b;
+    IS_CPU = !strcmp(name, "cpu");
+    snprintf(BNAME, sizeof BNAME, "%s%s%s%s", name, isa ? "[" : "", isa ? isa : "", isa ? "]" : "");
+    if (n_threads) snprintf(BNAME + strlen(BNAME), sizeof BNAME - strlen(BNAME), "x%d", n_threads);
+    const int before = fr_test_failures;
+    run_all();
+    fprintf(stderr, "%s: %s\n", BNAME, fr_test_failures == before ? "ok" : "FAILED");
+    fr_backend_destroy(b);
+    unsetenv("FR_CPU_ISA");
+}
+
+int main(void) {
+    test_rope_table();
+    const char *env = getenv("FR_TEST_BACKENDS");
+    char list[256];
+    snprintf(list, sizeof list, "%s", env && *env ? env : "cpu");
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        if (colon) *colon = 0;
+        if (!strcmp(tok, "cpu") && !colon) {
+            const char *isas[] = {"scalar", "avx2", "avx512"};
+            const char *best = "scalar";
+            for (int i = 0; i < 3; i++) {
+                if (cpu_has(isas[i]))
+                    run_backend("cpu", best = isas[i], 0);
+                else
+                    fprintf(stderr, "cpu[%s]: not available on this CPU\n", isas[i]);
+            }
+            /* an odd thread count, so work splits never line up with the core count */
+            run_backend("cpu", best, 3);
+        } else {
+            run_backend(tok, colon ? colon + 1 : NULL, 0);
+        }
+    }
+    return fr_test_finish("test_ops");
+}
