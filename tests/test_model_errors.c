@@ -439,7 +439,10 @@ int main(void) {
     CHECK(ferrum_bin != NULL, "FERRUM (path of the ferrum binary) is not set");
     CHECK(mkdtemp(root_dir) != NULL, "mkdtemp");
     fr_test_shared_path("fixtures/models/qwen3-tiny", fixture_dir, sizeof fixture_dir);
-    if (ferrum_bin) {
+    char probe[1200];
+    snprintf(probe, sizeof probe, "%s/config.json", fixture_dir);
+    CHECK(access(probe, R_OK) == 0, "fixture %s is missing", probe);
+    if (ferrum_bin && access(probe, R_OK) == 0) {
         test_broken_models();
         test_cli();
     }
