@@ -149,8 +149,10 @@ bool fr_ggml_type_info(uint32_t ggml_type, int *block_elems, int *block_bytes, c
 void fr_dequantize_row(fr_dtype t, const void *src, float *dst, int64_t n);
 
 /* Encodes n values into dtype t. Quantized types use GGML's reference rounding for the legacy
- * formats (bit-identical output) and a weighted least-squares scale search for the K formats.
- * Scales beyond the f16 range saturate (values past it clip) instead of becoming inf.
+ * formats (bit-identical output) and a weighted least-squares scale search for the K formats
+ * (whose f16 super-scales round away from zero, so tiny blocks keep their accuracy instead of
+ * flushing to zero). Scales beyond the f16 range saturate instead of becoming inf: the legacy
+ * formats then clip the values past it, the K formats stay finite but lose accuracy.
  * Errors: n not a whole number of blocks, invalid t, non-finite input for a quantized type or
  * i32 (the message names the element index). */
 fr_status fr_quantize_row(fr_dtype t, const float *src, void *dst, int64_t n, fr_error *err);
