@@ -63,6 +63,11 @@ typedef struct fr_model_params {
     const char *backend; /* "cpu" (NULL = cpu) or "cuda" */
     int n_threads;       /* CPU threads; 0 = one per core */
     int device;          /* GPU ordinal */
+    /* Optional: when set, the loader reads every weight page in before returning (so the cost
+     * shows up as load time, not in the first forward) and reports progress: done of total bytes,
+     * from (0, total) to (total, total). */
+    void (*progress)(void *user, size_t done, size_t total);
+    void *progress_user;
 } fr_model_params;
 
 fr_model_params fr_model_default_params(void);
@@ -239,6 +244,79 @@ int32_t fr_sampler_sample(fr_sampler *s, const float *logits);
 /* The distribution the next draw would use (penalties and all filters applied), vocab_size floats
  * summing to 1; for tests and for `logprobs`. Greedy gives a one-hot row. */
 fr_status fr_sampler_probs(fr_sampler *s, const float *logits, float *probs, fr_error *err);
+
+/* ---------------------------------------------------------------- generation
+ * (section owned by src/engine/generate)
+ * The generation loop: prompt ids -> prefill -> sample -> decode steps, streaming text through the
+ * tokenizer's incremental decoder and the stop strings. */
+
+typedef enum fr_stop_reason {
+    FR_STOP_NONE = 0,   /* not finished (an error ended the call) */
+    FR_STOP_EOS,        /* the model produced one of its end-of-sequence ids */
+    FR_STOP_MAX_TOKENS, /* max_tokens were generated */
+    FR_STOP_STRING,     /* a stop string matched (it is not emitted) */
+    FR_STOP_CALLBACK,   /* on_text or on_token returned false */
+    FR_STOP_CONTEXT,    /* the session's context is full */
+} fr_stop_reason;
+
+const char *fr_stop_reason_name(fr_stop_reason r); /* "eos", "max_tokens", "stop", ... */
+
+typedef struct fr_generate_params {
+    int max_tokens;            /* tokens to generate at most; <= 0: until EOS, a stop or n_ctx */
+    bool ignore_eos;           /* keep going past end-of-sequence ids */
+    const char *const *stops;  /* stop strings (need a tokenizer); matched across tokens */
+    int n_stops;
+    bool show_special;         /* decode special tokens into the text (default: dropped) */
+    /* Leading prompt tokens the caller knows are already in the session's cache at positions
+     * 0..n_cached-1 (e.g. the common prefix of a chat's previous turn): the cache is truncated
+     * there and only the rest is evaluated. At least the last prompt token is always evaluated. */
+    int n_cached;
+    /* Called for every piece of text as soon as it is final (valid UTF-8, never part of a stop
+     * string); return false to stop. NULL: no text is produced (then no tokenizer is needed). */
+    bool (*on_text)(void *user, const char *text, size_t len);
+    /* Called for every sampled id (the EOS that ends the stream included); return false to
+     * stop. */
+    bool (*on_token)(void *user, int32_t id);
+    void *user;
+} fr_generate_params;
+
+typedef struct fr_generate_stats {
+    int n_prompt;    /* prompt tokens evaluated by the prefill (n_prompt - cached) */
+    int n_reused;    /* prompt tokens taken from the cache */
+    double prompt_s; /* seconds of that prefill */
+    int n_gen;       /* tokens sampled (the EOS that ended the stream included) */
+    int n_decode;    /* decode steps: forward passes of one token, each yielding the next token */
+    double decode_s; /* seconds of those forward passes */
+    double sample_s; /* seconds spent sampling */
+    size_t decode_bytes; /* bytes the decode steps read (fr_model_decode_bytes summed) */
+    fr_stop_reason reason;
+} fr_generate_stats;
+
+fr_generate_params fr_generate_default_params(void);
+
+/* Generates a continuation of prompt[0..n_prompt) (n_prompt >= 1) in session s, drawing tokens
+ * with smp (the evaluated prompt tokens are accepted into its penalty history first). tok may be
+ * NULL when on_text is NULL and there are no stop strings. On return the session holds the
+ * prompt and every generated token but the last (which was never evaluated). stats may be NULL;
+ * after an error its reason is FR_STOP_NONE and the session may hold part of the prompt. */
+fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
+                      const int32_t *prompt, int n_prompt, const fr_generate_params *params,
+                      fr_generate_stats *stats, fr_error *err);
+
+/* Bytes one decode step reads with n_past tokens already in the cache: every weight as stored
+ * (only one row of an untied embedding table) plus the K and V cache rows attention visits. */
+size_t fr_model_decode_bytes(const fr_model *m, int n_past);
+
+/* The model's own sampling defaults (generation_config.json: do_sample=false -> greedy,
+ * temperature, top_k, top_p, min_p, repetition_penalty) written over *p; fields the model does
+ * not set stay as they are. Returns how many fields it set. */
+int fr_model_sampling_defaults(const fr_model *m, fr_sampler_params *p);
+
+/* Measured read bandwidth of the memory the model's backend computes from, in GB/s (1e9 B/s):
+ * CPU: n_threads threads (0 = one per core) summing a buffer of `bytes` (0 = 512 MiB), best of a
+ * few passes. FR_ERR_UNSUPPORTED where a backend offers no way to measure it. */
+fr_status fr_measure_read_bandwidth(const fr_model *m, int n_threads, size_t bytes, double *gbps,
+                                    fr_error *err);
 
 #ifdef __cplusplus
 }
