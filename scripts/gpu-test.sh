@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# GPU test run for the CUDA backend. Run from the repository root on a machine with an NVIDIA GPU:
+#
+#   FR_COMMIT=$(git rev-parse --short HEAD) bash scripts/gpu-test.sh   (FR_COMMIT optional)
+#
+# 1. configures and builds (Release, sm_${CUDA_ARCH:-90}) into build-gpu;
+# 2. runs `ctest -L cuda --output-on-failure` (the op tests on CUDA, graph replay, model tests);
+# 3. runs compute-sanitizer --tool memcheck over the op test program (FR_TEST_BACKENDS=cuda) and
+#    over test_cuda_graph;
+# 4. prints one summary line: card, driver, date, commit, pass/fail counts, sanitizer errors.
+# Logs go to $OUT when set (the device machine's result folder), else build-gpu/logs.
+#
+# Build dependencies: when pkg-config cannot find libcjson, libpcre2-8 and libutf8proc (a bare GPU
+# image), the script uses a prefix of copies made on a development machine, by default
+# build-deps/root (FR_DEPS_DIR overrides): usr/{include,lib/x86_64-linux-gnu,bin/pkgconf}.
+# Fixtures: CTest looks for ../shared beside the checkout; if that is missing and the checkout
+# holds a shared/ folder, ../shared is linked to it.
+set -uo pipefail
+
+root="$(pwd)"
+build="${FR_GPU_BUILD:-$root/build-gpu}"
+arch="${CUDA_ARCH:-90}"
+logs="${OUT:-$build/logs}"
+mkdir -p "$logs"
+jobs="$(nproc 2>/dev/null || echo 4)"
+status=0
+
+note() { echo "gpu-test: $*" | tee -a "$logs/summary.txt"; }
+: >"$logs/summary.txt"
+
+card="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+[ -n "$card" ] || card="no GPU visible to nvidia-smi"
+# The device copy of the tree may carry no git history: pass FR_COMMIT=<hash> from outside then.
+if [ -n "${FR_COMMIT:-}" ]; then
+    commit="$FR_COMMIT"
+elif commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null)"; then
+    if git -C "$root" status --porcelain 2>/dev/null | grep -q .; then commit="$commit+dirty"; fi
+else
+    commit=unknown
+fi
+stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+note "card: $card; date: $stamp; commit: $commit"
+
+# ---- build dependencies ----
+cmake_extra=()
+if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null; then
+    deps="${FR_DEPS_DIR:-$root/build-deps/root}"
+    if [ -d "$deps" ]; then
+        pre=/tmp/fr-deps
+        rm -rf "$pre" && mkdir -p "$pre" && cp -a "$deps/." "$pre/"
+        pc="$pre/usr/lib/x86_64-linux-gnu/pkgconfig"
+        # the copies' .pc files name /usr; point them at the prefix
+        sed -i -E "s#^(prefix|exec_prefix|libdir|includedir)=/usr#\1=$pre/usr#" "$pc"/*.pc
+        export PKG_CONFIG_LIBDIR="$pc"
+        export LD_LIBRARY_PATH="$pre/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        if ! command -v pkg-config >/dev/null; then
+            cmake_extra+=("-DPKG_CONFIG_EXECUTABLE=$pre/usr/bin/pkgconf")
+            export PATH="$pre/usr/bin:$PATH"
+        fi
+        note "using build dependencies from $deps"
+    else
+        note "pkg-config cannot find libcjson/libpcre2-8/libutf8proc and $deps does not exist"
+    fi
+fi
+
+if [ ! -e "$root/../shared" ] && [ -d "$root/shared" ]; then
+    ln -s "$root/shared" "$root/../shared" && note "linked ../shared -> shared/"
+fi
+
+# ---- configure and build ----
+if ! cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+    "${cmake_extra[@]}" >"$logs/build.log" 2>&1; then
+    note "configure FAILED (see build.log)"
+    tail -30 "$logs/build.log"
+    exit 1
+fi
+grep -q "ferrum: CUDA backend ON" "$logs/build.log" || note "WARNING: CUDA backend not enabled"
+build_ok=1
+if ! cmake --build "$build" -j "$jobs" >>"$logs/build.log" 2>&1; then
+    # someone's unfinished file must not hide the CUDA results: build what the CUDA tests need
+    build_ok=0
+    status=1
+    note "full build FAILED (errors below); building the CUDA test programs alone"
+    grep -E "error|Error" "$logs/build.log" | head -20 | tee -a "$logs/summary.txt"
+    targets=(test_ops)
+    for f in "$root"/tests/test_cuda_*.c; do [ -e "$f" ] && targets+=("$(basename "$f" .c)"); done
+    cmake --build "$build" -j "$jobs" --target "${targets[@]}" >>"$logs/build.log" 2>&1 ||
+        note "CUDA test programs FAILED to build"
+fi
+warn="$(grep -cE "src/kernels/cuda/.*warning" "$logs/build.log")"
+note "build: $([ $build_ok = 1 ] && echo ok || echo FAILED); warnings in src/kernels/cuda: $warn"
+
+# ---- ctest -L cuda ----
+(cd "$build" && ctest -L cuda --output-on-failure) >"$logs/ctest.log" 2>&1
+# "100% tests passed out of 2" or "50% tests passed, 1 tests failed out of 2"
+line="$(grep -E "tests passed(,| out of)" "$logs/ctest.log" | tail -1)"
+total="$(echo "$line" | sed -nE 's/.*out of ([0-9]+).*/\1/p')"
+failed="$(echo "$line" | sed -nE 's/.* ([0-9]+) tests? failed out of.*/\1/p')"
+[ -n "$total" ] && [ -z "$failed" ] && failed=0
+if [ -z "$total" ]; then
+    note "ctest: no result (see ctest.log)"
+    failed=?
+    total=?
+    status=1
+else
+    [ "$failed" = 0 ] || status=1
+    note "ctest -L cuda: $((total - failed)) passed, $failed failed of $total"
+    grep -E "\(Failed\)|\(Timeout\)|Not Run|\*\*\*" "$logs/ctest.log" | tee -a "$logs/summary.txt"
+fi
+
+# ---- compute-sanitizer memcheck ----
+san_summary=""
+run_sanitizer() {
+    local name="$1" bin="$build/$1"
+    if [ ! -x "$bin" ]; then
+        san_summary+=" $name=not-built"
+        status=1
+        return
+    fi
+    if ! command -v compute-sanitizer >/dev/null; then
+        san_summary+=" $name=no-compute-sanitizer"
+        status=1
+        return
+    fi
+    FR_TEST_BACKENDS=cuda FR_SHARED_DIR="$root/../shared" FR_SOURCE_DIR="$root" \
+        compute-sanitizer --tool memcheck --error-exitcode 99 "$bin" >"$logs/sanitizer-$name.log" 2>&1
+    local rc=$?
+    local errs
+    errs="$(grep -Eo "ERROR SUMMARY: [0-9]+" "$logs/sanitizer-$name.log" | tail -1 | grep -Eo "[0-9]+")"
+    [ -n "$errs" ] || errs="?"
+    san_summary+=" $name=${errs}errors/rc$rc"
+    if [ "$errs" != 0 ] || [ $rc -ne 0 ]; then
+        status=1
+        grep -E "=========|FAIL" "$logs/sanitizer-$name.log" | head -20 | tee -a "$logs/summary.txt"
+    fi
+}
+run_sanitizer test_ops
+run_sanitizer test_cuda_graph
+note "compute-sanitizer memcheck:$san_summary"
+
+result=PASS
+[ $status = 0 ] || result=FAIL
+summary="gpu-test $result | card: $card | date: $stamp | commit: $commit | ctest -L cuda: $((${total/\?/0} - ${failed/\?/0}))/$total passed, $failed failed | memcheck:$san_summary"
+note "$summary"
+exit $status

@@ -1,0 +1,573 @@
+/* matmul: out[m,n] = sum_k x[m,k] * w[n,k] (+ bias[n]); x [M,K], w [N,K], out [M,N].
+ *
+ * Three paths:
+ *  - decode GEMV (M <= 8): our own kernel, one warp per weight row, 16-byte weight loads with
+ *    four in flight per lane, conversion of bf16/f16 in registers, f32 accumulation. All M rows
+ *    of x are applied to each weight chunk while it sits in registers, so weights are read once.
+ *  - prefill GEMM (M > 8): cuBLASLt with f32 accumulation. The GEMM's input type follows the
+ *    activations: f32 x runs a true f32 GEMM (no TF32: the f32 model path must stay within 1e-4
+ *    of the reference), bf16/f16 x runs on tensor cores. Weights of another type are converted
+ *    chunk by chunk into a scratch buffer allocated at context creation (exact for bf16/f16 ->
+ *    f32), so nothing is allocated here and the whole op stays capturable.
+ *  - a tiled SIMT GEMM for anything cuBLASLt declines (odd alignment, 16-bit output from f32
+ *    input, a weight row too long for the scratch).
+ *
+ * Quantized weights slot in per type: a GEMV kernel that dequantizes in registers
+ * (fr_cu_gemv_launch) and a row dequantizer feeding the prefill scratch (fr_cu_convert_rows). */
+#include "kernels/cuda/cuda_backend.h"
+
+/* ------------------------------------------------------------------ 16-byte weight chunks */
+
+template <typename W> struct fr_cu_w16;
+template <> struct fr_cu_w16<float> {
+    static constexpr int E = 4;
+    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
+        f[0] = __uint_as_float(u.x);
+        f[1] = __uint_as_float(u.y);
+        f[2] = __uint_as_float(u.z);
+        f[3] = __uint_as_float(u.w);
+    }
+};
+template <> struct fr_cu_w16<__nv_bfloat16> {
+    static constexpr int E = 8;
+    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
+        const unsigned v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            f[2 * i] = __uint_as_float(v[i] << 16); /* low half is the earlier element */
+            f[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
+        }
+    }
+};
+template <> struct fr_cu_w16<__half> {
+    static constexpr int E = 8;
+    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
+        const unsigned v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 h;
+            memcpy(&h, &v[i], 4);
+            const float2 p = __half22float2(h);
+            f[2 * i] = p.x;
+            f[2 * i + 1] = p.y;
+        }
+    }
+};
+
+/* E consecutive activations starting at an address aligned to E elements. */
+template <int E> __device__ __forceinline__ void fr_cu_load_x(const float *p, float *f) {
+#pragma unroll
+    for (int i = 0; i < E / 4; i++) {
+        const float4 v = *(const float4 *)(p + 4 * i);
+        f[4 * i] = v.x;
+        f[4 * i + 1] = v.y;
+        f[4 * i + 2] = v.z;
+        f[4 * i + 3] = v.w;
+    }
+}
+template <int E, typename H> __device__ __forceinline__ void fr_cu_load_x16(const H *p, float *f) {
+#pragma unroll
+    for (int i = 0; i < E / 2; i++)
+        f[2 * i] = fr_cu_to_f32(p[2 * i]), f[2 * i + 1] = fr_cu_to_f32(p[2 * i + 1]);
+}
+template <int E> __device__ __forceinline__ void fr_cu_load_x(const __half *p, float *f) {
+    if (E == 8) {
+        const uint4 u = *(const uint4 *)p;
+        fr_cu_w16<__half>::cvt(u, f);
+    } else {
+        fr_cu_load_x16<E>(p, f);
+    }
+}
+template <int E> __device__ __forceinline__ void fr_cu_load_x(const __nv_bfloat16 *p, float *f) {
+    if (E == 8) {
+        const uint4 u = *(const uint4 *)p;
+        fr_cu_w16<__nv_bfloat16>::cvt(u, f);
+    } else {
+        fr_cu_load_x16<E>(p, f);
+    }
+}
+
+/* ------------------------------------------------------------------ decode GEMV */
+
+#define FR_CU_GEMV_WARPS  8
+#define FR_CU_GEMV_UNROLL 4
+
+/* MM: compile-time bound on M (1, 2, 4, 8) so accumulators stay in registers; M <= MM at run
+ * time. VEC: rows of w and x are 16-byte aligned, so whole chunks are loaded as uint4. */
+template <typename XT, typename WT, int MM, bool VEC>
+__global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
+    fr_cu_gemv_kernel(const XT *__restrict__ x, int64_t ldx, const WT *__restrict__ w, int64_t ldw,
+                      const float *__restrict__ bias, void *out, int64_t ldo, int o_dtype, int M,
+                      int64_t N, int64_t K) {
+    const int lane = threadIdx.x & 31;
+    const int64_t n = (int64_t)blockIdx.x * FR_CU_GEMV_WARPS + (threadIdx.x >> 5);
+    if (n >= N) return;
+    const WT *wr = w + n * ldw;
+    float acc[MM];
+#pragma unroll
+    for (int m = 0; m < MM; m++)
+        acc[m] = 0.0f;
+    int64_t k_tail = 0;
+    if (VEC) {
+        constexpr int E = fr_cu_w16<WT>::E;
+        const int64_t nv = K / E;
+        const uint4 *wv = (const uint4 *)wr;
+        int64_t i = lane;
+        /* Several independent 16-byte loads in flight before the first use. */
+        for (; i + (FR_CU_GEMV_UNROLL - 1) * 32 < nv; i += FR_CU_GEMV_UNROLL * 32) {
+            uint4 u[FR_CU_GEMV_UNROLL];
+#pragma unroll
+            for (int j = 0; j < FR_CU_GEMV_UNROLL; j++)
+                u[j] = __ldg(wv + i + j * 32);
+#pragma unroll
+            for (int j = 0; j < FR_CU_GEMV_UNROLL; j++) {
+                float wf[E];
+                fr_cu_w16<WT>::cvt(u[j], wf);
+                const int64_t k = (i + j * 32) * E;
+#pragma unroll
+                for (int m = 0; m < MM; m++) {
+                    if (m < M) {
+                        float xf[E];
+                        fr_cu_load_x<E>(x + m * ldx + k, xf);
+#pragma unroll
+                        for (int e = 0; e < E; e++)
+                            acc[m] = fmaf(wf[e], xf[e], acc[m]);
+                    }
+                }
+            }
+        }
+        for (; i < nv; i += 32) {
+            float wf[E];
+            fr_cu_w16<WT>::cvt(__ldg(wv + i), wf);
+            const int64_t k = i * E;
+#pragma unroll
+            for (int m = 0; m < MM; m++) {
+                if (m < M) {
+                    float xf[E];
+                    fr_cu_load_x<E>(x + m * ldx + k, xf);
+#pragma unroll
+                    for (int e = 0; e < E; e++)
+                        acc[m] = fmaf(wf[e], xf[e], acc[m]);
+                }
+            }
+        }
+        k_tail = nv * E;
+    }
+    for (int64_t k = k_tail + lane; k < K; k += 32) {
+        const float wv = fr_cu_to_f32(wr[k]);
+#pragma unroll
+        for (int m = 0; m < MM; m++)
+            if (m < M) acc[m] = fmaf(wv, fr_cu_to_f32(x[m * ldx + k]), acc[m]);
+    }
+    const float b = bias ? bias[n] : 0.0f;
+#pragma unroll
+    for (int m = 0; m < MM; m++) {
+        const float s = fr_cu_warp_sum(acc[m]); /* every lane holds the total */
+        if (m < M && lane == m) fr_cu_store(out, m * ldo + n, o_dtype, s + b);
+    }
+}
+
+static bool fr_cu_aligned16(const void *p, int64_t ld, int esize) {
+    return ((uintptr_t)p % 16) == 0 && ((ld * esize) % 16) == 0;
+}
+
+template <typename XT, typename WT, int MM>
+static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr_tensor *w,
+                          const float *bias, fr_tensor *out) {
+    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
+    const unsigned blocks = fr_cu_blocks(N, FR_CU_GEMV_WARPS);
+    const XT *xp = (const XT *)fr_cu_ptr(x);
+    const WT *wp = (const WT *)fr_cu_ptr(w);
+    if (vec)
+        fr_cu_gemv_kernel<XT, WT, MM, true><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
+            xp, fr_cu_estride(x, 0), wp, fr_cu_estride(w, 0), bias, fr_cu_ptr(out),
+            fr_cu_estride(out, 0), out->dtype, (int)M, N, K);
+    else
+        fr_cu_gemv_kernel<XT, WT, MM, false><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
+            xp, fr_cu_estride(x, 0), wp, fr_cu_estride(w, 0), bias, fr_cu_ptr(out),
+            fr_cu_estride(out, 0), out->dtype, (int)M, N, K);
+}
+
+template <typename XT, typename WT>
+static void fr_cu_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                             const float *bias, fr_tensor *out) {
+    const bool vec = fr_cu_aligned16(fr_cu_ptr(w), fr_cu_estride(w, 0), sizeof(WT)) &&
+                     fr_cu_aligned16(fr_cu_ptr(x), fr_cu_estride(x, 0), sizeof(XT));
+    const int64_t M = x->shape[0];
+    if (M == 1)
+        fr_cu_gemv_mm<XT, WT, 1>(c, vec, x, w, bias, out);
+    else if (M == 2)
+        fr_cu_gemv_mm<XT, WT, 2>(c, vec, x, w, bias, out);
+    else if (M <= 4)
+        fr_cu_gemv_mm<XT, WT, 4>(c, vec, x, w, bias, out);
+    else
+        fr_cu_gemv_mm<XT, WT, 8>(c, vec, x, w, bias, out);
+}
+
+template <typename XT>
+static fr_status fr_cu_gemv_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                                   const float *bias, fr_tensor *out, fr_error *err) {
+    switch (w->dtype) {
+    case FR_DTYPE_F32:
+        fr_cu_gemv_typed<XT, float>(c, x, w, bias, out);
+        break;
+    case FR_DTYPE_F16:
+        fr_cu_gemv_typed<XT, __half>(c, x, w, bias, out);
+        break;
+    case FR_DTYPE_BF16:
+        fr_cu_gemv_typed<XT, __nv_bfloat16>(c, x, w, bias, out);
+        break;
+    default:
+        /* Quantized types: a GEMV that dequantizes blocks in registers goes here. */
+        return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                            "cuda matmul: weight dtype %s is not supported yet",
+                            fr_dtype_name(w->dtype));
+    }
+    return fr_cu_launched(err, "matmul (gemv)");
+}
+
+static fr_status fr_cu_gemv(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                            const float *bias, fr_tensor *out, fr_error *err) {
+    switch (x->dtype) {
+    case FR_DTYPE_F16:
+        return fr_cu_gemv_launch<__half>(c, x, w, bias, out, err);
+    case FR_DTYPE_BF16:
+        return fr_cu_gemv_launch<__nv_bfloat16>(c, x, w, bias, out, err);
+    default:
+        return fr_cu_gemv_launch<float>(c, x, w, bias, out, err);
+    }
+}
+
+/* ------------------------------------------------------------------ SIMT GEMM fallback */
+
+#define FR_CU_TM 64
+#define FR_CU_TN 64
+#define FR_CU_TK 16
+
+/* 256 threads, each computing a 4x4 piece of a 64x64 output tile; rows ty + 16 i and columns
+ * tx + 16 j so shared-memory reads are conflict-free. */
+template <typename WT>
+__global__ void __launch_bounds__(256)
+    fr_cu_gemm_simt_kernel(const void *x, int64_t ldx, int x_dtype, const WT *w, int64_t ldw,
+                           const float *bias, void *out, int64_t ldo, int o_dtype, int64_t M,
+                           int64_t N, int64_t K) {
+    __shared__ float xs[FR_CU_TK][FR_CU_TM + 4];
+    __shared__ float ws[FR_CU_TK][FR_CU_TN + 4];
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int64_t m0 = (int64_t)blockIdx.y * FR_CU_TM, n0 = (int64_t)blockIdx.x * FR_CU_TN;
+    float acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            acc[i][j] = 0.0f;
+    for (int64_t k0 = 0; k0 < K; k0 += FR_CU_TK) {
+#pragma unroll
+        for (int l = 0; l < 4; l++) {
+            const int idx = tid + l * 256, r = idx / FR_CU_TK, kk = idx % FR_CU_TK;
+            const int64_t k = k0 + kk, m = m0 + r, n = n0 + r;
+            xs[kk][r] = (m < M && k < K) ? fr_cu_load(x, m * ldx + k, x_dtype) : 0.0f;
+            ws[kk][r] = (n < N && k < K) ? fr_cu_to_f32(w[n * ldw + k]) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < FR_CU_TK; kk++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                a[i] = xs[kk][ty + 16 * i];
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                b[j] = ws[kk][tx + 16 * j];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int64_t m = m0 + ty + 16 * i;
+        if (m >= M) continue;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int64_t n = n0 + tx + 16 * j;
+            if (n < N) fr_cu_store(out, m * ldo + n, o_dtype, acc[i][j] + (bias ? bias[n] : 0.0f));
+        }
+    }
+}
+
+template <typename WT>
+static void fr_cu_gemm_simt_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                                  const float *bias, fr_tensor *out) {
+    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
+    dim3 grid(fr_cu_blocks(N, FR_CU_TN), fr_cu_blocks(M, FR_CU_TM));
+    fr_cu_gemm_simt_kernel<WT><<<grid, 256, 0, c->stream>>>(
+        fr_cu_ptr(x), fr_cu_estride(x, 0), x->dtype, (const WT *)fr_cu_ptr(w), fr_cu_estride(w, 0),
+        bias, fr_cu_ptr(out), fr_cu_estride(out, 0), out->dtype, M, N, K);
+}
+
+static fr_status fr_cu_gemm_simt(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                                 const float *bias, fr_tensor *out, fr_error *err) {
+    if (x->shape[0] > 65535 * (int64_t)FR_CU_TM)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda matmul: %lld rows in one call",
+                            (long long)x->shape[0]);
+    switch (w->dtype) {
+    case FR_DTYPE_F32:
+        fr_cu_gemm_simt_typed<float>(c, x, w, bias, out);
+        break;
+    case FR_DTYPE_F16:
+        fr_cu_gemm_simt_typed<__half>(c, x, w, bias, out);
+        break;
+    case FR_DTYPE_BF16:
+        fr_cu_gemm_simt_typed<__nv_bfloat16>(c, x, w, bias, out);
+        break;
+    default:
+        return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                            "cuda matmul: weight dtype %s is not supported yet",
+                            fr_dtype_name(w->dtype));
+    }
+    return fr_cu_launched(err, "matmul (simt gemm)");
+}
+
+/* ------------------------------------------------------------------ prefill via cuBLASLt */
+
+/* Rows [n0, n0 + rows) of w, converted to the GEMM input type and packed densely. */
+template <typename WT, typename CT>
+__global__ void fr_cu_convert_rows_kernel(const WT *w, int64_t ldw, int64_t n0, int64_t rows,
+                                          int64_t K, CT *dst) {
+    const int64_t total = rows * K;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / K, k = i - r * K;
+        dst[i] = fr_cu_from_f32<CT>(fr_cu_to_f32(w[(n0 + r) * ldw + k]));
+    }
+}
+
+template <typename CT>
+static fr_status fr_cu_convert_rows_to(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,
+                                       CT *dst, fr_error *err) {
+    const int64_t K = w->shape[1], ldw = fr_cu_estride(w, 0);
+    unsigned blocks = fr_cu_blocks(rows * K, 256);
+    if (blocks > (unsigned)c->n_sm * 16) blocks = (unsigned)c->n_sm * 16;
+    switch (w->dtype) {
+    case FR_DTYPE_F32:
+        fr_cu_convert_rows_kernel<<<blocks, 256, 0, c->stream>>>((const float *)fr_cu_ptr(w), ldw,
+                                                                 n0, rows, K, dst);
+        break;
+    case FR_DTYPE_F16:
+        fr_cu_convert_rows_kernel<<<blocks, 256, 0, c->stream>>>((const __half *)fr_cu_ptr(w), ldw,
+                                                                 n0, rows, K, dst);
+        break;
+    case FR_DTYPE_BF16:
+        fr_cu_convert_rows_kernel<<<blocks, 256, 0, c->stream>>>(
+            (const __nv_bfloat16 *)fr_cu_ptr(w), ldw, n0, rows, K, dst);
+        break;
+    default:
+        /* Quantized types: a row dequantizer into the scratch goes here. */
+        return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                            "cuda matmul: weight dtype %s is not supported yet",
+                            fr_dtype_name(w->dtype));
+    }
+    return fr_cu_launched(err, "matmul (weight conversion)");
+}
+
+static fr_status fr_cu_convert_rows(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,
+                                    fr_dtype ct, fr_error *err) {
+    switch (ct) {
+    case FR_DTYPE_F16:
+        return fr_cu_convert_rows_to(c, w, n0, rows, (__half *)c->wconv, err);
+    case FR_DTYPE_BF16:
+        return fr_cu_convert_rows_to(c, w, n0, rows, (__nv_bfloat16 *)c->wconv, err);
+    default:
+        return fr_cu_convert_rows_to(c, w, n0, rows, (float *)c->wconv, err);
+    }
+}
+
+__global__ void fr_cu_bias_kernel(void *out, int64_t ldo, int o_dtype, const float *bias,
+                                  int64_t N) {
+    const int64_t m = blockIdx.x;
+    for (int64_t n = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; n < N;
+         n += (int64_t)gridDim.y * blockDim.x) {
+        const int64_t i = m * ldo + n;
+        fr_cu_store(out, i, o_dtype, fr_cu_load(out, i, o_dtype) + bias[n]);
+    }
+}
+
+static cudaDataType_t fr_cu_lt_type(fr_dtype t) {
+    switch (t) {
+    case FR_DTYPE_F16:
+        return CUDA_R_16F;
+    case FR_DTYPE_BF16:
+        return CUDA_R_16BF;
+    default:
+        return CUDA_R_32F;
+    }
+}
+
+/* Largest power of two (<= 256) dividing both the address and the leading dimension in bytes. */
+static uint32_t fr_cu_alignment(const void *p, int64_t ld_bytes) {
+    uint64_t v = (uint64_t)(uintptr_t)p | (uint64_t)ld_bytes | 256u;
+    return (uint32_t)(v & (~v + 1));
+}
+
+/* One cuBLASLt problem: D[rows x M] (column-major, = out rows transposed) = A^T B with A the
+ * weight rows [K x rows] and B the activations [K x M]. Descriptors are built once per shape and
+ * reused for every chunk of that shape. */
+typedef struct fr_cu_lt_plan {
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, d;
+    cublasLtMatmulHeuristicResult_t heur;
+    bool ok;
+} fr_cu_lt_plan;
+
+static void fr_cu_lt_plan_free(fr_cu_lt_plan *p) {
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->d) cublasLtMatrixLayoutDestroy(p->d);
+    memset(p, 0, sizeof *p);
+}
+
+/* False when cuBLASLt offers no algorithm (the caller then falls back to the SIMT GEMM). */
+static bool fr_cu_lt_plan_make(fr_cuda_ctx *c, fr_cu_lt_plan *p, fr_dtype ct, fr_dtype ot,
+                               int64_t rows, int64_t M, int64_t K, int64_t lda, int64_t ldb,
+                               int64_t ldd, uint32_t al_a, uint32_t al_b, uint32_t al_d) {
+    memset(p, 0, sizeof *p);
+    const cudaDataType_t it = fr_cu_lt_type(ct), dt = fr_cu_lt_type(ot);
+    const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
+    cublasLtMatmulPreference_t pref = NULL;
+    uint64_t ws = c->lt_ws_size;
+    int found = 0;
+    bool ok = cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT,
+                                             sizeof opT) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN,
+                                             sizeof opN) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&p->a, it, (uint64_t)K, (uint64_t)rows, lda) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&p->b, it, (uint64_t)K, (uint64_t)M, ldb) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&p->d, dt, (uint64_t)rows, (uint64_t)M, ldd) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS;
+    ok = ok &&
+         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                              sizeof ws) == CUBLAS_STATUS_SUCCESS &&
+         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                              &al_a, sizeof al_a) == CUBLAS_STATUS_SUCCESS &&
+         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                              &al_b, sizeof al_b) == CUBLAS_STATUS_SUCCESS &&
+         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                              &al_d, sizeof al_d) == CUBLAS_STATUS_SUCCESS &&
+         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                              &al_d, sizeof al_d) == CUBLAS_STATUS_SUCCESS;
+    ok = ok &&
+         cublasLtMatmulAlgoGetHeuristic(c->lt, p->desc, p->a, p->b, p->d, p->d, pref, 1, &p->heur,
+                                        &found) == CUBLAS_STATUS_SUCCESS &&
+         found > 0 && p->heur.workspaceSize <= c->lt_ws_size;
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (!ok)
+        fr_cu_lt_plan_free(p);
+    else
+        p->ok = true;
+    return ok;
+}
+
+static fr_status fr_cu_lt_run(fr_cuda_ctx *c, const fr_cu_lt_plan *p, const void *a, const void *b,
+                              void *d, fr_error *err) {
+    const float one = 1.0f, zero = 0.0f;
+    cublasStatus_t s =
+        cublasLtMatmul(c->lt, p->desc, &one, a, p->a, b, p->b, &zero, d, p->d, d, p->d,
+                       &p->heur.algo, c->lt_ws, p->heur.workspaceSize, c->stream);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return fr_error_set(err, FR_ERR_BACKEND, "cuda matmul: cublasLtMatmul failed: %s",
+                            cublasLtGetStatusString(s));
+    return fr_cu_launched(err, "matmul (cublasLt)");
+}
+
+/* FR_ERR_UNSUPPORTED (with err untouched) when cuBLASLt cannot take this problem. */
+static fr_status fr_cu_gemm_lt(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                               const float *bias, fr_tensor *out, fr_error *err) {
+    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
+    const fr_dtype ct = x->dtype, ot = out->dtype;
+    /* cuBLASLt pairs: f32 in -> f32 out; 16-bit in -> same 16-bit or f32 out. */
+    if (ct == FR_DTYPE_F32 ? ot != FR_DTYPE_F32 : (ot != ct && ot != FR_DTYPE_F32))
+        return FR_ERR_UNSUPPORTED;
+    if (!fr_dtype_get(w->dtype) || fr_dtype_get(w->dtype)->quantized) return FR_ERR_UNSUPPORTED;
+    const int ces = fr_cu_esize(ct), oes = fr_cu_esize(ot);
+    const int64_t ldx = fr_cu_estride(x, 0), ldo = fr_cu_estride(out, 0);
+    const uint32_t al_b = fr_cu_alignment(fr_cu_ptr(x), ldx * ces);
+    const uint32_t al_d = fr_cu_alignment(fr_cu_ptr(out), ldo * oes);
+    fr_cu_lt_plan plan;
+    fr_status s = FR_OK;
+
+    if (w->dtype == ct) {
+        const int64_t ldw = fr_cu_estride(w, 0);
+        if (!fr_cu_lt_plan_make(c, &plan, ct, ot, N, M, K, ldw, ldx, ldo,
+                                fr_cu_alignment(fr_cu_ptr(w), ldw * ces), al_b, al_d))
+            return FR_ERR_UNSUPPORTED;
+        s = fr_cu_lt_run(c, &plan, fr_cu_ptr(w), fr_cu_ptr(x), fr_cu_ptr(out), err);
+        fr_cu_lt_plan_free(&plan);
+    } else {
+        /* Convert weight rows chunk by chunk; chunks are multiples of 64 rows so every chunk's
+         * output column keeps the alignment of the first. */
+        int64_t chunk = (int64_t)(c->wconv_size / ((size_t)K * ces)) / 64 * 64;
+        if (chunk <= 0) return FR_ERR_UNSUPPORTED;
+        if (chunk > N) chunk = N;
+        const int64_t tail = N % chunk;
+        fr_cu_lt_plan full, last;
+        memset(&last, 0, sizeof last);
+        const uint32_t al_a = fr_cu_alignment(c->wconv, K * ces);
+        if (!fr_cu_lt_plan_make(c, &full, ct, ot, chunk, M, K, K, ldx, ldo, al_a, al_b, al_d))
+            return FR_ERR_UNSUPPORTED;
+        if (tail && N > chunk &&
+            !fr_cu_lt_plan_make(c, &last, ct, ot, tail, M, K, K, ldx, ldo, al_a, al_b, al_d)) {
+            fr_cu_lt_plan_free(&full);
+            return FR_ERR_UNSUPPORTED;
+        }
+        for (int64_t n0 = 0; n0 < N && s == FR_OK; n0 += chunk) {
+            const int64_t rows = N - n0 < chunk ? N - n0 : chunk;
+            s = fr_cu_convert_rows(c, w, n0, rows, ct, err);
+            if (s == FR_OK)
+                s = fr_cu_lt_run(c, rows == chunk ? &full : &last, c->wconv, fr_cu_ptr(x),
+                                 fr_cu_ptr(out) + n0 * oes, err);
+        }
+        fr_cu_lt_plan_free(&full);
+        fr_cu_lt_plan_free(&last);
+    }
+    if (s == FR_OK && bias) {
+        unsigned by = fr_cu_blocks(N, 256);
+        if (by > 65535) by = 65535;
+        fr_cu_bias_kernel<<<dim3((unsigned)M, by), 256, 0, c->stream>>>(fr_cu_ptr(out), ldo, ot,
+                                                                        bias, N);
+        s = fr_cu_launched(err, "matmul (bias)");
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------ entry */
+
+#define FR_CU_GEMV_MAX_M 8
+
+fr_status fr_cuda_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
+                         fr_tensor *out, fr_error *err) {
+    fr_cuda_ctx *c = (fr_cuda_ctx *)vctx;
+    fr_status s = fr_cu_enter(c, err, "matmul");
+    if (s) return s;
+    const float *b = bias ? (const float *)fr_cu_ptr(bias) : NULL;
+    if (fr_dtype_get(w->dtype)->quantized)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                            "cuda matmul: weight dtype %s is not supported yet",
+                            fr_dtype_name(w->dtype));
+    if (x->shape[0] <= FR_CU_GEMV_MAX_M) return fr_cu_gemv(c, x, w, b, out, err);
+    s = fr_cu_gemm_lt(c, x, w, b, out, err);
+    if (s != FR_ERR_UNSUPPORTED) return s;
+    FR_LOG_D("cuda matmul: cuBLASLt declined x %s w %s out %s M=%lld N=%lld K=%lld; SIMT GEMM",
+             fr_dtype_name(x->dtype), fr_dtype_name(w->dtype), fr_dtype_name(out->dtype),
+             (long long)x->shape[0], (long long)w->shape[0], (long long)x->shape[1]);
+    return fr_cu_gemm_simt(c, x, w, b, out, err);
+}
