@@ -1,7 +1,7 @@
 /* Element-wise ops on [T, C] f32 rows (rows may be strided views): silu_mul, add, scaled_add.
  * Work is split into (row, column chunk) tasks so a single long row still uses both cores. */
-#include <math.h>
 
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/cpu_ops.h"
 
 enum { EW_SILU_MUL, EW_ADD, EW_SCALED_ADD };
@@ -13,6 +13,7 @@ typedef struct {
     const fr_tensor *a, *b, *out;
     const float *scale;
     int64_t cols, chunks_per_row;
+    fr_silu_mul_fn silu;
 } ew_args;
 
 static void ew_task(void *varg, int64_t task, int thread) {
@@ -24,8 +25,7 @@ static void ew_task(void *varg, int64_t task, int thread) {
     float *o = (float *)fr_cpu_at2(g->out, row) + c0;
     switch (g->kind) {
     case EW_SILU_MUL:
-        for (int64_t i = 0; i < n; i++)
-            o[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+        g->silu(a, b, o, n);
         break;
     case EW_ADD:
         for (int64_t i = 0; i < n; i++)
@@ -54,7 +54,8 @@ static fr_status ew_run(fr_cpu_ctx *ctx, const char *op, int kind, const fr_tens
                  out,
                  scale ? (const float *)fr_cpu_at2(scale, 0) : NULL,
                  a->shape[1],
-                 (a->shape[1] + EW_CHUNK - 1) / EW_CHUNK};
+                 (a->shape[1] + EW_CHUNK - 1) / EW_CHUNK,
+                 ctx->k->silu_mul};
     const int64_t tasks = a->shape[0] * g.chunks_per_row;
     fr_cpu_run(ctx, tasks, 12.0 * (double)a->shape[0] * (double)a->shape[1], ew_task, &g);
     return FR_OK;

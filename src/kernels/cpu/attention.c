@@ -3,15 +3,17 @@
  * ever formed.
  *
  * One task per (kv head, token) handles all H/Hkv query heads of that kv head together, so each
- * K and V row is read (and converted from f16/bf16) once per token rather than once per query
- * head; tasks run on both cores. Query at position p sees keys j in (p-W, p] (W = window, 0 = all
- * of [0, p]). */
+ * K and V row is read (and widened from f16/bf16) once per token rather than once per query
+ * head; tasks run on both cores. Per tile of KEY_TILE keys, the scores are a small GEMV (the
+ * group's query rows times the K rows, the matmul kernels' gemv) and P.V one register-blocked
+ * pass over the V rows (kernels' pv); both read the cache in its own dtype, no conversion copy.
+ * Query at position p sees keys j in (p-W, p] (W = window, 0 = all of [0, p]). Every query has
+ * at least its own key, so the softmax sum is never zero. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu_kernels.h"
-
 #include "kernels/cpu/cpu_ops.h"
 
 #define KEY_TILE   64 /* keys scored per tile */

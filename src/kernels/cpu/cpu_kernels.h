@@ -38,6 +38,8 @@ typedef float (*fr_dot_fn)(const float *a, const float *b, int64_t n);
 typedef void (*fr_axpy_fn)(float a, const float *x, float *y, int64_t n); /* y += a x */
 /* s[i] = exp(s[i] - max) for i < n (max >= every s[i]); returns the sum of the new s[i]. */
 typedef float (*fr_exp_sum_fn)(float *s, int64_t n, float max);
+/* o[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i] (o may alias g or u). */
+typedef void (*fr_silu_mul_fn)(const float *g, const float *u, float *o, int64_t n);
 
 typedef struct fr_cpu_kernels {
     const char *name;
@@ -48,6 +50,7 @@ typedef struct fr_cpu_kernels {
     fr_dot_fn dot;
     fr_axpy_fn axpy;
     fr_exp_sum_fn exp_sum;
+    fr_silu_mul_fn silu_mul;
 } fr_cpu_kernels;
 
 extern const fr_cpu_kernels fr_cpu_kernels_scalar;
@@ -71,4 +74,5 @@ void fr_cpu_bf16_to_f32_scalar(const void *src, float *dst, int64_t n);
 float fr_cpu_dot_scalar(const float *a, const float *b, int64_t n);
 void fr_cpu_axpy_scalar(float a, const float *x, float *y, int64_t n);
 float fr_cpu_exp_sum_scalar(float *s, int64_t n, float max);
+void fr_cpu_silu_mul_scalar(const float *g, const float *u, float *o, int64_t n);
 #endif

@@ -18,7 +18,7 @@
 #include "kernels/cpu/matmul_quant.h"
 
 #define GEMV_MAX_M 8
-#define GEMM_NB    48  /* weight rows per GEMM task (a multiple of the 3-row micro tile) */
+#define GEMM_NB    48  /* weight rows per GEMM task (a multiple of the 3- and 4-row micro tiles) */
 #define GEMM_KC    512 /* K columns per packed tile */
 #define GEMM_MB    128 /* x rows per pass over a packed tile */
 
@@ -60,6 +60,11 @@ float fr_cpu_exp_sum_scalar(float *s, int64_t n, float max) {
     for (int64_t i = 0; i < n; i++)
         sum += (s[i] = expf(s[i] - max));
     return sum;
+}
+
+void fr_cpu_silu_mul_scalar(const float *g, const float *u, float *o, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 /* Converts a weight row piece by piece into a small f32 buffer and dots it with every x row. */
@@ -153,6 +158,7 @@ const fr_cpu_kernels fr_cpu_kernels_scalar = {
     .dot = fr_cpu_dot_scalar,
     .axpy = fr_cpu_axpy_scalar,
     .exp_sum = fr_cpu_exp_sum_scalar,
+    .silu_mul = fr_cpu_silu_mul_scalar,
 };
 
 /* ---------------------------------------------------------------- GEMV path */

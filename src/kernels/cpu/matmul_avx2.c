@@ -17,6 +17,15 @@
 #define INLINE static inline __attribute__((always_inline))
 
 enum { W_F32, W_F16, W_BF16 };
+#define WBYTES(wt) ((wt) == W_F32 ? 4 : 2)
+
+/* Software prefetch distance (bytes) along a weight row in GEMV: more cache lines in flight per
+ * core than the out-of-order window alone would keep (the f16/bf16 loops spend more instructions
+ * per line than f32). 0 disables. On a Xeon (Sapphire Rapids) slice of 2 cores, 4096 took f16
+ * GEMV 4096x4096 from 15.5 to 24.4 GB/s and f32 from 18.4 to 24.7 GB/s (1024: 17.4, 2048: 19.4). */
+#ifndef GEMV_PREFETCH
+#define GEMV_PREFETCH 4096
+#endif
 
 INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -40,79 +49,112 @@ INLINE float load_w1(const char *w, int64_t k, const int wt) {
 
 /* ---------------------------------------------------------------- GEMV */
 
-INLINE void gemv_rows(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt, const int M,
-                      const int U) {
+/* R weight rows (1 or 2) at a time, each dotted with M activation rows, k unrolled U times:
+ * R*M*U accumulators. Two rows per pass halve the activation loads per FMA, which keeps M = 2..4
+ * (batched decode) close to the weight stream's bandwidth instead of L2's. */
+INLINE void gemv_block(const fr_gemv_args *a, int64_t n, const int wt, const int M, const int U,
+                       const int R) {
     const int64_t K = a->K, xs = a->x_stride;
     const float *x = a->x;
-    for (int64_t n = n0; n < n1; n++) {
-        const char *wr = a->w + n * a->w_stride;
-        __m256 acc[8][4];
+    const char *wr[2] = {a->w + n * a->w_stride, a->w + (n + R - 1) * a->w_stride};
+    __m256 acc[2][8][4];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int m = 0; m < M; m++)
 #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
-                acc[m][u] = _mm256_setzero_ps();
-        int64_t k = 0;
-        for (; k + 8 * U <= K; k += 8 * U) {
+                acc[r][m][u] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 * U <= K; k += 8 * U) {
+        if (GEMV_PREFETCH) {
+            for (int r = 0; r < R; r++)
+                for (int b = 0; b < 8 * U * WBYTES(wt); b += 64)
+                    _mm_prefetch(wr[r] + k * WBYTES(wt) + GEMV_PREFETCH + b, _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
-            for (int u = 0; u < U; u++) {
-                const __m256 wv = load_w(wr, k + 8 * u, wt);
+        for (int u = 0; u < U; u++) {
+            __m256 wv[2];
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++)
+                wv[r] = load_w(wr[r], k + 8 * u, wt);
 #pragma GCC unroll 8
-                for (int m = 0; m < M; m++)
-                    acc[m][u] =
-                        _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * xs + k + 8 * u), acc[m][u]);
+            for (int m = 0; m < M; m++) {
+                const __m256 xv = _mm256_loadu_ps(x + m * xs + k + 8 * u);
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++)
+                    acc[r][m][u] = _mm256_fmadd_ps(wv[r], xv, acc[r][m][u]);
             }
         }
-        for (; k + 8 <= K; k += 8) {
-            const __m256 wv = load_w(wr, k, wt);
+    }
+    for (; k + 8 <= K; k += 8) {
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const __m256 wv = load_w(wr[r], k, wt);
 #pragma GCC unroll 8
             for (int m = 0; m < M; m++)
-                acc[m][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * xs + k), acc[m][0]);
+                acc[r][m][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * xs + k), acc[r][m][0]);
         }
-        float tail[8] = {0};
-        for (; k < K; k++) {
-            const float wv = load_w1(wr, k, wt);
+    }
+    float tail[2][8] = {{0}};
+    for (; k < K; k++)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const float wv = load_w1(wr[r], k, wt);
 #pragma GCC unroll 8
             for (int m = 0; m < M; m++)
-                tail[m] += wv * x[m * xs + k];
+                tail[r][m] += wv * x[m * xs + k];
         }
-        const float b = a->bias ? a->bias[n] : 0.0f;
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        const float b = a->bias ? a->bias[n + r] : 0.0f;
 #pragma GCC unroll 8
         for (int m = 0; m < M; m++) {
-            __m256 s = acc[m][0];
+            __m256 s = acc[r][m][0];
 #pragma GCC unroll 4
             for (int u = 1; u < U; u++)
-                s = _mm256_add_ps(s, acc[m][u]);
-            a->out[m * a->out_stride + n] = hsum(s) + tail[m] + b;
+                s = _mm256_add_ps(s, acc[r][m][u]);
+            a->out[m * a->out_stride + n + r] = hsum(s) + tail[r][m] + b;
         }
     }
 }
 
+INLINE void gemv_rows(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt, const int M,
+                      const int U, const int R) {
+    int64_t n = n0;
+    if (R == 2)
+        for (; n + 2 <= n1; n += 2)
+            gemv_block(a, n, wt, M, U, 2);
+    for (; n < n1; n++)
+        gemv_block(a, n, wt, M, U, 1);
+}
+
 INLINE void gemv_dispatch(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt) {
+    /* accumulators R*M*U <= 8, plus R weight registers and one activation register */
     switch (a->M) {
     case 1:
-        gemv_rows(a, n0, n1, wt, 1, 4);
+        gemv_rows(a, n0, n1, wt, 1, 4, 1);
         break;
     case 2:
-        gemv_rows(a, n0, n1, wt, 2, 2);
+        gemv_rows(a, n0, n1, wt, 2, 2, 2);
         break;
     case 3:
-        gemv_rows(a, n0, n1, wt, 3, 2);
+        gemv_rows(a, n0, n1, wt, 3, 1, 2);
         break;
     case 4:
-        gemv_rows(a, n0, n1, wt, 4, 2);
+        gemv_rows(a, n0, n1, wt, 4, 1, 2);
         break;
     case 5:
-        gemv_rows(a, n0, n1, wt, 5, 1);
+        gemv_rows(a, n0, n1, wt, 5, 1, 1);
         break;
     case 6:
-        gemv_rows(a, n0, n1, wt, 6, 1);
+        gemv_rows(a, n0, n1, wt, 6, 1, 1);
         break;
     case 7:
-        gemv_rows(a, n0, n1, wt, 7, 1);
+        gemv_rows(a, n0, n1, wt, 7, 1, 1);
         break;
     default:
-        gemv_rows(a, n0, n1, wt, 8, 1);
+        gemv_rows(a, n0, n1, wt, 8, 1, 1);
         break;
     }
 }
@@ -363,6 +405,22 @@ static float exp_sum(float *s, int64_t n, float max) {
     return sum;
 }
 
+/* silu(g) = g * sigmoid(g), with sigmoid from e = exp(-|g|) <= 1 so nothing overflows:
+ * sigmoid = 1/(1+e) for g >= 0 and e/(1+e) for g < 0. */
+static void silu_mul(const float *g, const float *u, float *o, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 e = exp_neg(_mm256_or_ps(gv, sign)); /* exp(-|g|) */
+        const __m256 num = _mm256_blendv_ps(one, e, gv);  /* sign bit of g picks e */
+        const __m256 sig = _mm256_div_ps(num, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(gv, sig), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 const fr_cpu_kernels fr_cpu_kernels_avx2 = {
     .name = "avx2",
     .gemv_f32 = gemv_f32,
@@ -377,4 +435,5 @@ const fr_cpu_kernels fr_cpu_kernels_avx2 = {
     .dot = dot,
     .axpy = axpy,
     .exp_sum = exp_sum,
+    .silu_mul = silu_mul,
 };

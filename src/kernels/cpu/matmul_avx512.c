@@ -16,6 +16,13 @@
 #define INLINE static inline __attribute__((always_inline))
 
 enum { W_F32, W_F16, W_BF16 };
+#define WBYTES(wt) ((wt) == W_F32 ? 4 : 2)
+
+/* Software prefetch distance (bytes) along a weight row in GEMV, as in matmul_avx2.c; measured
+ * on 2 Sapphire Rapids cores: f16 18.1 GB/s without, 23.1 at 2048, 22.4 at 4096. */
+#ifndef GEMV_PREFETCH
+#define GEMV_PREFETCH 2048
+#endif
 
 INLINE __mmask16 tail_mask(int64_t n) {
     return (__mmask16)((1u << n) - 1u);
@@ -35,74 +42,103 @@ INLINE __m512 load_x(const float *x, __mmask16 m) {
 
 /* ---------------------------------------------------------------- GEMV */
 
-INLINE void gemv_rows(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt, const int M,
-                      const int U) {
+/* R weight rows (1 or 2) at a time, each dotted with M activation rows, k unrolled U times
+ * (R*M*U <= 16 accumulators), as in matmul_avx2.c. */
+INLINE void gemv_block(const fr_gemv_args *a, int64_t n, const int wt, const int M, const int U,
+                       const int R) {
     const int64_t K = a->K, xs = a->x_stride;
     const float *x = a->x;
     const __mmask16 all = 0xffff;
-    for (int64_t n = n0; n < n1; n++) {
-        const char *wr = a->w + n * a->w_stride;
-        __m512 acc[8][4];
+    const char *wr[2] = {a->w + n * a->w_stride, a->w + (n + R - 1) * a->w_stride};
+    __m512 acc[2][8][4];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int m = 0; m < M; m++)
 #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
-                acc[m][u] = _mm512_setzero_ps();
-        int64_t k = 0;
-        for (; k + 16 * U <= K; k += 16 * U) {
+                acc[r][m][u] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 * U <= K; k += 16 * U) {
+        if (GEMV_PREFETCH) {
+            for (int r = 0; r < R; r++)
+                for (int b = 0; b < 16 * U * WBYTES(wt); b += 64)
+                    _mm_prefetch(wr[r] + k * WBYTES(wt) + GEMV_PREFETCH + b, _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
-            for (int u = 0; u < U; u++) {
-                const __m512 wv = load_w(wr, k + 16 * u, wt, all);
+        for (int u = 0; u < U; u++) {
+            __m512 wv[2];
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++)
+                wv[r] = load_w(wr[r], k + 16 * u, wt, all);
 #pragma GCC unroll 8
-                for (int m = 0; m < M; m++)
-                    acc[m][u] =
-                        _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + m * xs + k + 16 * u), acc[m][u]);
+            for (int m = 0; m < M; m++) {
+                const __m512 xv = _mm512_loadu_ps(x + m * xs + k + 16 * u);
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++)
+                    acc[r][m][u] = _mm512_fmadd_ps(wv[r], xv, acc[r][m][u]);
             }
         }
-        for (; k < K; k += 16) {
-            const __mmask16 msk = K - k >= 16 ? all : tail_mask(K - k);
-            const __m512 wv = load_w(wr, k, wt, msk);
+    }
+    for (; k < K; k += 16) {
+        const __mmask16 msk = K - k >= 16 ? all : tail_mask(K - k);
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const __m512 wv = load_w(wr[r], k, wt, msk);
 #pragma GCC unroll 8
             for (int m = 0; m < M; m++)
-                acc[m][0] = _mm512_fmadd_ps(wv, load_x(x + m * xs + k, msk), acc[m][0]);
-        }
-        const float b = a->bias ? a->bias[n] : 0.0f;
-#pragma GCC unroll 8
-        for (int m = 0; m < M; m++) {
-            __m512 s = acc[m][0];
-#pragma GCC unroll 4
-            for (int u = 1; u < U; u++)
-                s = _mm512_add_ps(s, acc[m][u]);
-            a->out[m * a->out_stride + n] = _mm512_reduce_add_ps(s) + b;
+                acc[r][m][0] = _mm512_fmadd_ps(wv, load_x(x + m * xs + k, msk), acc[r][m][0]);
         }
     }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        const float b = a->bias ? a->bias[n + r] : 0.0f;
+#pragma GCC unroll 8
+        for (int m = 0; m < M; m++) {
+            __m512 s = acc[r][m][0];
+#pragma GCC unroll 4
+            for (int u = 1; u < U; u++)
+                s = _mm512_add_ps(s, acc[r][m][u]);
+            a->out[m * a->out_stride + n + r] = _mm512_reduce_add_ps(s) + b;
+        }
+    }
+}
+
+INLINE void gemv_rows(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt, const int M,
+                      const int U, const int R) {
+    int64_t n = n0;
+    if (R == 2)
+        for (; n + 2 <= n1; n += 2)
+            gemv_block(a, n, wt, M, U, 2);
+    for (; n < n1; n++)
+        gemv_block(a, n, wt, M, U, 1);
 }
 
 INLINE void gemv_dispatch(const fr_gemv_args *a, int64_t n0, int64_t n1, const int wt) {
     switch (a->M) {
     case 1:
-        gemv_rows(a, n0, n1, wt, 1, 4);
+        gemv_rows(a, n0, n1, wt, 1, 4, 1);
         break;
     case 2:
-        gemv_rows(a, n0, n1, wt, 2, 4);
+        gemv_rows(a, n0, n1, wt, 2, 2, 2);
         break;
     case 3:
-        gemv_rows(a, n0, n1, wt, 3, 2);
+        gemv_rows(a, n0, n1, wt, 3, 2, 2);
         break;
     case 4:
-        gemv_rows(a, n0, n1, wt, 4, 2);
+        gemv_rows(a, n0, n1, wt, 4, 2, 2);
         break;
     case 5:
-        gemv_rows(a, n0, n1, wt, 5, 2);
+        gemv_rows(a, n0, n1, wt, 5, 1, 2);
         break;
     case 6:
-        gemv_rows(a, n0, n1, wt, 6, 2);
+        gemv_rows(a, n0, n1, wt, 6, 1, 2);
         break;
     case 7:
-        gemv_rows(a, n0, n1, wt, 7, 2);
+        gemv_rows(a, n0, n1, wt, 7, 1, 2);
         break;
     default:
-        gemv_rows(a, n0, n1, wt, 8, 2);
+        gemv_rows(a, n0, n1, wt, 8, 1, 2);
         break;
     }
 }
@@ -332,6 +368,21 @@ static float exp_sum(float *s, int64_t n, float max) {
     return _mm512_reduce_add_ps(acc);
 }
 
+/* silu as in matmul_avx2.c: sigmoid from e = exp(-|g|), never overflowing. */
+static void silu_mul(const float *g, const float *u, float *o, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : tail_mask(n - i);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 e = exp_neg(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(gv)));
+        const __mmask16 neg = _mm512_cmp_ps_mask(gv, _mm512_setzero_ps(), _CMP_LT_OQ);
+        const __m512 num = _mm512_mask_blend_ps(neg, one, e);
+        const __m512 sig = _mm512_div_ps(num, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(
+            o + i, m, _mm512_mul_ps(_mm512_mul_ps(gv, sig), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
 const fr_cpu_kernels fr_cpu_kernels_avx512 = {
     .name = "avx512",
     .gemv_f32 = gemv_f32,
@@ -346,4 +397,5 @@ const fr_cpu_kernels fr_cpu_kernels_avx512 = {
     .dot = dot,
     .axpy = axpy,
     .exp_sum = exp_sum,
+    .silu_mul = silu_mul,
 };

@@ -4,10 +4,11 @@
  * exact integer block dot products, each scaled once in f32.
  *
  * M <= 8 (decode): memory-bound, so the N weight rows are split into contiguous chunks that the
- * pool hands to both cores and every weight row is read from memory once, then dotted with all M
- * activation rows while it sits in L1.
+ * pool hands to both cores and every weight row is read from memory once (software-prefetched
+ * ~2 KiB ahead), then dotted with all M activation rows while it sits in L1.
  * M > 8 (prefill): tasks are tiles of GEMM_NT weight rows x MT activation rows, MT chosen so the
- * tile of quantized activations stays in L2 while the weight rows stream past it.
+ * tile of quantized activations stays in L2; inside a tile, groups of 4 activation rows stay in
+ * L1 while the tile's weight rows pass by.
  *
  * This file holds the driver, the portable scalar kernels and the row dequantizer used by the
  * embedding op; the AVX2 and AVX-512 VNNI kernels are in matmul_quant_avx2.c / _avx512.c. */

@@ -6,43 +6,15 @@
  * folded in as the 16-bit multiplier for the K formats. Signed q8_0 weights use the sign trick
  * (|w| as the unsigned operand, x negated where w < 0). The formulas are in quant_dot.h.
  *
+ * Legacy formats go two blocks per 256-bit register, in the paired activation layout
+ * (quant_dot.h), four blocks per loop step so the f16 scales of four blocks convert at once.
  * Every block of a weight row is unpacked once and dotted with up to 4 activation rows while in
- * registers; the driver groups the rows of x in fours, so a GEMV with M <= 8 reads each weight
- * row from memory once. */
+ * registers; the driver (quant_dot_x86.h) groups the rows of x in fours, so a GEMV with M <= 8
+ * reads each weight row from memory once. */
 #include <float.h>
-#include <immintrin.h>
 #include <string.h>
 
-#include "kernels/cpu/quant_dot.h"
-
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-INLINE int hsum128_epi32(__m128i v) {
-    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
-    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(v);
-}
-
-INLINE float f16(uint16_t h) {
-    return _cvtsh_ss(h);
-}
-
-INLINE uint32_t load_u32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-INLINE __m256i loadu(const void *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
+#include "kernels/cpu/quant_dot_x86.h"
 
 /* ---------------------------------------------------------------- activation quantizers */
 
@@ -62,18 +34,17 @@ INLINE float absmax(const float *x, int n) {
     return _mm_cvtss_f32(s);
 }
 
-/* 32 values times id, rounded half to even, stored as int8; returns their sum. */
-INLINE int quant32(const float *x, __m256 id, int8_t *q) {
+/* 32 values times id, rounded half to even, as int8 in element order; *sum gets their sum. */
+INLINE __m256i quant32(const float *x, __m256 id, int *sum) {
     const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), id));
     const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id));
     const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id));
     const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id));
     const __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    *sum = hsum128_epi32(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
     /* the packs interleave 128-bit lanes; the permute puts the 4-byte groups back in order */
-    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256((__m256i *)q, p);
-    return hsum128_epi32(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
 /* The block scale's reciprocal exactly as the scalar quantizer computes it. */
@@ -82,21 +53,32 @@ INLINE float inv_scale(float amax) {
     return id > FLT_MAX ? 0.0f : id;
 }
 
-void fr_qmm_quantize_x32_avx2(const float *x, void *row, int64_t K) {
-    const int64_t nb = K / FR_QK;
+/* One legacy activation block: quants, scale d and s = d * sum (NaN for a non-finite block). */
+INLINE __m256i quant_block(const float *x, float *d, float *s) {
+    const float amax = absmax(x, FR_QK);
+    if (amax < 0.0f) {
+        *d = *s = __builtin_nanf("");
+        return _mm256_setzero_si256();
+    }
+    int sum;
+    const __m256i q = quant32(x, _mm256_set1_ps(inv_scale(amax)), &sum);
+    *d = amax / 127.0f;
+    *s = *d * (float)sum;
+    return q;
+}
+
+void fr_qmm_quantize_x32_paired_avx2(const float *x, void *row, int64_t K) {
+    const int64_t nb = K / FR_QK, np = (nb + 1) / 2;
     int8_t *qs = row;
-    float *d = (float *)(qs + nb * FR_QK), *s = d + nb;
-    for (int64_t b = 0; b < nb; b++) {
-        const float amax = absmax(x + b * FR_QK, FR_QK);
-        int sum = 0;
-        if (amax < 0.0f) {
-            memset(qs + b * FR_QK, 0, FR_QK);
-            d[b] = __builtin_nanf("");
-        } else {
-            sum = quant32(x + b * FR_QK, _mm256_set1_ps(inv_scale(amax)), qs + b * FR_QK);
-            d[b] = amax / 127.0f;
-        }
-        s[b] = d[b] * (float)sum;
+    float *sc = (float *)(qs + np * 2 * FR_QK);
+    for (int64_t p = 0; p < np; p++) {
+        float *f = sc + 4 * p;
+        const __m256i qa = quant_block(x + 2 * p * FR_QK, &f[0], &f[1]);
+        __m256i qb = _mm256_setzero_si256();
+        f[2] = f[3] = 0.0f;
+        if (2 * p + 1 < nb) qb = quant_block(x + (2 * p + 1) * FR_QK, &f[2], &f[3]);
+        _mm256_storeu_si256((__m256i *)(qs + 64 * p), _mm256_permute2x128_si256(qa, qb, 0x20));
+        _mm256_storeu_si256((__m256i *)(qs + 64 * p + 32), _mm256_permute2x128_si256(qa, qb, 0x31));
     }
 }
 
@@ -110,8 +92,10 @@ void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K) {
             y[b].d = __builtin_nanf("");
         } else {
             const __m256 id = _mm256_set1_ps(inv_scale(amax));
-            for (int g = 0; g < FR_QK_K / 32; g++)
-                quant32(xb + 32 * g, id, y[b].qs + 32 * g);
+            for (int g = 0; g < FR_QK_K / 32; g++) {
+                int sum;
+                _mm256_storeu_si256((__m256i *)(y[b].qs + 32 * g), quant32(xb + 32 * g, id, &sum));
+            }
             y[b].d = amax / 127.0f;
         }
         for (int j = 0; j < FR_QK_K / 16; j++) {
@@ -123,86 +107,85 @@ void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K) {
     }
 }
 
-/* ---------------------------------------------------------------- weight unpacking */
-
-/* 16 bytes of packed nibbles -> 32 bytes in element order (low nibbles are elements 0..15). */
-INLINE __m256i nibbles32(const uint8_t *qs) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(15));
-}
-
-/* Bit j of qh -> byte j = 16 when set, 0 otherwise (the fifth bit of the q5 formats). */
-INLINE __m256i bits32(uint32_t qh) {
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
-                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    const __m256i v =
-        _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bit);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(16));
-}
-
-/* 32 unsigned bytes times 32 signed bytes -> 8 int32 partial sums. */
-INLINE __m256i dot_us(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
 /* ---------------------------------------------------------------- legacy formats */
 
-enum { T_Q8_0, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q4_K, T_Q5_K, T_Q6_K };
+/* Two weight pairs (blocks 4q..4q+3) against R activation rows. Scales of the 4 blocks times the
+ * activations' d_a s_a d_b s_b d_c s_c d_d s_d: even lanes scale the block dots, odd lanes are
+ * the offset terms of quant_dot.h, summed into off. */
+INLINE void legacy_quad(const char *row, int64_t q, const int R, const int T,
+                        const int8_t *const *xqs, const float *const *xsc, __m256 *acc0,
+                        __m256 *acc1, __m256 *off) {
+    const __m256i lo = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+    const __m256i hi = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
+    __m256i w0, w1, w2, w3;
+    legacy_pair(row, 4 * q, T, false, &w0, &w1);
+    legacy_pair(row, 4 * q + 2, T, false, &w2, &w3);
+    const __m256 wsc = legacy_scales(row, 4 * q, T, 4);
+    const __m256i u0 = T == T_Q8_0 ? _mm256_abs_epi8(w0) : w0;
+    const __m256i u1 = T == T_Q8_0 ? _mm256_abs_epi8(w1) : w1;
+    const __m256i u2 = T == T_Q8_0 ? _mm256_abs_epi8(w2) : w2;
+    const __m256i u3 = T == T_Q8_0 ? _mm256_abs_epi8(w3) : w3;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const int8_t *x = xqs[r] + 128 * q;
+        const __m256i d01 = legacy_dot(T, w0, w1, u0, u1, loadu(x), loadu(x + 32));
+        const __m256i d23 = legacy_dot(T, w2, w3, u2, u3, loadu(x + 64), loadu(x + 96));
+        const __m256 sc = _mm256_mul_ps(wsc, _mm256_loadu_ps(xsc[r] + 8 * q));
+        acc0[r] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(d01), _mm256_permutevar8x32_ps(sc, lo), acc0[r]);
+        acc1[r] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(d23), _mm256_permutevar8x32_ps(sc, hi), acc1[r]);
+        if (T != T_Q8_0) off[r] = _mm256_add_ps(off[r], sc);
+    }
+}
 
-/* res[r] = dot(weight row, activation row r) for r < R. */
+/* One weight pair p (block 2p alone when `single`) against R activation rows. */
+INLINE void legacy_step(const char *row, int64_t p, const bool single, const int R, const int T,
+                        const int8_t *const *xqs, const float *const *xsc, __m256 *acc,
+                        __m256 *off) {
+    const __m256i lo = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+    __m256i w0, w1;
+    legacy_pair(row, 2 * p, T, single, &w0, &w1);
+    /* d_a m_a d_b m_b; a lone block has zeros for b, and so do the activations padded after it */
+    const __m128 wsc = _mm256_castps256_ps128(legacy_scales(row, 2 * p, T, single ? 1 : 2));
+    const __m256i u0 = T == T_Q8_0 ? _mm256_abs_epi8(w0) : w0;
+    const __m256i u1 = T == T_Q8_0 ? _mm256_abs_epi8(w1) : w1;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const __m256i dot =
+            legacy_dot(T, w0, w1, u0, u1, loadu(xqs[r] + 64 * p), loadu(xqs[r] + 64 * p + 32));
+        const __m128 sc = _mm_mul_ps(wsc, _mm_loadu_ps(xsc[r] + 4 * p));
+        const __m256 sc8 = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(sc), lo);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sc8, acc[r]);
+        if (T != T_Q8_0) off[r] = _mm256_add_ps(off[r], _mm256_zextps128_ps256(sc));
+    }
+}
+
+/* res[r] = dot(weight row, activation row r) for r < R, paired activation layout. */
 INLINE void legacy_rows(const char *row, const char *xq, int64_t xs, int64_t nb, const int R,
                         const int T, float *res) {
+    const int64_t np = (nb + 1) / 2, full = nb / 2;
     const int8_t *xqs[4];
-    const float *xd[4], *xsm[4];
-    __m256 acc[4];
-    float off[4];
+    const float *xsc[4];
+    /* two accumulator sets so FMA latency never paces the loop */
+    __m256 acc0[4], acc1[4], off[4];
     for (int r = 0; r < R; r++) {
         xqs[r] = (const int8_t *)(xq + r * xs);
-        xd[r] = (const float *)(xqs[r] + nb * FR_QK);
-        xsm[r] = xd[r] + nb;
-        acc[r] = _mm256_setzero_ps();
-        off[r] = 0.0f;
+        xsc[r] = (const float *)(xqs[r] + np * 2 * FR_QK);
+        acc0[r] = acc1[r] = off[r] = _mm256_setzero_ps();
     }
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i u;
-        float dw, mw = 0.0f;
-        if (T == T_Q8_0) {
-            const fr_block_q8_0 *w = (const fr_block_q8_0 *)row + b;
-            u = loadu(w->qs);
-            dw = f16(w->d);
-        } else if (T == T_Q4_0) {
-            const fr_block_q4_0 *w = (const fr_block_q4_0 *)row + b;
-            u = nibbles32(w->qs);
-            dw = f16(w->d);
-        } else if (T == T_Q4_1) {
-            const fr_block_q4_1 *w = (const fr_block_q4_1 *)row + b;
-            u = nibbles32(w->qs);
-            dw = f16(w->d);
-            mw = f16(w->m);
-        } else if (T == T_Q5_0) {
-            const fr_block_q5_0 *w = (const fr_block_q5_0 *)row + b;
-            u = _mm256_or_si256(nibbles32(w->qs), bits32(load_u32(w->qh)));
-            dw = f16(w->d);
-        } else {
-            const fr_block_q5_1 *w = (const fr_block_q5_1 *)row + b;
-            u = _mm256_or_si256(nibbles32(w->qs), bits32(load_u32(w->qh)));
-            dw = f16(w->d);
-            mw = f16(w->m);
-        }
-        const __m256i uu = T == T_Q8_0 ? _mm256_abs_epi8(u) : u;
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            __m256i xv = loadu(xqs[r] + b * FR_QK);
-            if (T == T_Q8_0) xv = _mm256_sign_epi8(xv, u);
-            const __m256 p = _mm256_cvtepi32_ps(dot_us(uu, xv));
-            acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * xd[r][b]), acc[r]);
-            if (T != T_Q8_0) off[r] += (T == T_Q4_1 || T == T_Q5_1 ? mw : dw) * xsm[r][b];
-        }
-    }
+    int64_t p = 0;
+    for (; p + 2 <= full; p += 2)
+        legacy_quad(row, p / 2, R, T, xqs, xsc, acc0, acc1, off);
+    if (p < full) legacy_step(row, p++, false, R, T, xqs, xsc, acc0, off);
+    if (p < np) legacy_step(row, p, true, R, T, xqs, xsc, acc1, off);
     const float c = T == T_Q4_0 ? -8.0f : T == T_Q5_0 ? -16.0f : 1.0f;
-    for (int r = 0; r < R; r++)
-        res[r] = hsum_ps(acc[r]) + c * off[r];
+    for (int r = 0; r < R; r++) {
+        /* offset terms sit in the odd lanes */
+        const __m256 o = _mm256_and_ps(
+            off[r], _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1)));
+        res[r] = hsum_ps(_mm256_fmadd_ps(o, _mm256_set1_ps(c), _mm256_add_ps(acc0[r], acc1[r])));
+    }
 }
 
 /* ---------------------------------------------------------------- K formats */
@@ -212,11 +195,11 @@ INLINE void q45k_rows(const char *row, const char *xq, int64_t xs, int64_t nb, c
     const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     const fr_block_q8_k *x[4];
     __m256 acc[4];
-    float off[4];
+    __m128 off[4]; /* min terms, 4 partial sums per row */
     for (int r = 0; r < R; r++) {
         x[r] = (const fr_block_q8_k *)(xq + r * xs);
         acc[r] = _mm256_setzero_ps();
-        off[r] = 0.0f;
+        off[r] = _mm_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *scales, *qs, *qh = NULL;
@@ -278,11 +261,12 @@ INLINE void q45k_rows(const char *row, const char *xq, int64_t xs, int64_t nb, c
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(dx * d), acc[r]);
             const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[r][b].bsums),
                                               _mm_loadu_si128((const __m128i *)x[r][b].bsums + 1));
-            off[r] += dx * dmin * (float)hsum128_epi32(_mm_madd_epi16(bs, mn16));
+            off[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(bs, mn16)), _mm_set1_ps(dx * dmin),
+                                  off[r]);
         }
     }
     for (int r = 0; r < R; r++)
-        res[r] = hsum_ps(acc[r]) - off[r];
+        res[r] = hsum_ps(_mm256_sub_ps(acc[r], _mm256_zextps128_ps256(off[r])));
 }
 
 INLINE void q6k_rows(const char *row, const char *xq, int64_t xs, int64_t nb, const int R,
@@ -342,30 +326,6 @@ INLINE void q6k_rows(const char *row, const char *xq, int64_t xs, int64_t nb, co
 
 /* ---------------------------------------------------------------- drivers */
 
-#define DEFINE_MM(NAME, ROWS, T, BLK)                                                              \
-    static void NAME(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1) {       \
-        const int64_t nb = a->K / (BLK), xs = a->xq_stride;                                        \
-        for (int64_t n = n0; n < n1; n++) {                                                        \
-            const char *row = a->w + n * a->w_stride;                                              \
-            const float bias = a->bias ? a->bias[n] : 0.0f;                                        \
-            for (int64_t m = m0; m < m1; m += 4) {                                                 \
-                const char *xq = a->xq + m * xs;                                                   \
-                float res[4];                                                                      \
-                const int64_t R = m1 - m < 4 ? m1 - m : 4;                                         \
-                if (R == 4)                                                                        \
-                    ROWS(row, xq, xs, nb, 4, T, res);                                              \
-                else if (R == 3)                                                                   \
-                    ROWS(row, xq, xs, nb, 3, T, res);                                              \
-                else if (R == 2)                                                                   \
-                    ROWS(row, xq, xs, nb, 2, T, res);                                              \
-                else                                                                               \
-                    ROWS(row, xq, xs, nb, 1, T, res);                                              \
-                for (int64_t r = 0; r < R; r++)                                                    \
-                    a->out[(m + r) * a->out_stride + n] = res[r] + bias;                           \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
 DEFINE_MM(mm_q8_0, legacy_rows, T_Q8_0, FR_QK)
 DEFINE_MM(mm_q4_0, legacy_rows, T_Q4_0, FR_QK)
 DEFINE_MM(mm_q4_1, legacy_rows, T_Q4_1, FR_QK)
@@ -377,7 +337,7 @@ DEFINE_MM(mm_q6_k, q6k_rows, T_Q6_K, FR_QK_K)
 
 const fr_qmm_kernels fr_qmm_kernels_avx2 = {
     .name = "avx2",
-    .quantize_x32 = fr_qmm_quantize_x32_avx2,
+    .quantize_x32 = fr_qmm_quantize_x32_paired_avx2,
     .quantize_xk = fr_qmm_quantize_xk_avx2,
     .mm =
         {

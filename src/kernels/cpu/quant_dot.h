@@ -3,13 +3,17 @@
  *
  * Activations are quantized once per matmul call, row by row, into 8-bit blocks:
  *   legacy weights (q8_0, q4_0, q4_1, q5_0, q5_1): blocks of 32 with an f32 scale d and
- *     s = d * (sum of the block's 32 quants), laid out per row as qs[nb*32] int8, d[nb] f32,
- *     s[nb] f32 (nb = K/32) so the quants of neighbouring blocks are contiguous for wide loads;
- *   K weights (q4_k, q5_k, q6_k): fr_block_q8_k super-blocks of 256 (bsums feed the mins).
- * A block is q = round(x * 127 / amax), d = amax / 127, rounding half to even in every variant,
- * so all variants see bit-identical integer inputs and their results differ only by the order
- * of float additions. A block holding inf or NaN gets d = s = NaN (the outputs it touches become
- * NaN, as with f32 weights) and zero quants.
+ *     s = d * (sum of the block's 32 quants). Each kernel table picks one of two row layouts
+ *     (nb = K/32 blocks):
+ *     plain  (scalar): qs[nb*32] int8 in element order, then d[nb] f32, s[nb] f32;
+ *     paired (AVX2, AVX-512): blocks a = 2p, b = 2p+1 form pair p; qs holds 64 bytes per pair
+ * ordered a0..15 b0..15 a16..31 b16..31 (the order in which 16-byte q4/q5 weight blocks unpack into
+ * a 256-bit register: low nibbles, then high nibbles), followed by 4 floats per pair: d_a s_a d_b
+ * s_b. An odd last block pairs with a zero block. K weights (q4_k, q5_k, q6_k): fr_block_q8_k
+ * super-blocks of 256 (bsums feed the mins). A block is q = round(x * 127 / amax), d = amax / 127,
+ * rounding half to even in every variant, so all variants see bit-identical integer inputs and
+ * their results differ only by the order of float additions. A block holding inf or NaN gets d = s
+ * = NaN (the outputs it touches become NaN, as with f32 weights) and zero quants.
  *
  * Each weight block contributes an exact integer dot product scaled once in f32:
  *   q8_0:       dw*dx*sum(w*q)
@@ -27,8 +31,8 @@
 
 /* Bytes of one quantized activation row (64-byte multiple so every row starts aligned). */
 static inline size_t fr_qx32_row_bytes(int64_t K) {
-    const size_t nb = (size_t)(K / FR_QK);
-    return (nb * (FR_QK + 2 * sizeof(float)) + 63) & ~(size_t)63;
+    const size_t pairs = (size_t)(K / FR_QK + 1) / 2; /* enough for both layouts */
+    return (pairs * 2 * (FR_QK + 2 * sizeof(float)) + 63) & ~(size_t)63;
 }
 static inline size_t fr_qxk_row_bytes(int64_t K) {
     return ((size_t)(K / FR_QK_K) * sizeof(fr_block_q8_k) + 63) & ~(size_t)63;
@@ -47,14 +51,16 @@ typedef struct fr_qmm_args {
 } fr_qmm_args;
 
 /* out[m, n] = dot(w row n, x row m) (+ bias[n]) for n in [n0, n1), m in [m0, m1). Each weight
- * row is fetched once and dotted with up to 4 activation rows per pass while it sits in L1. */
+ * block is unpacked once per group of up to 4 activation rows. With m1 - m0 <= 8 (GEMV) every
+ * weight row is fetched from memory once; with more (a GEMM tile of few weight rows) the loop
+ * runs over groups of activation rows outermost so each group stays in L1. */
 typedef void (*fr_qmm_fn)(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1);
 /* Quantize one activation row of K floats (K a multiple of the block size) into `row`. */
 typedef void (*fr_qx_fn)(const float *x, void *row, int64_t K);
 
 typedef struct fr_qmm_kernels {
     const char *name;
-    fr_qx_fn quantize_x32;        /* legacy layout above */
+    fr_qx_fn quantize_x32;        /* legacy formats, in this table's layout (above) */
     fr_qx_fn quantize_xk;         /* fr_block_q8_k[K/256] */
     fr_qmm_fn mm[FR_DTYPE_COUNT]; /* by weight dtype; NULL for non-quantized dtypes */
 } fr_qmm_kernels;
@@ -67,8 +73,9 @@ extern const fr_qmm_kernels fr_qmm_kernels_avx512;
 struct fr_cpu_ctx;
 const char *fr_cpu_quant_kernels_name(const struct fr_cpu_ctx *ctx);
 
-/* The AVX2 quantizers (the AVX-512 table reuses them: quantization is a small part of a call). */
-void fr_qmm_quantize_x32_avx2(const float *x, void *row, int64_t K);
+/* AVX2 quantizers that the AVX-512 table reuses (quantization is a small part of a call):
+ * legacy formats in the paired layout, and q8_k. */
+void fr_qmm_quantize_x32_paired_avx2(const float *x, void *row, int64_t K);
 void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K);
 
 #endif
