@@ -73,7 +73,8 @@ typedef struct fr_model_params {
 fr_model_params fr_model_default_params(void);
 
 /* path: a Hugging Face folder (config.json, model.safetensors or model.safetensors.index.json,
- * optional generation_config.json) or a single .safetensors file next to its config.json.
+ * optional generation_config.json), a single .safetensors file next to its config.json, or a
+ * GGUF file (architectures llama, qwen2, qwen3; config, weights, tokenizer in one file).
  * Weights are mmapped (never copied on CPU); every tensor is checked against the config. */
 fr_status fr_model_load(const char *path, const fr_model_params *params, fr_model **out,
                         fr_error *err);
@@ -99,6 +100,16 @@ int fr_model_vocab_size(const fr_model *m);
 /* End-of-sequence ids (generation_config.json wins over config.json); returns the count. */
 int fr_model_eos_ids(const fr_model *m, const int32_t **ids);
 bool fr_model_is_eos(const fr_model *m, int32_t id);
+
+/* Converts a model (a Hugging Face folder or a GGUF file) into a GGUF file whose weights are of
+ * `type` (one of fr_model_quantize_types(), case-insensitive), choosing per-tensor types as
+ * llama.cpp's llama-quantize does (norms f32, output Q6_K, Q4_K_M / Q5_K_M mixes). The output
+ * carries the architecture, tokenizer and chat template metadata and appears only complete.
+ * n_threads 0 = one per core; verbose prints one line per tensor on stderr. */
+fr_status fr_model_quantize(const char *in, const char *out, const char *type, int n_threads,
+                            bool verbose, fr_error *err);
+/* "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M" */
+const char *fr_model_quantize_types(void);
 
 /* A session owns a KV cache of n_ctx tokens. Several sessions may share one model; calls on
  * sessions of one model are serialised internally (a model runs one forward at a time). */
@@ -314,7 +325,8 @@ int fr_model_sampling_defaults(const fr_model *m, fr_sampler_params *p);
 
 /* Measured read bandwidth of the memory the model's backend computes from, in GB/s (1e9 B/s):
  * CPU: n_threads threads (0 = one per core) summing a buffer of `bytes` (0 = 512 MiB), best of a
- * few passes. FR_ERR_UNSUPPORTED where a backend offers no way to measure it. */
+ * few passes; CUDA: a streaming-read kernel over `bytes` of device memory (0 = 1 GiB), timed with
+ * events. FR_ERR_UNSUPPORTED where a backend offers no way to measure it. */
 fr_status fr_measure_read_bandwidth(const fr_model *m, int n_threads, size_t bytes, double *gbps,
                                     fr_error *err);
 

@@ -1,0 +1,750 @@
+/* Tokenizer against Hugging Face: the real Qwen3 and Llama 3 tokenizer.json files and the
+ * fixtures made with HF tokenizers (ids without and with special tokens, decoded text), the
+ * streaming decoder, the GGUF-style builder, and malformed tokenizer.json files. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <utf8proc.h>
+
+#include "common/testutil.h"
+#include "ferrum.h"
+#include "tokenizer/tokenizer.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static bool valid_utf8(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t l =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (l <= 0) return false;
+        i += (size_t)l;
+    }
+    return true;
+}
+
+static bool ids_equal(const int32_t *a, size_t na, const cJSON *arr) {
+    if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != na) return false;
+    size_t i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) if (!cJSON_IsNumber(it) || it->valueint != a[i++]) return false;
+    return true;
+}
+
+static int32_t *json_ids(const cJSON *arr, size_t *n) {
+    *n = (size_t)cJSON_GetArraySize(arr);
+    int32_t *ids = malloc((*n + 1) * sizeof *ids);
+    size_t i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) ids[i++] = it->valueint;
+    return ids;
+}
+
+/* Streams ids through a detokenizer; returns the concatenation (malloc'd) and checks that every
+ * piece is complete UTF-8. */
+static char *stream_decode(const fr_tokenizer *tok, const int32_t *ids, size_t n, bool skip,
+                           size_t *len, bool *pieces_valid) {
+    fr_error err = {0};
+    fr_detokenizer *d = NULL;
+    *pieces_valid = true;
+    if (fr_detokenizer_new(tok, skip, &d, &err)) return NULL;
+    size_t cap = 64, used = 0;
+    char *out = malloc(cap);
+    for (size_t i = 0; i <= n; i++) {
+        const char *piece;
+        size_t pl;
+        fr_status st = i < n ? fr_detokenizer_push(d, ids[i], &piece, &pl, &err)
+                             : fr_detokenizer_finish(d, &piece, &pl, &err);
+        if (st) {
+            free(out);
+            fr_detokenizer_free(d);
+            return NULL;
+        }
+        if (!valid_utf8(piece, pl)) *pieces_valid = false;
+        while (used + pl + 1 > cap)
+            out = realloc(out, cap *= 2);
+        memcpy(out + used, piece, pl);
+        used += pl;
+    }
+    out[used] = '\0';
+    *len = used;
+    fr_detokenizer_free(d);
+    return out;
+}
+
+static cJSON *load_json(const char *path) {
+    size_t len;
+    char *buf = fr_test_read_file(path, &len);
+    if (!buf) return NULL;
+    cJSON *j = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    return j;
+}
+
+/* ---------------------------------------------------------------- fixtures */
+
+typedef struct fixture_stats {
+    int lines, ids_ok, special_ok, decode_ok, stream_ok;
+} fixture_stats;
+
+/* ids of special added tokens, from tokenizer.json itself */
+static bool *special_set(const char *name, size_t vocab) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
+    cJSON *j = load_json(fr_test_shared_path(rel, path, sizeof path));
+    bool *sp = calloc(vocab, 1);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "added_tokens")) {
+        int id = cJSON_GetObjectItem(it, "id")->valueint;
+        if (id >= 0 && (size_t)id < vocab && cJSON_IsTrue(cJSON_GetObjectItem(it, "special")))
+            sp[id] = true;
+    }
+    cJSON_Delete(j);
+    return sp;
+}
+
+static fixture_stats run_fixture(const fr_tokenizer *tok, const char *name, bool check_special,
+                                 bool check_decode) {
+    fixture_stats fs = {0};
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
+    size_t len;
+    char *buf = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &len);
+    CHECK(buf != NULL, "cannot read %s", path);
+    if (!buf) return fs;
+    bool *special = check_decode ? special_set(name, fr_tokenizer_vocab_size(tok)) : NULL;
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (!*line) continue;
+        cJSON *j = cJSON_Parse(line);
+        CHECK(j != NULL, "%s line %d: bad JSON", name, fs.lines + 1);
+        if (!j) continue;
+        fs.lines++;
+        const cJSON *jt = cJSON_GetObjectItem(j, "text");
+        const char *text = jt->valuestring;
+        fr_error err = {0};
+        int32_t *ids = NULL;
+        size_t n = 0;
+        fr_status st = fr_tokenizer_encode(tok, text, strlen(text), false, &ids, &n, &err);
+        bool ok = !st && ids_equal(ids, n, cJSON_GetObjectItem(j, "ids"));
+        fs.ids_ok += ok;
+        CHECK(ok, "%s line %d: ids differ for %.60s (%s)", name, fs.lines, text, err.msg);
+        free(ids);
+        if (check_special) {
+            st = fr_tokenizer_encode(tok, text, strlen(text), true, &ids, &n, &err);
+            ok = !st && ids_equal(ids, n, cJSON_GetObjectItem(j, "ids_with_special"));
+            fs.special_ok += ok;
+            CHECK(ok, "%s line %d: ids_with_special differ (%s)", name, fs.lines, err.msg);
+            free(ids);
+        }
+        if (check_decode) {
+            size_t nref;
+            int32_t *ref = json_ids(cJSON_GetObjectItem(j, "ids"), &nref);
+            char *dec = NULL;
+            size_t dlen = 0;
+            const char *want = cJSON_GetObjectItem(j, "decoded")->valuestring;
+            st = fr_tokenizer_decode(tok, ref, nref, false, &dec, &dlen, &err);
+            ok = !st && dlen == strlen(want) && !memcmp(dec, want, dlen);
+            fs.decode_ok += ok;
+            CHECK(ok, "%s line %d: decode differs (%s)", name, fs.lines, err.msg);
+            bool pieces_valid;
+            size_t slen;
+            char *streamed = stream_decode(tok, ref, nref, false, &slen, &pieces_valid);
+            ok = streamed && dec && slen == dlen && !memcmp(streamed, dec, dlen) && pieces_valid;
+            fs.stream_ok += ok;
+            CHECK(ok, "%s line %d: streaming decode differs or emitted partial UTF-8", name,
+                  fs.lines);
+            free(streamed);
+            /* skip_special equals decoding the ids minus the special ones */
+            int32_t *kept = malloc((nref + 1) * sizeof *kept);
+            size_t nk = 0;
+            for (size_t i = 0; i < nref; i++)
+                if (!special[ref[i]]) kept[nk++] = ref[i];
+            char *a = NULL, *b = NULL;
+            size_t la = 0, lb = 0;
+            CHECK(!fr_tokenizer_decode(tok, ref, nref, true, &a, &la, &err) &&
+                      !fr_tokenizer_decode(tok, kept, nk, false, &b, &lb, &err) && la == lb &&
+                      !memcmp(a, b, la),
+                  "%s line %d: skip_special decode", name, fs.lines);
+            free(a);
+            free(b);
+            free(kept);
+            free(dec);
+            free(ref);
+        }
+        cJSON_Delete(j);
+    }
+    free(special);
+    free(buf);
+    return fs;
+}
+
+static fr_tokenizer *load_named(const char *name) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "tokenizers/%s", name);
+    fr_error err = {0};
+    fr_tokenizer *tok = NULL;
+    fr_status st = fr_tokenizer_load(fr_test_shared_path(rel, path, sizeof path), &tok, &err);
+    CHECK(st == FR_OK, "load %s: %s", name, err.msg);
+    return st ? NULL : tok;
+}
+
+/* bos/eos strings as tokenizer_config.json names them (null -> no token) */
+static void test_bos_eos(const fr_tokenizer *tok, const char *name) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer_config.json", name);
+    cJSON *cfg = load_json(fr_test_shared_path(rel, path, sizeof path));
+    CHECK(cfg != NULL, "read %s", path);
+    const char *keys[2] = {"bos_token", "eos_token"};
+    int32_t got[2] = {fr_tokenizer_bos(tok), fr_tokenizer_eos(tok)};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *v = cJSON_GetObjectItem(cfg, keys[k]);
+        if (!cJSON_IsString(v)) {
+            CHECK(got[k] == -1, "%s: %s should be absent, got %d", name, keys[k], got[k]);
+            continue;
+        }
+        size_t len;
+        const char *s = fr_tokenizer_token(tok, got[k], &len);
+        CHECK(s && len == strlen(v->valuestring) && !memcmp(s, v->valuestring, len),
+              "%s: %s is id %d", name, keys[k], got[k]);
+        CHECK(fr_tokenizer_is_special(tok, got[k]), "%s: %s not special", name, keys[k]);
+    }
+    cJSON_Delete(cfg);
+}
+
+/* Random id sequences: streaming output is complete UTF-8 and concatenates to the full decode. */
+static void test_stream_random(const fr_tokenizer *tok, const char *name) {
+    fr_test_rng rng = {42};
+    size_t vocab = fr_tokenizer_vocab_size(tok);
+    int bad = 0;
+    for (int round = 0; round < 200; round++) {
+        int32_t ids[24];
+        size_t n = 1 + fr_test_rng_u64(&rng) % 24;
+        for (size_t i = 0; i < n; i++) {
+            do
+                ids[i] = (int32_t)(fr_test_rng_u64(&rng) % vocab);
+            while (!fr_tokenizer_token(tok, ids[i], NULL));
+        }
+        bool skip = round & 1;
+        char *full = NULL;
+        size_t flen = 0, slen = 0;
+        fr_error err = {0};
+        bool pieces_valid;
+        char *streamed = stream_decode(tok, ids, n, skip, &slen, &pieces_valid);
+        if (fr_tokenizer_decode(tok, ids, n, skip, &full, &flen, &err) || !streamed ||
+            slen != flen || memcmp(full, streamed, flen) || !pieces_valid ||
+            !valid_utf8(full, flen))
+            bad++;
+        free(full);
+        free(streamed);
+    }
+    CHECK(bad == 0, "%s: %d random streaming decodes differ", name, bad);
+}
+
+/* Lone bytes of a multi-byte character decode to U+FFFD, one per maximal invalid subpart. */
+static void test_lossy(const fr_tokenizer *tok) {
+    /* GPT-2 byte-level: 0xE4 and 0xBD are printable Latin-1, so their tokens are "ä" and "½". */
+    int32_t e4 = fr_tokenizer_find(tok, "\xC3\xA4", 2), bd = fr_tokenizer_find(tok, "\xC2\xBD", 2);
+    int32_t a = fr_tokenizer_find(tok, "a", 1);
+    CHECK(e4 >= 0 && bd >= 0 && a >= 0, "byte tokens present");
+    int32_t ids[] = {e4, bd, a, e4, e4};
+    char *text = NULL;
+    size_t len = 0;
+    fr_error err = {0};
+    CHECK(!fr_tokenizer_decode(tok, ids, 5, false, &text, &len, &err), "%s", err.msg);
+    /* E4 BD is an incomplete 3-byte sequence (one U+FFFD), then 'a', then E4 (U+FFFD) and a final
+     * incomplete E4 (U+FFFD). */
+    const char want[] = "\xEF\xBF\xBD"
+                        "a"
+                        "\xEF\xBF\xBD\xEF\xBF\xBD";
+    CHECK(text && len == sizeof want - 1 && !memcmp(text, want, len), "lossy decode");
+    free(text);
+}
+
+static void test_errors_api(const fr_tokenizer *tok) {
+    fr_error err = {0};
+    int32_t *ids = NULL;
+    size_t n;
+    CHECK(fr_tokenizer_encode(tok, "ok \xFF bad", 8, false, &ids, &n, &err) == FR_ERR_INVALID &&
+              strstr(err.msg, "offset 3"),
+          "invalid UTF-8 rejected with its offset: %s", err.msg);
+    int32_t bad_ids[] = {1, (int32_t)fr_tokenizer_vocab_size(tok) + 5};
+    char *text = NULL;
+    CHECK(fr_tokenizer_decode(tok, bad_ids, 2, false, &text, NULL, &err) == FR_ERR_INVALID,
+          "unknown id rejected");
+    CHECK(!fr_tokenizer_encode(tok, "", 0, false, &ids, &n, &err) && n == 0 && ids,
+          "empty text encodes to nothing");
+    free(ids);
+}
+
+/* Several threads encoding with one tokenizer (its word cache is shared) get the fixture ids. */
+typedef struct thread_job {
+    const fr_tokenizer *tok;
+    char **texts;
+    cJSON **want;
+    int n, bad;
+} thread_job;
+
+static void *encode_all(void *arg) {
+    thread_job *j = arg;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < j->n; i++) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            fr_error err;
+            if (fr_tokenizer_encode(j->tok, j->texts[i], strlen(j->texts[i]), false, &ids, &n,
+                                    &err) ||
+                !ids_equal(ids, n, j->want[i]))
+                j->bad++;
+            free(ids);
+        }
+    return NULL;
+}
+
+static void test_threads(const fr_tokenizer *tok, const char *name) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
+    size_t len;
+    char *buf = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &len);
+    if (!buf) return;
+    cJSON *lines[512];
+    char *texts[512];
+    cJSON *want[512];
+    int n = 0;
+    for (char *line = buf, *next; line && *line && n < 512; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (!(lines[n] = cJSON_Parse(line))) continue;
+        texts[n] = cJSON_GetObjectItem(lines[n], "text")->valuestring;
+        want[n] = cJSON_GetObjectItem(lines[n], "ids");
+        n++;
+    }
+    thread_job jobs[4];
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++) {
+        jobs[k] = (thread_job){tok, texts, want, n, 0};
+        pthread_create(&th[k], NULL, encode_all, &jobs[k]);
+    }
+    int bad = 0;
+    for (int k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        bad += jobs[k].bad;
+    }
+    CHECK(n > 0 && bad == 0, "%s: %d encodes differ with 4 threads", name, bad);
+    for (int i = 0; i < n; i++)
+        cJSON_Delete(lines[i]);
+    free(buf);
+}
+
+/* ---------------------------------------------------------------- Llama 3 with a BOS template */
+
+/* The official Llama 3 files put the BOS in a TemplateProcessing post-processor; this copy uses a
+ * ByteLevel one. Swapping in the template must give [BOS] + ids for every fixture line. */
+static void test_template(void) {
+    char path[1024];
+    cJSON *j =
+        load_json(fr_test_shared_path("tokenizers/llama3/tokenizer.json", path, sizeof path));
+    CHECK(j != NULL, "read llama3 tokenizer.json");
+    if (!j) return;
+    cJSON *pp = cJSON_Parse(
+        "{\"type\":\"TemplateProcessing\","
+        "\"single\":[{\"SpecialToken\":{\"id\":\"<|begin_of_text|>\",\"type_id\":0}},"
+        "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+        "\"pair\":[{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+        "\"special_tokens\":{\"<|begin_of_text|>\":{\"id\":\"<|begin_of_text|>\",\"ids\":[128000],"
+        "\"tokens\":[\"<|begin_of_text|>\"]}}}");
+    cJSON *seq = cJSON_CreateObject();
+    cJSON_AddStringToObject(seq, "type", "Sequence");
+    cJSON *procs = cJSON_AddArrayToObject(seq, "processors");
+    cJSON_AddItemToArray(procs, cJSON_DetachItemFromObject(j, "post_processor"));
+    cJSON_AddItemToArray(procs, pp);
+    cJSON_AddItemToObject(j, "post_processor", seq);
+    char tmp[] = "/tmp/fr_tok_tmplXXXXXX";
+    int fd = mkstemp(tmp);
+    char *s = cJSON_PrintUnformatted(j);
+    FILE *f = fdopen(fd, "wb");
+    fwrite(s, 1, strlen(s), f);
+    fclose(f);
+    free(s);
+    cJSON_Delete(j);
+    fr_tokenizer *tok = NULL;
+    fr_error err = {0};
+    CHECK(!fr_tokenizer_load(tmp, &tok, &err), "load templated llama3: %s", err.msg);
+    unlink(tmp);
+    if (!tok) return;
+    size_t len;
+    char *buf = fr_test_read_file(
+        fr_test_shared_path("fixtures/tokenizer/llama3.jsonl", path, sizeof path), &len);
+    int lines = 0, ok = 0;
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        cJSON *lj = cJSON_Parse(line);
+        if (!lj) continue;
+        lines++;
+        const char *text = cJSON_GetObjectItem(lj, "text")->valuestring;
+        size_t nref, n, n2;
+        int32_t *ref = json_ids(cJSON_GetObjectItem(lj, "ids"), &nref);
+        int32_t *ids = NULL, *plain = NULL;
+        bool good = !fr_tokenizer_encode(tok, text, strlen(text), true, &ids, &n, &err) &&
+                    !fr_tokenizer_encode(tok, text, strlen(text), false, &plain, &n2, &err) &&
+                    n == nref + 1 && ids[0] == 128000 && !memcmp(ids + 1, ref, nref * 4) &&
+                    n2 == nref && !memcmp(plain, ref, nref * 4);
+        ok += good;
+        free(ids);
+        free(plain);
+        free(ref);
+        cJSON_Delete(lj);
+    }
+    CHECK(lines > 0 && ok == lines, "template: %d/%d lines give [BOS] + ids", ok, lines);
+    fprintf(stderr, "llama3 + TemplateProcessing(BOS): %d/%d lines\n", ok, lines);
+    CHECK(fr_tokenizer_bos(tok) == 128000, "bos from config");
+    free(buf);
+    fr_tokenizer_free(tok);
+}
+
+/* ---------------------------------------------------------------- GGUF-style build */
+
+/* Builds the tokenizer the way the GGUF loader will (token list + types, "a b" merges, the
+ * pre-tokenizer table) and compares with the fixtures. GGUF has no normalizer, so lines that NFC
+ * changes (decoded != text) are left out for Qwen3. */
+static void test_gguf_style(const char *name, const char *pre) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
+    cJSON *j = load_json(fr_test_shared_path(rel, path, sizeof path));
+    CHECK(j != NULL, "read %s", path);
+    if (!j) return;
+    const cJSON *model = cJSON_GetObjectItem(j, "model"), *it;
+    size_t n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(model, "vocab")) if ((size_t)it->valueint >= n) n =
+        (size_t)it->valueint + 1;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "added_tokens")) {
+        int id = cJSON_GetObjectItem(it, "id")->valueint;
+        if ((size_t)id >= n) n = (size_t)id + 1;
+    }
+    const char **tokens = calloc(n, sizeof *tokens);
+    int32_t *types = calloc(n, sizeof *types);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(model, "vocab")) {
+        tokens[it->valueint] = it->string;
+        types[it->valueint] = FR_TOK_TYPE_NORMAL;
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "added_tokens")) {
+        int id = cJSON_GetObjectItem(it, "id")->valueint;
+        tokens[id] = cJSON_GetObjectItem(it, "content")->valuestring;
+        types[id] = cJSON_IsTrue(cJSON_GetObjectItem(it, "special")) ? FR_TOK_TYPE_CONTROL
+                                                                     : FR_TOK_TYPE_USER_DEFINED;
+    }
+    const cJSON *merges = cJSON_GetObjectItem(model, "merges");
+    size_t nm = (size_t)cJSON_GetArraySize(merges), i = 0;
+    char **joined = calloc(nm, sizeof *joined);
+    cJSON_ArrayForEach(it, merges) {
+        if (cJSON_IsString(it)) {
+            joined[i] = strdup(it->valuestring);
+        } else {
+            const char *a = cJSON_GetArrayItem(it, 0)->valuestring;
+            const char *b = cJSON_GetArrayItem(it, 1)->valuestring;
+            joined[i] = malloc(strlen(a) + strlen(b) + 2);
+            sprintf(joined[i], "%s %s", a, b);
+        }
+        i++;
+    }
+    fr_tokenizer_spec spec;
+    fr_tokenizer_spec_init(&spec);
+    fr_tok_pre_spec steps[8];
+    fr_error err = {0};
+    CHECK(!fr_tokenizer_gguf_pretok(pre, steps, 8, &spec.n_pretok, &spec.ignore_merges, &err),
+          "pre %s: %s", pre, err.msg);
+    spec.pretok = steps;
+    spec.n_vocab = n;
+    spec.vocab = tokens;
+    spec.token_types = types;
+    spec.n_merges = nm;
+    spec.merge_a = (const char *const *)joined;
+    spec.source = "gguf-style";
+    fr_tokenizer *tok = NULL;
+    CHECK(!fr_tokenizer_build(&spec, &tok, &err), "build %s: %s", name, err.msg);
+    if (tok) {
+        snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
+        size_t len;
+        char *buf = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &len);
+        int lines = 0, ok = 0;
+        for (char *line = buf, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next) *next++ = '\0';
+            cJSON *lj = cJSON_Parse(line);
+            if (!lj) continue;
+            const char *text = cJSON_GetObjectItem(lj, "text")->valuestring;
+            if (!strcmp(text, cJSON_GetObjectItem(lj, "decoded")->valuestring)) {
+                lines++;
+                int32_t *ids = NULL;
+                size_t nids;
+                ok += !fr_tokenizer_encode(tok, text, strlen(text), false, &ids, &nids, &err) &&
+                      ids_equal(ids, nids, cJSON_GetObjectItem(lj, "ids"));
+                free(ids);
+            }
+            cJSON_Delete(lj);
+        }
+        CHECK(lines > 150 && ok == lines, "gguf-style %s: %d/%d", name, ok, lines);
+        fprintf(stderr, "%s built GGUF-style (pre \"%s\"): %d/%d lines\n", name, pre, ok, lines);
+        free(buf);
+        fr_tokenizer_free(tok);
+    }
+    for (i = 0; i < nm; i++)
+        free(joined[i]);
+    free(joined);
+    free(tokens);
+    free(types);
+    cJSON_Delete(j);
+    CHECK(fr_tokenizer_gguf_pretok("no-such-pre", steps, 8, &spec.n_pretok, NULL, &err) ==
+              FR_ERR_UNSUPPORTED,
+          "unknown pre name rejected");
+}
+
+/* ---------------------------------------------------------------- pipeline features */
+
+static bool text_equal(const char *got, size_t len, const cJSON *want) {
+    return got && cJSON_IsString(want) && strlen(want->valuestring) == len &&
+           !memcmp(got, want->valuestring, len);
+}
+
+/* tests/data/tokenizer_features.json (made by HF tokenizers, see gen_tokenizer_features.py):
+ * small tokenizers exercising added-token flags, Split behaviors, Digits, normalizers, byte
+ * fallback, unk, ignore_merges and post-processors. */
+static void test_features(void) {
+    char path[1024];
+    cJSON *all =
+        load_json(fr_test_source_path("tests/data/tokenizer_features.json", path, sizeof path));
+    CHECK(cJSON_IsArray(all), "read %s", path);
+    const cJSON *entry;
+    int total = 0, passed = 0;
+    cJSON_ArrayForEach(entry, all) {
+        const char *name = cJSON_GetObjectItem(entry, "name")->valuestring;
+        char *json = cJSON_PrintUnformatted(cJSON_GetObjectItem(entry, "tokenizer"));
+        char tmp[] = "/tmp/fr_tok_featXXXXXX";
+        int fd = mkstemp(tmp);
+        FILE *f = fdopen(fd, "wb");
+        fwrite(json, 1, strlen(json), f);
+        fclose(f);
+        free(json);
+        fr_tokenizer *tok = NULL;
+        fr_error err = {0};
+        fr_status st = fr_tokenizer_load(tmp, &tok, &err);
+        unlink(tmp);
+        CHECK(st == FR_OK, "%s: load: %s", name, err.msg);
+        if (st) continue;
+        const cJSON *c;
+        int n_ok = 0, n = 0;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(entry, "cases")) {
+            const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+            n++;
+            int32_t *a = NULL, *b = NULL;
+            size_t na = 0, nb = 0, la = 0, lb = 0, ls = 0;
+            char *da = NULL, *db = NULL, *ds = NULL;
+            bool pieces_valid = false;
+            bool ok = !fr_tokenizer_encode(tok, text, strlen(text), false, &a, &na, &err) &&
+                      ids_equal(a, na, cJSON_GetObjectItem(c, "ids")) &&
+                      !fr_tokenizer_encode(tok, text, strlen(text), true, &b, &nb, &err) &&
+                      ids_equal(b, nb, cJSON_GetObjectItem(c, "ids_with_special")) &&
+                      !fr_tokenizer_decode(tok, a, na, false, &da, &la, &err) &&
+                      text_equal(da, la, cJSON_GetObjectItem(c, "decoded")) &&
+                      !fr_tokenizer_decode(tok, b, nb, true, &db, &lb, &err) &&
+                      text_equal(db, lb, cJSON_GetObjectItem(c, "decoded_skip")) &&
+                      (ds = stream_decode(tok, b, nb, true, &ls, &pieces_valid)) && ls == lb &&
+                      !memcmp(ds, db, lb) && pieces_valid;
+            CHECK(ok, "%s: \"%s\" differs from HF (%s)", name, text, err.msg);
+            n_ok += ok;
+            free(a);
+            free(b);
+            free(da);
+            free(db);
+            free(ds);
+        }
+        total += n;
+        passed += n_ok;
+        fr_tokenizer_free(tok);
+    }
+    CHECK(total > 500, "only %d feature cases", total);
+    fprintf(stderr, "tokenizer_features.json: %d/%d cases (%d tokenizers)\n", passed, total,
+            cJSON_GetArraySize(all));
+    cJSON_Delete(all);
+}
+
+/* ---------------------------------------------------------------- malformed files */
+
+static uint32_t gpt2_char(unsigned b) {
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
+    unsigned k = 0;
+    for (unsigned i = 0; i < b; i++)
+        if (!((i >= 0x21 && i <= 0x7E) || (i >= 0xA1 && i <= 0xAC) || (i >= 0xAE && i <= 0xFF)))
+            k++;
+    return 256 + k;
+}
+
+/* A small valid byte-level BPE tokenizer.json: 256 byte tokens + "ab", "abc". */
+static cJSON *small_tokenizer(void) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(
+        root, "added_tokens",
+        cJSON_Parse("[{\"id\":259,\"content\":\"<eos>\",\"single_word\":false,\"lstrip\":false,"
+                    "\"rstrip\":false,\"normalized\":false,\"special\":true}]"));
+    cJSON_AddItemToObject(root, "normalizer", cJSON_Parse("{\"type\":\"NFC\"}"));
+    cJSON_AddItemToObject(
+        root, "pre_tokenizer",
+        cJSON_Parse(
+            "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+            "\"\\\\p{L}+|\\\\s+\"},\"behavior\":\"Isolated\",\"invert\":false},{\"type\":"
+            "\"ByteLevel\","
+            "\"add_prefix_space\":false,\"trim_offsets\":false,\"use_regex\":false}]}"));
+    cJSON_AddNullToObject(root, "post_processor");
+    cJSON_AddItemToObject(root, "decoder", cJSON_Parse("{\"type\":\"ByteLevel\"}"));
+    cJSON *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+    for (unsigned b = 0; b < 256; b++) {
+        char s[8];
+        utf8proc_ssize_t l =
+            utf8proc_encode_char((utf8proc_int32_t)gpt2_char(b), (utf8proc_uint8_t *)s);
+        s[l] = '\0';
+        cJSON_AddNumberToObject(vocab, s, b);
+    }
+    cJSON_AddNumberToObject(vocab, "ab", 256);
+    cJSON_AddNumberToObject(vocab, "abc", 257);
+    cJSON_AddNumberToObject(vocab, "bc", 258);
+    cJSON_AddItemToObject(model, "merges", cJSON_Parse("[\"a b\", [\"ab\", \"c\"]]"));
+    return root;
+}
+
+static fr_status load_text(const char *text, size_t len, fr_error *err, fr_tokenizer **out) {
+    char tmp[] = "/tmp/fr_tok_badXXXXXX";
+    int fd = mkstemp(tmp);
+    FILE *f = fdopen(fd, "wb");
+    fwrite(text, 1, len, f);
+    fclose(f);
+    fr_tokenizer *tok = NULL;
+    fr_status st = fr_tokenizer_load(tmp, &tok, err);
+    unlink(tmp);
+    if (out)
+        *out = tok;
+    else
+        fr_tokenizer_free(tok);
+    return st;
+}
+
+/* Applies `edit` (a JSON fragment replacing `key` under `parent`) and expects `code` with a
+ * message containing `needle`. */
+static void expect_bad(const char *what, const char *parent, const char *key, const char *edit,
+                       fr_status code, const char *needle) {
+    cJSON *root = small_tokenizer();
+    cJSON *obj = parent ? cJSON_GetObjectItem(root, parent) : root;
+    if (edit)
+        cJSON_ReplaceItemInObject(obj, key, cJSON_Parse(edit));
+    else
+        cJSON_DeleteItemFromObject(obj, key);
+    char *s = cJSON_PrintUnformatted(root);
+    fr_error err = {0};
+    fr_status st = load_text(s, strlen(s), &err, NULL);
+    CHECK(st == code && strstr(err.msg, needle), "%s: got %s \"%s\"", what, fr_status_name(st),
+          err.msg);
+    free(s);
+    cJSON_Delete(root);
+}
+
+static void test_malformed(void) {
+    cJSON *root = small_tokenizer();
+    char *s = cJSON_PrintUnformatted(root);
+    fr_error err = {0};
+    fr_tokenizer *tok = NULL;
+    CHECK(load_text(s, strlen(s), &err, &tok) == FR_OK, "small tokenizer: %s", err.msg);
+    if (tok) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        /* byte b has id b; merges a+b then ab+c; "bc" is in the vocabulary but has no merge */
+        CHECK(!fr_tokenizer_encode(tok, "abc bc<eos>", 11, false, &ids, &n, &err) && n == 5 &&
+                  ids[0] == 257 && ids[1] == ' ' && ids[2] == 'b' && ids[3] == 'c' && ids[4] == 259,
+              "small tokenizer encodes: %s", err.msg);
+        free(ids);
+        fr_tokenizer_free(tok);
+    }
+    /* truncated JSON */
+    fr_status st = load_text(s, strlen(s) / 2, &err, NULL);
+    CHECK(st == FR_ERR_FORMAT && strstr(err.msg, "invalid JSON"), "truncated: %s", err.msg);
+    st = load_text("", 0, &err, NULL);
+    CHECK(st == FR_ERR_FORMAT, "empty file: %s", err.msg);
+    st = load_text("[1,2]", 5, &err, NULL);
+    CHECK(st == FR_ERR_FORMAT, "not an object: %s", err.msg);
+    free(s);
+    cJSON_Delete(root);
+
+    expect_bad("missing model", NULL, "model", NULL, FR_ERR_FORMAT, "model");
+    expect_bad("model type", NULL, "model", "{\"type\":\"Unigram\",\"vocab\":[]}",
+               FR_ERR_UNSUPPORTED, "Unigram");
+    expect_bad("missing vocab", "model", "vocab", NULL, FR_ERR_FORMAT, "vocab");
+    expect_bad("negative id", "model", "vocab", "{\"a\":-1}", FR_ERR_FORMAT, "vocab");
+    expect_bad("missing merges", "model", "merges", NULL, FR_ERR_FORMAT, "merges");
+    expect_bad("merge unknown", "model", "merges", "[\"a b\", \"x yz\"]", FR_ERR_FORMAT, "merge 1");
+    expect_bad("merge no space", "model", "merges", "[\"ab\"]", FR_ERR_FORMAT, "merges[0]");
+    expect_bad("merge not string", "model", "merges", "[3]", FR_ERR_FORMAT, "merges[0]");
+    expect_bad("merge result unknown", "model", "merges", "[[\"b\", \"a\"]]", FR_ERR_FORMAT,
+               "merged token");
+    expect_bad("normalizer type", NULL, "normalizer", "{\"type\":\"Frobnicate\"}",
+               FR_ERR_UNSUPPORTED, "Frobnicate");
+    expect_bad("normalizer no type", NULL, "normalizer", "{\"x\":1}", FR_ERR_FORMAT, "type");
+    expect_bad("pre-tokenizer type", NULL, "pre_tokenizer", "{\"type\":\"Whatever\"}",
+               FR_ERR_UNSUPPORTED, "Whatever");
+    expect_bad(
+        "bad regex", NULL, "pre_tokenizer",
+        "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\\\\p{L}\"},\"behavior\":\"Isolated\"}",
+        FR_ERR_FORMAT, "regex");
+    expect_bad("bad behavior", NULL, "pre_tokenizer",
+               "{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":\"Sideways\"}",
+               FR_ERR_FORMAT, "Sideways");
+    expect_bad("decoder type", NULL, "decoder", "{\"type\":\"WordPiece\"}", FR_ERR_UNSUPPORTED,
+               "WordPiece");
+    expect_bad("post type", NULL, "post_processor", "{\"type\":\"Mystery\"}", FR_ERR_UNSUPPORTED,
+               "Mystery");
+    expect_bad("template id", NULL, "post_processor",
+               "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\"}},"
+               "{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{\"<s>\":{\"ids\":[99999]}}}",
+               FR_ERR_FORMAT, "99999");
+    expect_bad("added id", NULL, "added_tokens", "[{\"id\":-4,\"content\":\"x\"}]", FR_ERR_FORMAT,
+               "added_tokens[0]");
+    expect_bad("added content", NULL, "added_tokens", "[{\"id\":4}]", FR_ERR_FORMAT,
+               "added_tokens[0]");
+
+    CHECK(fr_tokenizer_load("/nonexistent/tokenizer.json", &tok, &err) == FR_ERR_NOT_FOUND,
+          "missing file");
+    /* A GGUF file goes to the GGUF loader: a truncated one is a clear error. */
+    st = load_text("GGUF\x03\0\0\0", 8, &err, NULL);
+    CHECK(st != FR_OK && strstr(err.msg, "GGUF"), "gguf: %s", err.msg);
+}
+
+int main(void) {
+    const char *names[2] = {"qwen3", "llama3"};
+    for (int k = 0; k < 2; k++) {
+        fr_tokenizer *tok = load_named(names[k]);
+        if (!tok) continue;
+        fixture_stats fs = run_fixture(tok, names[k], true, true);
+        fprintf(stderr,
+                "%s.jsonl: %d lines: ids %d, ids_with_special %d, decoded %d, streaming %d\n",
+                names[k], fs.lines, fs.ids_ok, fs.special_ok, fs.decode_ok, fs.stream_ok);
+        CHECK(fs.lines >= 190, "%s: only %d fixture lines", names[k], fs.lines);
+        test_bos_eos(tok, names[k]);
+        test_stream_random(tok, names[k]);
+        test_threads(tok, names[k]);
+        if (k == 0) {
+            test_lossy(tok);
+            test_errors_api(tok);
+        }
+        fr_tokenizer_free(tok);
+    }
+    test_template();
+    test_gguf_style("qwen3", "qwen2");
+    test_gguf_style("llama3", "llama-bpe");
+    test_features();
+    test_malformed();
+    return fr_test_finish("test_tokenizer");
+}
