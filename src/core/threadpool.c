@@ -1,6 +1,7 @@
 #include "core/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -144,7 +145,11 @@ void fr_threadpool_run(fr_threadpool *p, int64_t n_tasks, fr_task_fn fn, void *a
     if (p->sleepers) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p, 0);
-    /* every worker must check out before the next run may reset the shared counters */
-    while (atomic_load_explicit(&p->checked_out, memory_order_acquire) < p->n_threads - 1)
-        cpu_relax();
+    /* every worker must check out before the next run may reset the shared counters; on an
+     * oversubscribed machine a worker may be descheduled, so stop burning its core after a while */
+    for (int spins = 0;
+         atomic_load_explicit(&p->checked_out, memory_order_acquire) < p->n_threads - 1; spins++) {
+        if (spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
 }
