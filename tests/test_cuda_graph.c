@@ -417,8 +417,8 @@ static void check_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int6
                             int64_t p0, int window) {
     gt q, k, v, pos, out;
     gt_make(&q, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
-    gt_make(&k, ct, 3, (int64_t[]){Hkv, L, D}, 4);
-    gt_make(&v, ct, 3, (int64_t[]){Hkv, L, D}, 4);
+    gt_make(&k, ct, 3, (int64_t[]){Hkv, L, D}, 8);
+    gt_make(&v, ct, 3, (int64_t[]){Hkv, L, D}, 8);
     gt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
     gt_make(&out, FR_DTYPE_F32, 3, (int64_t[]){T, H, D}, 0);
     double *qv = rnd(H * T * D, 2.0), *kv = rnd(Hkv * L * D, 2.0), *vv = rnd(Hkv * L * D, 1.0);

@@ -1,16 +1,23 @@
 /* Sessions: one sequence's KV cache and activations over a shared, read-only model. Prefill runs
- * in chunks of n_batch tokens; a decode step is a chunk of one. */
+ * in chunks of n_batch tokens. A decode step (one token) is its own path: its ops read the token
+ * id and position from device memory, so on backends that record graphs (CUDA) the step is
+ * recorded once per session and replayed, with only {id, pos} uploaded before and the requested
+ * logits or argmax brought back after. */
 #include "engine/session.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/log.h"
 
 struct fr_session {
     fr_model *model;
     fr_forward_state st;
-    int pos; /* tokens in the cache */
+    int pos;         /* tokens in the cache */
+    bool graphs;     /* decode steps replay a recorded graph */
+    void *graph;     /* the recorded decode step; NULL until the first step */
+    int64_t replays; /* decode steps served by the graph */
 };
 
 fr_session_params fr_session_default_params(void) {
@@ -36,6 +43,7 @@ fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_ses
     fr_session *s = calloc(1, sizeof *s);
     if (!s) return fr_error_set(err, FR_ERR_NOMEM, "session: out of memory");
     s->model = m;
+    s->graphs = m->backend->ops->graph_capture_begin != NULL;
     fr_status st = fr_forward_state_init(m, p.n_ctx, p.n_batch, &s->st, err);
     if (st) {
         free(s);
@@ -47,6 +55,7 @@ fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_ses
 
 void fr_session_free(fr_session *s) {
     if (!s) return;
+    fr_graph_free(s->model->backend, s->graph);
     fr_forward_state_free(&s->st);
     free(s);
 }
@@ -78,11 +87,80 @@ void fr_session_set_hidden_hook(fr_session *s, fr_hidden_hook fn, void *user) {
     s->st.hook_user = user;
 }
 
-static fr_status eval(fr_session *s, const int32_t *ids, int n, float *logits, bool all,
-                      fr_error *err) {
+void fr_session_set_graphs(fr_session *s, bool on) {
+    pthread_mutex_lock(&s->model->lock);
+    if (!on) {
+        fr_graph_free(s->model->backend, s->graph);
+        s->graph = NULL;
+    }
+    s->graphs = on && s->model->backend->ops->graph_capture_begin != NULL;
+    pthread_mutex_unlock(&s->model->lock);
+}
+
+int64_t fr_session_graph_replays(const fr_session *s) {
+    return s->replays;
+}
+
+/* Records the decode step into a graph. A backend that fails to record leaves the session on
+ * direct execution (logged): a graph is a speed-up, never a requirement. */
+static void record_step(fr_session *s) {
+    fr_backend *b = s->model->backend;
+    fr_error err = {0}, op_err = {0};
+    fr_status st = fr_graph_capture_begin(b, &err);
+    if (!st) {
+        const fr_status ops = fr_model_decode_ops(s->model, &s->st, &op_err);
+        void *g = NULL;
+        st = fr_graph_capture_end(b, &g, &err);
+        if (ops) {
+            st = ops;
+            err = op_err;
+        }
+        if (st)
+            fr_graph_free(b, g);
+        else
+            s->graph = g;
+    }
+    if (st) {
+        FR_LOG_W("session: decode steps run without a graph: %s", err.msg);
+        s->graphs = false;
+    }
+}
+
+/* The token at s->pos; the caller validated it and holds the model lock. */
+static fr_status decode_step(fr_session *s, int32_t id, float *logits, int32_t *next,
+                             fr_error *err) {
+    fr_backend *b = s->model->backend;
+    fr_forward_state *st = &s->st;
+    const int32_t in[2] = {id, s->pos};
+    fr_status r = fr_buffer_upload(st->step_in.buf, st->step_in.offset, in, sizeof in, err);
+    if (r) return r;
+    r = fr_backend_begin(b, err);
+    if (r) return r;
+    if (s->graphs && !s->graph) record_step(s);
+    if (s->graph) {
+        r = fr_graph_launch(b, s->graph, err);
+        if (!r) s->replays++;
+    } else {
+        r = fr_model_decode_ops(s->model, st, err);
+    }
+    fr_tensor row = fr_tensor_rows(&st->logits, 0, 1);
+    if (!r && next) r = fr_op_argmax(b, &row, &st->step_argmax, err);
+    if (!r) r = fr_backend_sync(b, err);
+    if (!r && logits)
+        r = fr_buffer_download(row.buf, row.offset, logits,
+                               (size_t)s->model->cfg.vocab * sizeof(float), err);
+    if (!r && next)
+        r = fr_buffer_download(st->step_argmax.buf, st->step_argmax.offset, next, sizeof *next,
+                               err);
+    fr_error end_err;
+    const fr_status e = fr_backend_end(b, r ? &end_err : err);
+    if (!r && !e) s->pos++;
+    return r ? r : e;
+}
+
+static fr_status check_eval(const fr_session *s, const int32_t *ids, int n, fr_error *err) {
     if (!s || (!ids && n > 0) || n < 0)
         return fr_error_set(err, FR_ERR_INVALID, "session eval: bad arguments");
-    if (n == 0) return FR_OK;
     if (n > s->st.n_ctx - s->pos)
         return fr_error_set(err, FR_ERR_RANGE,
                             "session: %d tokens at position %d exceed the context of %d tokens "
@@ -93,7 +171,35 @@ static fr_status eval(fr_session *s, const int32_t *ids, int n, float *logits, b
         if (ids[i] < 0 || ids[i] >= V)
             return fr_error_set(err, FR_ERR_INVALID, "session: token %d (id %d) outside [0, %d)", i,
                                 ids[i], V);
+    return FR_OK;
+}
+
+fr_status fr_session_decode(fr_session *s, int32_t id, float *logits, int32_t *next,
+                            fr_error *err) {
+    fr_status st = check_eval(s, &id, 1, err);
+    if (st) return st;
+    if (s->st.hook)
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "session decode: not available while a hidden-state hook is set");
     pthread_mutex_lock(&s->model->lock);
+    st = decode_step(s, id, logits, next, err);
+    pthread_mutex_unlock(&s->model->lock);
+    return st;
+}
+
+static fr_status eval(fr_session *s, const int32_t *ids, int n, float *logits, bool all,
+                      fr_error *err) {
+    fr_status chk = check_eval(s, ids, n, err);
+    if (chk) return chk;
+    if (n == 0) return FR_OK;
+    pthread_mutex_lock(&s->model->lock);
+    if (n == 1 && !s->st.hook) {
+        /* a decode step: the recorded graph where the backend has one */
+        chk = decode_step(s, ids[0], logits, NULL, err);
+        pthread_mutex_unlock(&s->model->lock);
+        return chk;
+    }
+    const int V = s->model->cfg.vocab;
     fr_status st = FR_OK;
     for (int c = 0; c < n && !st; c += s->st.n_batch) {
         const int chunk = n - c < s->st.n_batch ? n - c : s->st.n_batch;

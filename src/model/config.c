@@ -349,6 +349,28 @@ fr_status fr_config_parse_hf(const char *json, const char *file, fr_config *c, f
     return st;
 }
 
+/* The sampling defaults of generation_config.json; only fields present (and not null) count. */
+static fr_status parse_sampling(pctx *p, const cJSON *root, fr_config *c) {
+    double d;
+    c->gen.has_do_sample = item(root, "do_sample") != NULL;
+    TRY(get_bool(p, root, "do_sample", false, &c->gen.do_sample));
+    c->gen.has_temperature = item(root, "temperature") != NULL;
+    TRY(get_num(p, root, "", "temperature", false, 1.0, 0.0, 1e6, &d));
+    c->gen.temperature = (float)d;
+    c->gen.has_top_p = item(root, "top_p") != NULL;
+    TRY(get_num(p, root, "", "top_p", false, 1.0, 0.0, 1.0, &d));
+    c->gen.top_p = (float)d;
+    c->gen.has_min_p = item(root, "min_p") != NULL;
+    TRY(get_num(p, root, "", "min_p", false, 0.0, 0.0, 1.0, &d));
+    c->gen.min_p = (float)d;
+    c->gen.has_repeat_penalty = item(root, "repetition_penalty") != NULL;
+    TRY(get_num(p, root, "", "repetition_penalty", false, 1.0, 1e-6, 1e6, &d));
+    c->gen.repeat_penalty = (float)d;
+    c->gen.has_top_k = item(root, "top_k") != NULL;
+    TRY(get_int(p, root, "", "top_k", false, 0, 0, 1 << 30, &c->gen.top_k));
+    return FR_OK;
+}
+
 fr_status fr_config_parse_generation(const char *json, const char *file, fr_config *c,
                                      fr_error *err) {
     pctx p = {file, err};
@@ -359,6 +381,7 @@ fr_status fr_config_parse_generation(const char *json, const char *file, fr_conf
     }
     bool found;
     fr_status st = parse_eos(&p, root, c, &found);
+    if (!st) st = parse_sampling(&p, root, c);
     cJSON_Delete(root);
     return st;
 }

@@ -50,6 +50,15 @@ typedef struct fr_config {
     int n_eos;
     int32_t eos[FR_MAX_EOS];
     int32_t bos; /* -1 = none */
+
+    /* Sampling defaults the model ships (generation_config.json; a GGUF loader may fill them from
+     * general.sampling.*). Each value applies only when its has_ flag is set. */
+    struct {
+        bool has_temperature, has_top_k, has_top_p, has_min_p, has_repeat_penalty, has_do_sample;
+        float temperature, top_p, min_p, repeat_penalty;
+        int top_k;
+        bool do_sample;
+    } gen;
 } fr_config;
 
 const char *fr_arch_label(fr_arch a); /* "llama", "qwen2", "qwen3", "mistral" */
@@ -62,7 +71,8 @@ fr_status fr_config_load_hf(const char *dir, fr_config *cfg, fr_error *err);
 fr_status fr_config_parse_hf(const char *json, const char *file, fr_config *cfg, fr_error *err);
 
 /* Reads eos_token_id (int, list or null) from generation_config.json text into cfg, replacing
- * the config's ids when the field is present and not null. */
+ * the config's ids when the field is present and not null; also the sampling defaults
+ * (do_sample, temperature, top_k, top_p, min_p, repetition_penalty) into cfg->gen. */
 fr_status fr_config_parse_generation(const char *json, const char *file, fr_config *cfg,
                                      fr_error *err);
 

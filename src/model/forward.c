@@ -117,6 +117,7 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_fo
     const size_t o_gate = reserve(&a, T * F, 4), o_up = reserve(&a, T * F, 4),
                  o_act = reserve(&a, T * F, 4);
     const size_t o_logits = reserve(&a, R * V, 4);
+    const size_t o_step = reserve(&a, 3, 4); /* id, position, argmax */
     if (a.overflow) {
         fr_forward_state_free(st);
         return fr_error_set(err, FR_ERR_RANGE, "session: batch of %d tokens is too large", n_batch);
@@ -144,6 +145,10 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_fo
     st->up = fr_tensor_2d(sb, o_up, FR_DTYPE_F32, t, (int64_t)F);
     st->act = fr_tensor_2d(sb, o_act, FR_DTYPE_F32, t, (int64_t)F);
     st->logits = fr_tensor_2d(sb, o_logits, FR_DTYPE_F32, (int64_t)R, (int64_t)V);
+    st->step_in = fr_tensor_1d(sb, o_step, FR_DTYPE_I32, 2);
+    st->step_ids = fr_tensor_1d(sb, o_step, FR_DTYPE_I32, 1);
+    st->step_pos = fr_tensor_1d(sb, o_step + 4, FR_DTYPE_I32, 1);
+    st->step_argmax = fr_tensor_1d(sb, o_step + 8, FR_DTYPE_I32, 1);
     return FR_OK;
 }
 
@@ -236,23 +241,39 @@ static fr_status lm_head(const fr_model *m, fr_forward_state *st, const fr_tenso
     return FR_OK;
 }
 
-static fr_status forward_ops(const fr_model *m, fr_forward_state *st, int64_t T, int pos0,
-                             int logits_mode, float *logits, fr_error *err) {
+/* Embedding, every layer and the final norm for T tokens: `normed` ends up holding the LM head's
+ * input. Only the hook syncs. */
+static fr_status forward_body(const fr_model *m, fr_forward_state *st, const fr_tensor *ids,
+                              const fr_tensor *pos, int64_t T, int pos0, fr_error *err) {
     fr_backend *b = m->backend;
     const fr_config *c = &m->cfg;
-    fr_tensor ids = fr_tensor_rows(&st->ids, 0, T), pos = fr_tensor_rows(&st->pos, 0, T);
     fr_tensor res = fr_tensor_rows(&st->res, 0, T), normed = fr_tensor_rows(&st->normed, 0, T);
-    TRY(fr_op_embedding(b, &m->embed, &ids, &res, err));
+    TRY(fr_op_embedding(b, &m->embed, ids, &res, err));
     TRY(call_hook(m, st, 0, pos0, &res, err));
     TRY(fr_op_rms_norm(b, &res, &m->layers[0].attn_norm, (float)c->norm_eps, &normed, err));
     for (int l = 0; l < c->n_layers; l++) {
-        TRY(layer_forward(m, st, l, T, &pos, &res, &normed, err));
+        TRY(layer_forward(m, st, l, T, pos, &res, &normed, err));
         TRY(call_hook(m, st, l + 1, pos0, &res, err));
     }
-    TRY(call_hook(m, st, c->n_layers + 1, pos0, &normed, err));
+    return call_hook(m, st, c->n_layers + 1, pos0, &normed, err);
+}
+
+fr_status fr_model_decode_ops(const fr_model *m, fr_forward_state *st, fr_error *err) {
+    if (st->hook)
+        return fr_error_set(err, FR_ERR_INVALID, "decode step: a hidden-state hook needs syncs");
+    TRY(forward_body(m, st, &st->step_ids, &st->step_pos, 1, 0, err));
+    fr_tensor x = fr_tensor_rows(&st->normed, 0, 1), y = fr_tensor_rows(&st->logits, 0, 1);
+    return fr_op_matmul(m->backend, &x, &m->lm_head, NULL, &y, err);
+}
+
+static fr_status forward_ops(const fr_model *m, fr_forward_state *st, int64_t T, int pos0,
+                             int logits_mode, float *logits, fr_error *err) {
+    fr_tensor ids = fr_tensor_rows(&st->ids, 0, T), pos = fr_tensor_rows(&st->pos, 0, T);
+    fr_tensor normed = fr_tensor_rows(&st->normed, 0, T);
+    TRY(forward_body(m, st, &ids, &pos, T, pos0, err));
     if (logits_mode == FR_LOGITS_ALL) return lm_head(m, st, &normed, 0, T, logits, err);
     if (logits_mode == FR_LOGITS_LAST) return lm_head(m, st, &normed, T - 1, 1, logits, err);
-    return fr_backend_sync(b, err);
+    return fr_backend_sync(m->backend, err);
 }
 
 fr_status fr_model_forward(const fr_model *m, fr_forward_state *st, const int32_t *ids, int n,

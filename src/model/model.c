@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "model/gguf_model.h"
 #include "model/safetensors.h"
 
 fr_model_params fr_model_default_params(void) {
@@ -225,6 +226,29 @@ void fr_model_free(fr_model *m) {
     free(m);
 }
 
+/* Reads one byte of every page of every region, reporting progress, so the file is resident
+ * before the first forward (on CPU the weights are used straight from the mapping). */
+static void page_in(const fr_weight_source *src, const fr_model_params *params) {
+    const size_t chunk = (size_t)8 << 20, page = 4096;
+    size_t total = 0, done = 0;
+    for (int i = 0; i < src->n_regions; i++)
+        total += src->regions[i].size;
+    params->progress(params->progress_user, 0, total);
+    volatile unsigned char sink = 0;
+    for (int i = 0; i < src->n_regions; i++) {
+        const unsigned char *base = src->regions[i].base;
+        const size_t size = src->regions[i].size;
+        for (size_t off = 0; off < size; off += chunk) {
+            const size_t n = size - off < chunk ? size - off : chunk;
+            for (size_t k = 0; k < n; k += page)
+                sink ^= base[off + k];
+            done += n;
+            params->progress(params->progress_user, done, total);
+        }
+    }
+    (void)sink;
+}
+
 fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_weight_source *src,
                                     const fr_model_params *params, fr_model **out, fr_error *err) {
     *out = NULL;
@@ -255,6 +279,7 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
         fr_backend_params bp = {.n_threads = params->n_threads, .device = params->device};
         st = fr_backend_create(params->backend ? params->backend : "cpu", &bp, &m->backend, err);
     }
+    if (!st && params->progress) page_in(src, params);
     /* wrap each mapped file once; tensors are views into these (unused buffers stay zeroed) */
     m->n_region_bufs = src->n_regions;
     for (int i = 0; !st && i < src->n_regions; i++) {
@@ -303,8 +328,12 @@ fr_status fr_model_load(const char *path, const fr_model_params *params, fr_mode
     if (S_ISDIR(st_path.st_mode)) {
         snprintf(dir, sizeof dir, "%s", path);
     } else if (has_suffix(path, ".gguf")) {
-        /* the GGUF reader plugs in here: it fills an fr_config and an fr_weight_source */
-        return fr_error_set(err, FR_ERR_UNSUPPORTED, "%s: GGUF models are not supported yet", path);
+        /* a GGUF file carries its own config; weights stay in its mapping */
+        fr_config gcfg;
+        fr_weight_source *gsrc;
+        fr_status gst = fr_gguf_model_open(path, &gcfg, &gsrc, err);
+        if (gst) return gst;
+        return fr_model_load_from_source(path, &gcfg, gsrc, params, out, err);
     } else if (has_suffix(path, ".safetensors")) {
         snprintf(dir, sizeof dir, "%s", path);
         char *slash = strrchr(dir, '/');

@@ -67,6 +67,9 @@ typedef struct fr_forward_state {
     fr_tensor proj;          /* [n_batch, C] */
     fr_tensor gate, up, act; /* [n_batch, F] */
     fr_tensor logits;        /* [n_logit_rows, V] */
+    /* decode steps: {token id, position} in one [2] i32 (one 8-byte upload per step), viewed as
+     * the [1] ids and positions the step's ops read; argmax [1] i32 of the step's logits */
+    fr_tensor step_in, step_ids, step_pos, step_argmax;
     fr_hidden_hook hook;
     void *hook_user;
 } fr_forward_state;
@@ -81,5 +84,11 @@ enum { FR_LOGITS_NONE = 0, FR_LOGITS_LAST = 1, FR_LOGITS_ALL = 2 };
  * logits (host) gets n rows (ALL), one row (LAST) or nothing (NONE). */
 fr_status fr_model_forward(const fr_model *m, fr_forward_state *st, const int32_t *ids, int n,
                            int pos0, int logits_mode, float *logits, fr_error *err);
+
+/* One decode step as device work only: no host sync, no copy, no hook (st->hook must be NULL),
+ * so it can be recorded into a graph once and replayed. Reads the token id and position from
+ * st->step_in (the caller uploads {id, pos} before each run or replay), appends to the KV cache
+ * and leaves the logits in row 0 of st->logits. Call between fr_backend_begin and _end. */
+fr_status fr_model_decode_ops(const fr_model *m, fr_forward_state *st, fr_error *err);
 
 #endif

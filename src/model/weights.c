@@ -45,6 +45,7 @@ void fr_weights_free(fr_weight_source *s) {
     free(s->regions);
     free(s->weights);
     free(s->path);
+    if (s->release) s->release(s->owner); /* after the regions pointing into it are gone */
     free(s);
 }
 

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "tokenizer/jinja.h"
 #include "tokenizer/template.h"
+#include "tokenizer/tok_gguf.h"
 
 #define MAX_CONFIG_BYTES ((size_t)64 << 20)
 
@@ -210,6 +211,16 @@ static bool is_dir(const char *path) {
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* A GGUF model file (its template lives in the metadata). */
+static bool is_gguf(const char *path) {
+    char magic[4];
+    FILE *f = is_dir(path) ? NULL : fopen(path, "rb");
+    if (!f) return false;
+    bool yes = fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    fclose(f);
+    return yes;
+}
+
 static cJSON *parse_json_file(const char *path, fr_status *st, fr_error *err) {
     char *text = NULL;
     size_t len = 0;
@@ -233,6 +244,7 @@ static cJSON *parse_json_file(const char *path, fr_status *st, fr_error *err) {
 fr_status fr_chat_template_load(const char *path, fr_chat_template **out, fr_error *err) {
     if (!path || !out) return fr_error_set(err, FR_ERR_INVALID, "chat template: NULL argument");
     *out = NULL;
+    if (is_gguf(path)) return fr_chat_template_load_gguf(path, out, err);
     size_t plen = strlen(path);
     char *dir = malloc(plen + 2), *p = malloc(plen + 64);
     fr_chat_template *t = template_new(err);

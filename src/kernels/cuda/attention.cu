@@ -3,22 +3,24 @@
  * j > pos[t] - W. q [H,T,D], k/v cache [Hkv,L,D] (row stride along L may exceed D), out [T,H,D].
  * Positions are read on the device, so a captured step replays correctly with new positions.
  *
- * Two kernels, both f32 accumulation with an online (running max) softmax:
- *  - decode (T <= 8): the key range of each (token, head) is split across S blocks (split-K);
- *    each block writes a partial (max, sum, acc[D]) into scratch and a second kernel merges
- *    them. S is fixed at launch from the SM count; each block derives its slice from the actual
- *    range on the device, so short and long contexts both spread over all S blocks.
- *  - prefill: one warp per query row, eight rows of one head per block sharing 32-key tiles of
- *    K and V in shared memory; each lane scores one key of the tile, then the warp accumulates
- *    P.V with lanes owning slices of D. */
+ * One kernel serves prefill and decode. A block takes one KV head and eight "rows" (a row is one
+ * (token, query head) pair of that KV head's group, tokens outer), one warp per row, so GQA
+ * groups and neighbouring tokens share every K/V tile: 32 keys at a time are staged in shared
+ * memory as f32 (16-byte loads when rows are aligned), each lane scores one key, and the warp
+ * folds the tile into its running max / sum / accumulator (online softmax, f32 throughout) with
+ * lanes owning slices of D.
+ *
+ * Split-K: when rows x KV heads give too few blocks to fill the GPU (decode), a third grid
+ * dimension splits every row's key range into S slices; each block writes (max, sum, acc[D]) to
+ * scratch and a merge kernel combines them. S is fixed at launch; the slices are computed on the
+ * device from the actual positions, so short and long contexts both spread over all S blocks. */
 #include "kernels/cuda/cuda_backend.h"
 
 #define FR_CU_ATT_MAX_D      256
-#define FR_CU_DEC_WARPS      4
-#define FR_CU_DEC_MAX_T      8
-#define FR_CU_DEC_MAX_SPLITS 64
-#define FR_CU_PRE_WARPS      8
-#define FR_CU_PRE_TK         32
+#define FR_CU_ATT_ROWS       8  /* warps per block, one (token, query head) row each */
+#define FR_CU_ATT_TK         32 /* keys per shared-memory tile: one per lane */
+#define FR_CU_ATT_MAX_SPLITS 64
+#define FR_CU_ATT_MIN_SLICE  64 /* fewest keys per split at full cache capacity */
 
 typedef struct fr_cu_att_args {
     const void *q;
@@ -48,82 +50,153 @@ __device__ __forceinline__ void fr_cu_att_range(const fr_cu_att_args &a, int64_t
     if (lo < 0) lo = 0;
 }
 
-/* ------------------------------------------------------------------ decode, split-K */
+static size_t fr_cu_att_smem(int64_t D) {
+    return 2 * FR_CU_ATT_ROWS * sizeof(int64_t) +
+           (size_t)(FR_CU_ATT_TK * (D + 1) + FR_CU_ATT_TK * D + FR_CU_ATT_ROWS * D) * sizeof(float);
+}
 
-template <typename KT, int DPL>
-__global__ void __launch_bounds__(FR_CU_DEC_WARPS * 32)
-    fr_cu_att_decode_kernel(fr_cu_att_args a, int S, float *part) {
-    __shared__ float sm_m[FR_CU_DEC_WARPS], sm_l[FR_CU_DEC_WARPS];
-    __shared__ float sm_acc[FR_CU_DEC_WARPS][DPL * 32];
-    const int s = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t h = blockIdx.y, t = blockIdx.z, hk = h / a.G;
-    int64_t lo, hi;
-    fr_cu_att_range(a, a.pos[t], lo, hi);
-    const int64_t len = hi >= lo ? hi - lo + 1 : 0;
-    const int64_t chunk = (len + S - 1) / S;
-    const int64_t j0 = lo + s * chunk;
-    const int64_t j1 = j0 + chunk < hi + 1 ? j0 + chunk : hi + 1;
-
-    float qv[DPL], acc[DPL];
+/* Stages keys [j0, j0 + TK) of one head into Ks (padded rows) and Vs as f32; rows past jmax are
+ * zero. vec: rows are 16-byte aligned and D is a whole number of 16-byte chunks. */
+template <typename KT>
+__device__ __forceinline__ void fr_cu_att_tile(const KT *kb, int64_t k_sl, const KT *vb,
+                                               int64_t v_sl, int64_t j0, int64_t jmax, int64_t D,
+                                               bool vec, float *Ks, float *Vs) {
+    if (vec) {
+        constexpr int E = fr_cu_w16<KT>::E;
+        const int cpr = (int)(D / E); /* chunks per row */
+        for (int idx = threadIdx.x; idx < FR_CU_ATT_TK * cpr; idx += blockDim.x) {
+            const int r = idx / cpr, c = idx - r * cpr;
+            const int64_t j = j0 + r;
+            float kf[E], vf[E];
+            if (j <= jmax) {
+                fr_cu_w16<KT>::cvt(__ldg((const uint4 *)(kb + j * k_sl) + c), kf);
+                fr_cu_w16<KT>::cvt(__ldg((const uint4 *)(vb + j * v_sl) + c), vf);
+            } else {
 #pragma unroll
-    for (int i = 0; i < DPL; i++) {
-        const int64_t d = lane + 32 * i;
-        qv[i] = d < a.D ? fr_cu_load(a.q, h * a.q_sh + t * a.q_st + d, a.q_dtype) * a.scale : 0.0f;
-        acc[i] = 0.0f;
+                for (int e = 0; e < E; e++)
+                    kf[e] = vf[e] = 0.0f;
+            }
+#pragma unroll
+            for (int e = 0; e < E; e++) {
+                Ks[r * (D + 1) + c * E + e] = kf[e];
+                Vs[r * D + c * E + e] = vf[e];
+            }
+        }
+    } else {
+        for (int idx = threadIdx.x; idx < FR_CU_ATT_TK * D; idx += blockDim.x) {
+            const int r = (int)(idx / D), d = (int)(idx - r * D);
+            const int64_t j = j0 + r;
+            const bool in = j <= jmax;
+            Ks[r * (D + 1) + d] = in ? fr_cu_to_f32(kb[j * k_sl + d]) : 0.0f;
+            Vs[r * D + d] = in ? fr_cu_to_f32(vb[j * v_sl + d]) : 0.0f;
+        }
     }
-    const KT *kb = (const KT *)a.k + hk * a.k_sh;
-    const KT *vb = (const KT *)a.v + hk * a.v_sh;
-    float m = -INFINITY, l = 0.0f;
-    for (int64_t j = j0 + warp; j < j1; j += FR_CU_DEC_WARPS) {
-        const KT *kr = kb + j * a.k_sl;
-        float dot = 0.0f;
-#pragma unroll
-        for (int i = 0; i < DPL; i++) {
-            const int64_t d = lane + 32 * i;
-            if (d < a.D) dot = fmaf(qv[i], fr_cu_to_f32(kr[d]), dot);
+}
+
+/* grid: (row blocks, Hkv, S). S == 1 writes out directly; S > 1 writes partials to part. */
+template <typename KT, int DPL>
+__global__ void __launch_bounds__(FR_CU_ATT_ROWS * 32)
+    fr_cu_att_kernel(fr_cu_att_args a, int S, bool vec, float *part) {
+    extern __shared__ __align__(16) unsigned char fr_cu_att_smem_raw[];
+    const int64_t D = a.D;
+    int64_t *rlo = (int64_t *)fr_cu_att_smem_raw, *rhi = rlo + FR_CU_ATT_ROWS; /* key slices */
+    float *Ks = (float *)(rhi + FR_CU_ATT_ROWS); /* [TK][D+1]: padded, lanes read other rows */
+    float *Vs = Ks + FR_CU_ATT_TK * (D + 1);     /* [TK][D] */
+    float *Qs = Vs + FR_CU_ATT_TK * D;           /* [ROWS][D], pre-scaled */
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t hk = blockIdx.y, s = blockIdx.z;
+    const int64_t row = (int64_t)blockIdx.x * FR_CU_ATT_ROWS + warp;
+    const bool active = row < a.T * a.G;
+    const int64_t t = active ? row / a.G : 0, h = hk * a.G + (active ? row % a.G : 0);
+
+    /* this row's slice of its key range */
+    int64_t lo = 1, hi = 0;
+    if (active) {
+        fr_cu_att_range(a, a.pos[t], lo, hi);
+        if (S > 1 && lo <= hi) {
+            const int64_t chunk = (hi - lo + 1 + S - 1) / S;
+            const int64_t slo = lo + s * chunk, shi = slo + chunk - 1;
+            lo = slo;
+            hi = shi < hi ? shi : hi;
         }
-        const float sc = fr_cu_warp_sum(dot);
-        const float m_new = fmaxf(m, sc);
-        const float corr = __expf(m - m_new), pj = __expf(sc - m_new);
-        l = l * corr + pj;
-        const KT *vr = vb + j * a.v_sl;
-#pragma unroll
-        for (int i = 0; i < DPL; i++) {
-            const int64_t d = lane + 32 * i;
-            const float vv = d < a.D ? fr_cu_to_f32(vr[d]) : 0.0f;
-            acc[i] = fmaf(pj, vv, acc[i] * corr);
-        }
-        m = m_new;
     }
     if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
+        rlo[warp] = lo;
+        rhi[warp] = hi;
     }
+    for (int64_t d = lane; d < D; d += 32)
+        Qs[warp * D + d] =
+            active ? fr_cu_load(a.q, h * a.q_sh + t * a.q_st + d, a.q_dtype) * a.scale : 0.0f;
+    __syncthreads();
+    int64_t blo = INT64_MAX, bhi = -1;
+    for (int w = 0; w < FR_CU_ATT_ROWS; w++)
+        if (rlo[w] <= rhi[w]) {
+            blo = rlo[w] < blo ? rlo[w] : blo;
+            bhi = rhi[w] > bhi ? rhi[w] : bhi;
+        }
+
+    const KT *kb = (const KT *)a.k + hk * a.k_sh;
+    const KT *vb = (const KT *)a.v + hk * a.v_sh;
+    float m = -INFINITY, l = 0.0f, acc[DPL];
 #pragma unroll
     for (int i = 0; i < DPL; i++)
-        sm_acc[warp][lane + 32 * i] = acc[i];
-    __syncthreads();
-    float mb = -INFINITY;
+        acc[i] = 0.0f;
+    const float *qrow = Qs + warp * D;
+
+    for (int64_t j0 = blo; j0 <= bhi; j0 += FR_CU_ATT_TK) {
+        fr_cu_att_tile<KT>(kb, a.k_sl, vb, a.v_sl, j0, bhi, D, vec, Ks, Vs);
+        __syncthreads();
+        /* warp-uniform: does this row see any key of the tile? */
+        if (lo <= hi && lo < j0 + FR_CU_ATT_TK && hi >= j0) {
+            const int64_t j = j0 + lane;
+            const bool valid = j >= lo && j <= hi;
+            float sc = -INFINITY;
+            if (valid) {
+                const float *kr = Ks + lane * (D + 1);
+                float dot = 0.0f;
+                for (int64_t d = 0; d < D; d++)
+                    dot = fmaf(qrow[d], kr[d], dot);
+                sc = dot;
+            }
+            const float m_new = fmaxf(m, fr_cu_warp_max(sc)); /* finite: one key is valid */
+            const float corr = __expf(m - m_new);
+            const float pj = valid ? __expf(sc - m_new) : 0.0f;
+            l = l * corr + fr_cu_warp_sum(pj);
 #pragma unroll
-    for (int w = 0; w < FR_CU_DEC_WARPS; w++)
-        mb = fmaxf(mb, sm_m[w]);
-    float f[FR_CU_DEC_WARPS], lb = 0.0f;
+            for (int i = 0; i < DPL; i++)
+                acc[i] *= corr;
+            for (int r = 0; r < FR_CU_ATT_TK; r++) {
+                const float pr = __shfl_sync(0xffffffffu, pj, r);
 #pragma unroll
-    for (int w = 0; w < FR_CU_DEC_WARPS; w++) {
-        f[w] = sm_m[w] == -INFINITY ? 0.0f : __expf(sm_m[w] - mb);
-        lb += sm_l[w] * f[w];
+                for (int i = 0; i < DPL; i++) {
+                    const int64_t d = lane + 32 * i;
+                    if (d < D) acc[i] = fmaf(pr, Vs[r * D + d], acc[i]);
+                }
+            }
+            m = m_new;
+        }
+        __syncthreads();
     }
-    float *pp = part + ((t * a.H + h) * S + s) * (a.D + 2);
-    if (threadIdx.x == 0) {
-        pp[0] = mb;
-        pp[1] = lb;
-    }
-    for (int64_t d = threadIdx.x; d < a.D; d += blockDim.x) {
-        float r = 0.0f;
+    if (!active) return;
+    if (S == 1) {
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
-        for (int w = 0; w < FR_CU_DEC_WARPS; w++)
-            r += sm_acc[w][d] * f[w];
-        pp[2 + d] = r;
+        for (int i = 0; i < DPL; i++) {
+            const int64_t d = lane + 32 * i;
+            if (d < D) fr_cu_store(a.out, t * a.o_st + h * a.o_sh + d, a.o_dtype, acc[i] * inv);
+        }
+    } else {
+        /* every (row, slice) writes its partial, empty slices included (max = -inf, sum = 0) */
+        float *pp = part + ((t * a.H + h) * S + s) * (D + 2);
+        if (lane == 0) {
+            pp[0] = m;
+            pp[1] = l;
+        }
+#pragma unroll
+        for (int i = 0; i < DPL; i++) {
+            const int64_t d = lane + 32 * i;
+            if (d < D) pp[2 + d] = acc[i];
+        }
     }
 }
 
@@ -149,148 +222,49 @@ __global__ void fr_cu_att_merge_kernel(fr_cu_att_args a, int S, const float *par
     }
 }
 
-/* ------------------------------------------------------------------ prefill */
-
-static size_t fr_cu_pre_smem(int64_t D) {
-    return (size_t)(FR_CU_PRE_TK * (D + 1) + FR_CU_PRE_TK * D + FR_CU_PRE_WARPS * D) *
-               sizeof(float) +
-           2 * FR_CU_PRE_WARPS * sizeof(int64_t);
-}
-
-template <typename KT, int DPL>
-__global__ void __launch_bounds__(FR_CU_PRE_WARPS * 32) fr_cu_att_prefill_kernel(fr_cu_att_args a) {
-    extern __shared__ __align__(16) unsigned char fr_cu_att_smem[];
-    const int64_t D = a.D;
-    int64_t *rlo = (int64_t *)fr_cu_att_smem, *rhi = rlo + FR_CU_PRE_WARPS; /* key ranges */
-    float *Ks = (float *)(rhi + FR_CU_PRE_WARPS); /* [TK][D+1]: padded, lanes read other rows */
-    float *Vs = Ks + FR_CU_PRE_TK * (D + 1);      /* [TK][D] */
-    float *Qs = Vs + FR_CU_PRE_TK * D;            /* [WARPS][D], pre-scaled */
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t h = blockIdx.y, hk = h / a.G;
-    const int64_t t = (int64_t)blockIdx.x * FR_CU_PRE_WARPS + warp;
-    const bool active = t < a.T;
-
-    int64_t lo = 1, hi = 0;
-    if (active) fr_cu_att_range(a, a.pos[t], lo, hi);
-    if (lane == 0) {
-        rlo[warp] = lo;
-        rhi[warp] = hi;
-    }
-    for (int64_t d = lane; d < D; d += 32)
-        Qs[warp * D + d] =
-            active ? fr_cu_load(a.q, h * a.q_sh + t * a.q_st + d, a.q_dtype) * a.scale : 0.0f;
-    __syncthreads();
-    int64_t blo = INT64_MAX, bhi = -1;
-    for (int w = 0; w < FR_CU_PRE_WARPS; w++)
-        if (rlo[w] <= rhi[w]) {
-            blo = rlo[w] < blo ? rlo[w] : blo;
-            bhi = rhi[w] > bhi ? rhi[w] : bhi;
-        }
-
-    const KT *kb = (const KT *)a.k + hk * a.k_sh;
-    const KT *vb = (const KT *)a.v + hk * a.v_sh;
-    float m = -INFINITY, l = 0.0f, acc[DPL];
-#pragma unroll
-    for (int i = 0; i < DPL; i++)
-        acc[i] = 0.0f;
-    const float *qrow = Qs + warp * D;
-
-    for (int64_t j0 = blo; j0 <= bhi; j0 += FR_CU_PRE_TK) {
-        for (int64_t idx = threadIdx.x; idx < FR_CU_PRE_TK * D; idx += blockDim.x) {
-            const int64_t r = idx / D, d = idx - r * D, j = j0 + r;
-            const bool in = j <= bhi;
-            Ks[r * (D + 1) + d] = in ? fr_cu_to_f32(kb[j * a.k_sl + d]) : 0.0f;
-            Vs[r * D + d] = in ? fr_cu_to_f32(vb[j * a.v_sl + d]) : 0.0f;
-        }
-        __syncthreads();
-        /* Warp-uniform: does this query see any key of the tile? */
-        if (lo <= hi && lo < j0 + FR_CU_PRE_TK && hi >= j0) {
-            const int64_t j = j0 + lane;
-            const bool valid = j >= lo && j <= hi;
-            float sc = -INFINITY;
-            if (valid) {
-                const float *kr = Ks + lane * (D + 1);
-                float dot = 0.0f;
-                for (int64_t d = 0; d < D; d++)
-                    dot = fmaf(qrow[d], kr[d], dot);
-                sc = dot;
-            }
-            const float tmax = fr_cu_warp_max(sc);
-            const float m_new = fmaxf(m, tmax);
-            const float corr = __expf(m - m_new);
-            const float pj = valid ? __expf(sc - m_new) : 0.0f;
-            l = l * corr + fr_cu_warp_sum(pj);
-#pragma unroll
-            for (int i = 0; i < DPL; i++)
-                acc[i] *= corr;
-            for (int r = 0; r < FR_CU_PRE_TK; r++) {
-                const float pr = __shfl_sync(0xffffffffu, pj, r);
-#pragma unroll
-                for (int i = 0; i < DPL; i++) {
-                    const int64_t d = lane + 32 * i;
-                    if (d < D) acc[i] = fmaf(pr, Vs[r * D + d], acc[i]);
-                }
-            }
-            m = m_new;
-        }
-        __syncthreads();
-    }
-    if (!active) return;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#pragma unroll
-    for (int i = 0; i < DPL; i++) {
-        const int64_t d = lane + 32 * i;
-        if (d < D) fr_cu_store(a.out, t * a.o_st + h * a.o_sh + d, a.o_dtype, acc[i] * inv);
-    }
-}
-
 /* ------------------------------------------------------------------ dispatch */
 
 template <typename KT, int DPL>
-static void fr_cu_att_launch(fr_cuda_ctx *c, const fr_cu_att_args &a, int S) {
-    if (S > 0) {
-        dim3 grid((unsigned)S, (unsigned)a.H, (unsigned)a.T);
-        fr_cu_att_decode_kernel<KT, DPL>
-            <<<grid, FR_CU_DEC_WARPS * 32, 0, c->stream>>>(a, S, c->attn_part);
-        if (cudaPeekAtLastError() != cudaSuccess) return;
+static void fr_cu_att_launch(fr_cuda_ctx *c, const fr_cu_att_args &a, int S, bool vec) {
+    const int64_t rows = a.T * a.G;
+    dim3 grid(fr_cu_blocks(rows, FR_CU_ATT_ROWS), (unsigned)(a.H / a.G), (unsigned)S);
+    fr_cu_att_kernel<KT, DPL>
+        <<<grid, FR_CU_ATT_ROWS * 32, fr_cu_att_smem(a.D), c->stream>>>(a, S, vec, c->attn_part);
+    if (S > 1 && cudaPeekAtLastError() == cudaSuccess) {
         const int threads = a.D >= 128 ? 128 : 64;
         fr_cu_att_merge_kernel<<<(unsigned)(a.T * a.H), threads, 0, c->stream>>>(a, S,
                                                                                  c->attn_part);
-    } else {
-        dim3 grid(fr_cu_blocks(a.T, FR_CU_PRE_WARPS), (unsigned)a.H);
-        fr_cu_att_prefill_kernel<KT, DPL>
-            <<<grid, FR_CU_PRE_WARPS * 32, fr_cu_pre_smem(a.D), c->stream>>>(a);
     }
 }
 
 template <typename KT>
-static void fr_cu_att_launch_d(fr_cuda_ctx *c, const fr_cu_att_args &a, int S) {
+static void fr_cu_att_launch_d(fr_cuda_ctx *c, const fr_cu_att_args &a, int S, bool vec) {
     if (a.D <= 64)
-        fr_cu_att_launch<KT, 2>(c, a, S);
+        fr_cu_att_launch<KT, 2>(c, a, S, vec);
     else if (a.D <= 128)
-        fr_cu_att_launch<KT, 4>(c, a, S);
+        fr_cu_att_launch<KT, 4>(c, a, S, vec);
     else
-        fr_cu_att_launch<KT, 8>(c, a, S);
+        fr_cu_att_launch<KT, 8>(c, a, S, vec);
 }
 
 template <typename KT, int DPL> static cudaError_t fr_cu_att_raise_smem(size_t bytes) {
-    return cudaFuncSetAttribute(fr_cu_att_prefill_kernel<KT, DPL>,
+    return cudaFuncSetAttribute(fr_cu_att_kernel<KT, DPL>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
 template <typename KT> static cudaError_t fr_cu_att_raise_smem_all(void) {
-    cudaError_t e = fr_cu_att_raise_smem<KT, 2>(fr_cu_pre_smem(64));
-    if (e == cudaSuccess) e = fr_cu_att_raise_smem<KT, 4>(fr_cu_pre_smem(128));
-    if (e == cudaSuccess) e = fr_cu_att_raise_smem<KT, 8>(fr_cu_pre_smem(FR_CU_ATT_MAX_D));
+    cudaError_t e = fr_cu_att_raise_smem<KT, 2>(fr_cu_att_smem(64));
+    if (e == cudaSuccess) e = fr_cu_att_raise_smem<KT, 4>(fr_cu_att_smem(128));
+    if (e == cudaSuccess) e = fr_cu_att_raise_smem<KT, 8>(fr_cu_att_smem(FR_CU_ATT_MAX_D));
     return e;
 }
 
 fr_status fr_cuda_attention_init(fr_cuda_ctx *c, fr_error *err) {
-    if (fr_cu_pre_smem(FR_CU_ATT_MAX_D) > c->smem_optin)
+    if (fr_cu_att_smem(FR_CU_ATT_MAX_D) > c->smem_optin)
         return fr_error_set(err, FR_ERR_BACKEND,
                             "cuda backend: device allows %zu bytes of shared memory per block, "
                             "attention needs %zu",
-                            c->smem_optin, fr_cu_pre_smem(FR_CU_ATT_MAX_D));
+                            c->smem_optin, fr_cu_att_smem(FR_CU_ATT_MAX_D));
     cudaError_t e = fr_cu_att_raise_smem_all<float>();
     if (e == cudaSuccess) e = fr_cu_att_raise_smem_all<__half>();
     if (e == cudaSuccess) e = fr_cu_att_raise_smem_all<__nv_bfloat16>();
@@ -317,11 +291,9 @@ fr_status fr_cuda_attention(void *vctx, const fr_tensor *q, const fr_tensor *k_c
     if (a.D > FR_CU_ATT_MAX_D)
         return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda attention: head_dim %lld > %d",
                             (long long)a.D, FR_CU_ATT_MAX_D);
-    if (a.H > 65535 || a.T > 65535 * (int64_t)FR_CU_PRE_WARPS)
-        return fr_error_set(err, FR_ERR_UNSUPPORTED,
-                            "cuda attention: %lld heads x %lld tokens "
-                            "is too large for one call",
-                            (long long)a.H, (long long)a.T);
+    if (k_cache->shape[0] > 65535)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda attention: %lld kv heads (max 65535)",
+                            (long long)k_cache->shape[0]);
     a.q = fr_cu_ptr(q);
     a.q_sh = fr_cu_estride(q, 0);
     a.q_st = fr_cu_estride(q, 1);
@@ -340,26 +312,32 @@ fr_status fr_cuda_attention(void *vctx, const fr_tensor *q, const fr_tensor *k_c
     a.window = p->window;
     a.scale = p->scale > 0.0f ? p->scale : 1.0f / sqrtf((float)a.D);
 
-    /* Split-K for decode: about two blocks per SM in total, bounded by the scratch. */
-    int S = 0;
-    if (a.T <= FR_CU_DEC_MAX_T) {
-        const int64_t th = a.T * a.H;
-        int64_t want = (2 * (int64_t)c->n_sm + th - 1) / th;
-        if (want > FR_CU_DEC_MAX_SPLITS) want = FR_CU_DEC_MAX_SPLITS;
-        if (want > a.L) want = a.L;
-        if (want < 1) want = 1;
-        const int64_t fit = (int64_t)(c->attn_part_size / sizeof(float)) / (th * (a.D + 2));
-        S = (int)(want < fit ? want : fit); /* 0 when even one split does not fit: prefill */
+    /* Split-K when the grid would be too small (decode): about two blocks per SM in total,
+     * bounded by the scratch for partials. */
+    const int64_t Hkv = k_cache->shape[0];
+    const int64_t blocks = (int64_t)fr_cu_blocks(a.T * a.G, FR_CU_ATT_ROWS) * Hkv;
+    int64_t S = (2 * (int64_t)c->n_sm + blocks - 1) / blocks;
+    if (S > FR_CU_ATT_MAX_SPLITS) S = FR_CU_ATT_MAX_SPLITS;
+    if (S > a.L / FR_CU_ATT_MIN_SLICE) S = a.L / FR_CU_ATT_MIN_SLICE;
+    if (S > 1) {
+        const int64_t fit = (int64_t)(c->attn_part_size / sizeof(float)) / (a.T * a.H * (a.D + 2));
+        if (S > fit) S = fit;
     }
+    if (S < 1) S = 1;
+    /* 16-byte tile loads when every K/V row starts 16-byte aligned and holds whole chunks */
+    const int64_t es = fr_cu_esize(k_cache->dtype);
+    const bool vec = (uintptr_t)a.k % 16 == 0 && (uintptr_t)a.v % 16 == 0 && (a.D * es) % 16 == 0 &&
+                     (a.k_sh * es) % 16 == 0 && (a.k_sl * es) % 16 == 0 &&
+                     (a.v_sh * es) % 16 == 0 && (a.v_sl * es) % 16 == 0;
     switch (k_cache->dtype) {
     case FR_DTYPE_F16:
-        fr_cu_att_launch_d<__half>(c, a, S);
+        fr_cu_att_launch_d<__half>(c, a, (int)S, vec);
         break;
     case FR_DTYPE_BF16:
-        fr_cu_att_launch_d<__nv_bfloat16>(c, a, S);
+        fr_cu_att_launch_d<__nv_bfloat16>(c, a, (int)S, vec);
         break;
     default:
-        fr_cu_att_launch_d<float>(c, a, S);
+        fr_cu_att_launch_d<float>(c, a, (int)S, vec);
         break;
     }
     return fr_cu_launched(err, "attention");

@@ -23,6 +23,7 @@ static void cuda_destroy(void *vctx) {
         }
         cudaStreamSynchronize(c->stream);
     }
+    fr_cuda_matmul_release(c);
     if (c->lt) cublasLtDestroy(c->lt);
     cudaFree(c->lt_ws);
     cudaFree(c->wconv);

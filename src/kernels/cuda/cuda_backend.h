@@ -34,7 +34,8 @@ typedef struct fr_cuda_ctx {
     size_t lt_ws_size;
     void *wconv; /* prefill: weight rows converted to the GEMM's input type, chunk by chunk */
     size_t wconv_size;
-    float *attn_part; /* split-K attention partials: [T, H, splits, D + 2] */
+    struct fr_cu_lt_cache *lt_cache; /* cuBLASLt plans by problem shape (matmul.cu) */
+    float *attn_part;                /* split-K attention partials: [T, H, splits, D + 2] */
     size_t attn_part_size;
     fr_backend *self; /* freed with the context */
 } fr_cuda_ctx;
@@ -140,6 +141,44 @@ __device__ __forceinline__ float fr_cu_round(float v, int dtype) {
     }
 }
 
+/* 16 bytes of a plain type, unpacked to E floats (weights in GEMV, KV tiles in attention). */
+
+template <typename W> struct fr_cu_w16;
+template <> struct fr_cu_w16<float> {
+    static constexpr int E = 4;
+    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
+        f[0] = __uint_as_float(u.x);
+        f[1] = __uint_as_float(u.y);
+        f[2] = __uint_as_float(u.z);
+        f[3] = __uint_as_float(u.w);
+    }
+};
+template <> struct fr_cu_w16<__nv_bfloat16> {
+    static constexpr int E = 8;
+    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
+        const unsigned v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            f[2 * i] = __uint_as_float(v[i] << 16); /* low half is the earlier element */
+            f[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
+        }
+    }
+};
+template <> struct fr_cu_w16<__half> {
+    static constexpr int E = 8;
+    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
+        const unsigned v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 h;
+            memcpy(&h, &v[i], 4);
+            const float2 p = __half22float2(h);
+            f[2 * i] = p.x;
+            f[2 * i + 1] = p.y;
+        }
+    }
+};
+
 __device__ __forceinline__ float fr_cu_warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
@@ -191,6 +230,17 @@ fr_status fr_cuda_add(void *ctx, const fr_tensor *a, const fr_tensor *b, fr_tens
 fr_status fr_cuda_scaled_add(void *ctx, const fr_tensor *a, const fr_tensor *b,
                              const fr_tensor *scale, fr_tensor *out, fr_error *err);
 fr_status fr_cuda_argmax(void *ctx, const fr_tensor *x, fr_tensor *out, fr_error *err);
+
+/* Quantized weights (matmul_quant.cu): the decode GEMV (M <= 8) that dequantizes in registers,
+ * and the row dequantizer feeding the prefill GEMM: dst[r, :] = row n0 + r of w as ct (f32, f16
+ * or bf16), rows packed densely (K elements each). */
+fr_status fr_cuda_gemv_quant(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                             const float *bias, fr_tensor *out, fr_error *err);
+fr_status fr_cuda_dequant_rows(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,
+                               fr_dtype ct, void *dst, fr_error *err);
+
+/* Frees matmul's cached cuBLASLt plans (at context destruction). */
+void fr_cuda_matmul_release(fr_cuda_ctx *c);
 
 /* Called once at context creation: raises shared-memory limits of kernels that need more than
  * the default 48 KB (must not happen during capture). */

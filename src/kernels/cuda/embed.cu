@@ -1,6 +1,7 @@
 /* Embedding lookup: out[t,:] = table[ids[t],:]. Ids live in device memory (so a recorded step
- * can be replayed with new ones); an id outside [0, V) gives a zero row instead of a fault. */
-#include "kernels/cuda/cuda_backend.h"
+ * can be replayed with new ones); an id outside [0, V) gives a zero row instead of a fault.
+ * Quantized tables are decoded eight elements per thread, straight from the stored blocks. */
+#include "kernels/cuda/quant_dev.h"
 
 template <typename W>
 __global__ void fr_cu_embed_kernel(const W *table, int64_t ld_table, int64_t V, const int *ids,
@@ -13,6 +14,32 @@ __global__ void fr_cu_embed_kernel(const W *table, int64_t ld_table, int64_t V, 
          c += (int64_t)gridDim.x * blockDim.x) {
         float v = ok ? fr_cu_to_f32(row[c]) : 0.0f;
         fr_cu_store(out, t * ld_out + c, out_dtype, v);
+    }
+}
+
+template <int QT>
+__global__ void fr_cuq_embed_kernel(const uint8_t *table, int64_t ld_table, int64_t V,
+                                    const int *ids, void *out, int64_t ld_out, int out_dtype,
+                                    int64_t C) {
+    constexpr int BE = fr_cuq<QT>::BE, BB = fr_cuq<QT>::BB;
+    const int64_t t = blockIdx.y;
+    const int id = ids[t];
+    const bool ok = id >= 0 && id < V;
+    const uint8_t *row = table + (ok ? (int64_t)id * ld_table : 0);
+    for (int64_t g = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; g < C / 8;
+         g += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t e0 = 8 * g;
+        float f[8];
+        if (ok) {
+            fr_cuq_deq8<QT>(row + (e0 / BE) * BB, (int)(e0 % BE) / 8, f);
+        } else {
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                f[i] = 0.0f;
+        }
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            fr_cu_store(out, t * ld_out + e0 + i, out_dtype, f[i]);
     }
 }
 
@@ -50,10 +77,20 @@ fr_status fr_cuda_embedding(void *vctx, const fr_tensor *table, const fr_tensor 
                                                             out->dtype, C);
         break;
     default:
-        /* Quantized tables: a per-type dequantizing row kernel slots in here. */
-        return fr_error_set(err, FR_ERR_UNSUPPORTED,
-                            "cuda embedding: table dtype %s is not supported yet",
-                            fr_dtype_name(table->dtype));
+        if (!fr_cuq_supported(table->dtype))
+            return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                                "cuda embedding: table dtype %s is not supported",
+                                fr_dtype_name(table->dtype));
+        {
+            const uint8_t *tp = (const uint8_t *)fr_cu_ptr(table);
+            const int64_t ldt = table->stride[0];
+            unsigned gx = fr_cu_blocks(C / 8, threads);
+            if (gx > 64) gx = 64;
+            FR_CUQ_DISPATCH(table->dtype, fr_cuq_embed_kernel<QT>
+                            <<<dim3(gx, (unsigned)T), threads, 0, c->stream>>>(tp, ldt, V, id, o,
+                                                                               ldo, out->dtype, C));
+        }
+        break;
     }
     return fr_cu_launched(err, "embedding");
 }

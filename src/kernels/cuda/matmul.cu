@@ -12,47 +12,14 @@
  *  - a tiled SIMT GEMM for anything cuBLASLt declines (odd alignment, 16-bit output from f32
  *    input, a weight row too long for the scratch).
  *
- * Quantized weights slot in per type: a GEMV kernel that dequantizes in registers
- * (fr_cu_gemv_launch) and a row dequantizer feeding the prefill scratch (fr_cu_convert_rows). */
+ * Quantized weights (matmul_quant.cu) take the same three routes: their own GEMV that dequantizes
+ * in registers, the chunked conversion (a row dequantizer) in front of cuBLASLt, and the SIMT
+ * GEMM over f32 chunks dequantized into the same scratch. */
+#include <stdlib.h>
+
 #include "kernels/cuda/cuda_backend.h"
 
-/* ------------------------------------------------------------------ 16-byte weight chunks */
-
-template <typename W> struct fr_cu_w16;
-template <> struct fr_cu_w16<float> {
-    static constexpr int E = 4;
-    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
-        f[0] = __uint_as_float(u.x);
-        f[1] = __uint_as_float(u.y);
-        f[2] = __uint_as_float(u.z);
-        f[3] = __uint_as_float(u.w);
-    }
-};
-template <> struct fr_cu_w16<__nv_bfloat16> {
-    static constexpr int E = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
-        const unsigned v[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            f[2 * i] = __uint_as_float(v[i] << 16); /* low half is the earlier element */
-            f[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
-        }
-    }
-};
-template <> struct fr_cu_w16<__half> {
-    static constexpr int E = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &u, float *f) {
-        const unsigned v[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            __half2 h;
-            memcpy(&h, &v[i], 4);
-            const float2 p = __half22float2(h);
-            f[2 * i] = p.x;
-            f[2 * i + 1] = p.y;
-        }
-    }
-};
+/* ------------------------------------------------------------------ activation chunks */
 
 /* E consecutive activations starting at an address aligned to E elements. */
 template <int E> __device__ __forceinline__ void fr_cu_load_x(const float *p, float *f) {
@@ -89,8 +56,14 @@ template <int E> __device__ __forceinline__ void fr_cu_load_x(const __nv_bfloat1
 
 /* ------------------------------------------------------------------ decode GEMV */
 
-#define FR_CU_GEMV_WARPS  8
-#define FR_CU_GEMV_UNROLL 4
+#define FR_CU_GEMV_WARPS 8
+
+/* Rows per warp: with one activation row a warp streams one weight row (x is tiny and cached);
+ * with several, each chunk of x read from L1 serves two weight rows, halving that traffic. */
+template <int MM> struct fr_cu_gemv_shape {
+    static constexpr int R = MM == 1 ? 1 : 2; /* weight rows per warp */
+    static constexpr int U = MM == 1 ? 4 : 2; /* 16-byte loads in flight per row and lane */
+};
 
 /* MM: compile-time bound on M (1, 2, 4, 8) so accumulators stay in registers; M <= MM at run
  * time. VEC: rows of w and x are 16-byte aligned, so whole chunks are loaded as uint4. */
@@ -99,30 +72,39 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
     fr_cu_gemv_kernel(const XT *__restrict__ x, int64_t ldx, const WT *__restrict__ w, int64_t ldw,
                       const float *__restrict__ bias, void *out, int64_t ldo, int o_dtype, int M,
                       int64_t N, int64_t K) {
+    constexpr int R = fr_cu_gemv_shape<MM>::R, U = fr_cu_gemv_shape<MM>::U;
     const int lane = threadIdx.x & 31;
-    const int64_t n = (int64_t)blockIdx.x * FR_CU_GEMV_WARPS + (threadIdx.x >> 5);
-    if (n >= N) return;
-    const WT *wr = w + n * ldw;
-    float acc[MM];
+    const int64_t n0 = ((int64_t)blockIdx.x * FR_CU_GEMV_WARPS + (threadIdx.x >> 5)) * R;
+    if (n0 >= N) return; /* whole warp */
+    const WT *wr[R];
 #pragma unroll
-    for (int m = 0; m < MM; m++)
-        acc[m] = 0.0f;
+    for (int r = 0; r < R; r++) /* a row past N re-reads row N-1; its result is dropped */
+        wr[r] = w + (n0 + r < N ? n0 + r : N - 1) * ldw;
+    float acc[R][MM];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MM; m++)
+            acc[r][m] = 0.0f;
     int64_t k_tail = 0;
     if (VEC) {
         constexpr int E = fr_cu_w16<WT>::E;
         const int64_t nv = K / E;
-        const uint4 *wv = (const uint4 *)wr;
         int64_t i = lane;
         /* Several independent 16-byte loads in flight before the first use. */
-        for (; i + (FR_CU_GEMV_UNROLL - 1) * 32 < nv; i += FR_CU_GEMV_UNROLL * 32) {
-            uint4 u[FR_CU_GEMV_UNROLL];
+        for (; i + (U - 1) * 32 < nv; i += U * 32) {
+            uint4 u[R][U];
 #pragma unroll
-            for (int j = 0; j < FR_CU_GEMV_UNROLL; j++)
-                u[j] = __ldg(wv + i + j * 32);
+            for (int r = 0; r < R; r++)
 #pragma unroll
-            for (int j = 0; j < FR_CU_GEMV_UNROLL; j++) {
-                float wf[E];
-                fr_cu_w16<WT>::cvt(u[j], wf);
+                for (int j = 0; j < U; j++)
+                    u[r][j] = __ldg((const uint4 *)wr[r] + i + j * 32);
+#pragma unroll
+            for (int j = 0; j < U; j++) {
+                float wf[R][E];
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    fr_cu_w16<WT>::cvt(u[r][j], wf[r]);
                 const int64_t k = (i + j * 32) * E;
 #pragma unroll
                 for (int m = 0; m < MM; m++) {
@@ -130,15 +112,19 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
                         float xf[E];
                         fr_cu_load_x<E>(x + m * ldx + k, xf);
 #pragma unroll
-                        for (int e = 0; e < E; e++)
-                            acc[m] = fmaf(wf[e], xf[e], acc[m]);
+                        for (int r = 0; r < R; r++)
+#pragma unroll
+                            for (int e = 0; e < E; e++)
+                                acc[r][m] = fmaf(wf[r][e], xf[e], acc[r][m]);
                     }
                 }
             }
         }
         for (; i < nv; i += 32) {
-            float wf[E];
-            fr_cu_w16<WT>::cvt(__ldg(wv + i), wf);
+            float wf[R][E];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                fr_cu_w16<WT>::cvt(__ldg((const uint4 *)wr[r] + i), wf[r]);
             const int64_t k = i * E;
 #pragma unroll
             for (int m = 0; m < MM; m++) {
@@ -146,24 +132,39 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
                     float xf[E];
                     fr_cu_load_x<E>(x + m * ldx + k, xf);
 #pragma unroll
-                    for (int e = 0; e < E; e++)
-                        acc[m] = fmaf(wf[e], xf[e], acc[m]);
+                    for (int r = 0; r < R; r++)
+#pragma unroll
+                        for (int e = 0; e < E; e++)
+                            acc[r][m] = fmaf(wf[r][e], xf[e], acc[r][m]);
                 }
             }
         }
         k_tail = nv * E;
     }
     for (int64_t k = k_tail + lane; k < K; k += 32) {
-        const float wv = fr_cu_to_f32(wr[k]);
+        float wv[R];
 #pragma unroll
-        for (int m = 0; m < MM; m++)
-            if (m < M) acc[m] = fmaf(wv, fr_cu_to_f32(x[m * ldx + k]), acc[m]);
+        for (int r = 0; r < R; r++)
+            wv[r] = fr_cu_to_f32(wr[r][k]);
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+            if (m < M) {
+                const float xv = fr_cu_to_f32(x[m * ldx + k]);
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    acc[r][m] = fmaf(wv[r], xv, acc[r][m]);
+            }
+        }
     }
-    const float b = bias ? bias[n] : 0.0f;
 #pragma unroll
-    for (int m = 0; m < MM; m++) {
-        const float s = fr_cu_warp_sum(acc[m]); /* every lane holds the total */
-        if (m < M && lane == m) fr_cu_store(out, m * ldo + n, o_dtype, s + b);
+    for (int r = 0; r < R; r++) {
+        const int64_t n = n0 + r;
+        const float b = bias && n < N ? bias[n] : 0.0f;
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+            const float s = fr_cu_warp_sum(acc[r][m]); /* every lane holds the total */
+            if (m < M && lane == m && n < N) fr_cu_store(out, m * ldo + n, o_dtype, s + b);
+        }
     }
 }
 
@@ -175,7 +176,7 @@ template <typename XT, typename WT, int MM>
 static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr_tensor *w,
                           const float *bias, fr_tensor *out) {
     const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
-    const unsigned blocks = fr_cu_blocks(N, FR_CU_GEMV_WARPS);
+    const unsigned blocks = fr_cu_blocks(N, FR_CU_GEMV_WARPS * fr_cu_gemv_shape<MM>::R);
     const XT *xp = (const XT *)fr_cu_ptr(x);
     const WT *wp = (const WT *)fr_cu_ptr(w);
     if (vec)
@@ -332,6 +333,11 @@ static fr_status fr_cu_gemm_simt(fr_cuda_ctx *c, const fr_tensor *x, const fr_te
     return fr_cu_launched(err, "matmul (simt gemm)");
 }
 
+/* Quantized weights on the SIMT GEMM: chunks of rows dequantized to f32 into the conversion
+ * scratch, each followed by the GEMM of its output columns. */
+static fr_status fr_cu_gemm_simt_quant(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                                       const float *bias, fr_tensor *out, fr_error *err);
+
 /* ------------------------------------------------------------------ prefill via cuBLASLt */
 
 /* Rows [n0, n0 + rows) of w, converted to the GEMM input type and packed densely. */
@@ -376,6 +382,8 @@ static fr_status fr_cu_convert_rows_to(fr_cuda_ctx *c, const fr_tensor *w, int64
 
 static fr_status fr_cu_convert_rows(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,
                                     fr_dtype ct, fr_error *err) {
+    if (fr_dtype_get(w->dtype)->quantized)
+        return fr_cuda_dequant_rows(c, w, n0, rows, ct, c->wconv, err);
     switch (ct) {
     case FR_DTYPE_F16:
         return fr_cu_convert_rows_to(c, w, n0, rows, (__half *)c->wconv, err);
@@ -477,6 +485,60 @@ static bool fr_cu_lt_plan_make(fr_cuda_ctx *c, fr_cu_lt_plan *p, fr_dtype ct, fr
     return ok;
 }
 
+/* Plans are cached per shape (a model reuses a handful of shapes), so the heuristic query runs
+ * once per shape instead of once per call. Failed queries are cached too. */
+#define FR_CU_LT_CACHE 32
+
+typedef struct fr_cu_lt_key {
+    int ct, ot;
+    int64_t rows, M, K, lda, ldb, ldd;
+    uint32_t al_a, al_b, al_d, pad;
+} fr_cu_lt_key;
+
+struct fr_cu_lt_cache {
+    fr_cu_lt_key key[FR_CU_LT_CACHE];
+    fr_cu_lt_plan plan[FR_CU_LT_CACHE];
+    bool used[FR_CU_LT_CACHE];
+    int next;
+};
+
+void fr_cuda_matmul_release(fr_cuda_ctx *c) {
+    if (!c->lt_cache) return;
+    for (int i = 0; i < FR_CU_LT_CACHE; i++)
+        if (c->lt_cache->used[i]) fr_cu_lt_plan_free(&c->lt_cache->plan[i]);
+    free(c->lt_cache);
+    c->lt_cache = NULL;
+}
+
+/* The plan for this problem, or NULL when cuBLASLt offers none (or host memory ran out). The
+ * entry `keep` is never evicted, so a plan fetched earlier in the same call stays valid. */
+static const fr_cu_lt_plan *fr_cu_lt_plan_get(fr_cuda_ctx *c, fr_dtype ct, fr_dtype ot,
+                                              int64_t rows, int64_t M, int64_t K, int64_t lda,
+                                              int64_t ldb, int64_t ldd, uint32_t al_a,
+                                              uint32_t al_b, uint32_t al_d,
+                                              const fr_cu_lt_plan *keep) {
+    if (!c->lt_cache) {
+        c->lt_cache = (struct fr_cu_lt_cache *)calloc(1, sizeof *c->lt_cache);
+        if (!c->lt_cache) return NULL;
+    }
+    struct fr_cu_lt_cache *lc = c->lt_cache;
+    fr_cu_lt_key k;
+    memset(&k, 0, sizeof k);
+    k.ct = ct, k.ot = ot, k.rows = rows, k.M = M, k.K = K, k.lda = lda, k.ldb = ldb, k.ldd = ldd;
+    k.al_a = al_a, k.al_b = al_b, k.al_d = al_d;
+    for (int i = 0; i < FR_CU_LT_CACHE; i++)
+        if (lc->used[i] && !memcmp(&lc->key[i], &k, sizeof k))
+            return lc->plan[i].ok ? &lc->plan[i] : NULL;
+    int slot = lc->next;
+    if (&lc->plan[slot] == keep) slot = (slot + 1) % FR_CU_LT_CACHE;
+    lc->next = (slot + 1) % FR_CU_LT_CACHE;
+    if (lc->used[slot]) fr_cu_lt_plan_free(&lc->plan[slot]);
+    lc->key[slot] = k;
+    lc->used[slot] = true;
+    fr_cu_lt_plan_make(c, &lc->plan[slot], ct, ot, rows, M, K, lda, ldb, ldd, al_a, al_b, al_d);
+    return lc->plan[slot].ok ? &lc->plan[slot] : NULL;
+}
+
 static fr_status fr_cu_lt_run(fr_cuda_ctx *c, const fr_cu_lt_plan *p, const void *a, const void *b,
                               void *d, fr_error *err) {
     const float one = 1.0f, zero = 0.0f;
@@ -497,21 +559,19 @@ static fr_status fr_cu_gemm_lt(fr_cuda_ctx *c, const fr_tensor *x, const fr_tens
     /* cuBLASLt pairs: f32 in -> f32 out; 16-bit in -> same 16-bit or f32 out. */
     if (ct == FR_DTYPE_F32 ? ot != FR_DTYPE_F32 : (ot != ct && ot != FR_DTYPE_F32))
         return FR_ERR_UNSUPPORTED;
-    if (!fr_dtype_get(w->dtype) || fr_dtype_get(w->dtype)->quantized) return FR_ERR_UNSUPPORTED;
     const int ces = fr_cu_esize(ct), oes = fr_cu_esize(ot);
     const int64_t ldx = fr_cu_estride(x, 0), ldo = fr_cu_estride(out, 0);
     const uint32_t al_b = fr_cu_alignment(fr_cu_ptr(x), ldx * ces);
     const uint32_t al_d = fr_cu_alignment(fr_cu_ptr(out), ldo * oes);
-    fr_cu_lt_plan plan;
     fr_status s = FR_OK;
 
     if (w->dtype == ct) {
         const int64_t ldw = fr_cu_estride(w, 0);
-        if (!fr_cu_lt_plan_make(c, &plan, ct, ot, N, M, K, ldw, ldx, ldo,
-                                fr_cu_alignment(fr_cu_ptr(w), ldw * ces), al_b, al_d))
-            return FR_ERR_UNSUPPORTED;
-        s = fr_cu_lt_run(c, &plan, fr_cu_ptr(w), fr_cu_ptr(x), fr_cu_ptr(out), err);
-        fr_cu_lt_plan_free(&plan);
+        const fr_cu_lt_plan *plan =
+            fr_cu_lt_plan_get(c, ct, ot, N, M, K, ldw, ldx, ldo,
+                              fr_cu_alignment(fr_cu_ptr(w), ldw * ces), al_b, al_d, NULL);
+        if (!plan) return FR_ERR_UNSUPPORTED;
+        s = fr_cu_lt_run(c, plan, fr_cu_ptr(w), fr_cu_ptr(x), fr_cu_ptr(out), err);
     } else {
         /* Convert weight rows chunk by chunk; chunks are multiples of 64 rows so every chunk's
          * output column keeps the alignment of the first. */
@@ -519,25 +579,22 @@ static fr_status fr_cu_gemm_lt(fr_cuda_ctx *c, const fr_tensor *x, const fr_tens
         if (chunk <= 0) return FR_ERR_UNSUPPORTED;
         if (chunk > N) chunk = N;
         const int64_t tail = N % chunk;
-        fr_cu_lt_plan full, last;
-        memset(&last, 0, sizeof last);
         const uint32_t al_a = fr_cu_alignment(c->wconv, K * ces);
-        if (!fr_cu_lt_plan_make(c, &full, ct, ot, chunk, M, K, K, ldx, ldo, al_a, al_b, al_d))
-            return FR_ERR_UNSUPPORTED;
-        if (tail && N > chunk &&
-            !fr_cu_lt_plan_make(c, &last, ct, ot, tail, M, K, K, ldx, ldo, al_a, al_b, al_d)) {
-            fr_cu_lt_plan_free(&full);
-            return FR_ERR_UNSUPPORTED;
+        const fr_cu_lt_plan *full =
+            fr_cu_lt_plan_get(c, ct, ot, chunk, M, K, K, ldx, ldo, al_a, al_b, al_d, NULL);
+        if (!full) return FR_ERR_UNSUPPORTED;
+        const fr_cu_lt_plan *last = NULL;
+        if (tail && N > chunk) {
+            last = fr_cu_lt_plan_get(c, ct, ot, tail, M, K, K, ldx, ldo, al_a, al_b, al_d, full);
+            if (!last) return FR_ERR_UNSUPPORTED;
         }
         for (int64_t n0 = 0; n0 < N && s == FR_OK; n0 += chunk) {
             const int64_t rows = N - n0 < chunk ? N - n0 : chunk;
             s = fr_cu_convert_rows(c, w, n0, rows, ct, err);
             if (s == FR_OK)
-                s = fr_cu_lt_run(c, rows == chunk ? &full : &last, c->wconv, fr_cu_ptr(x),
+                s = fr_cu_lt_run(c, rows == chunk ? full : last, c->wconv, fr_cu_ptr(x),
                                  fr_cu_ptr(out) + n0 * oes, err);
         }
-        fr_cu_lt_plan_free(&full);
-        fr_cu_lt_plan_free(&last);
     }
     if (s == FR_OK && bias) {
         unsigned by = fr_cu_blocks(N, 256);
@@ -545,6 +602,34 @@ static fr_status fr_cu_gemm_lt(fr_cuda_ctx *c, const fr_tensor *x, const fr_tens
         fr_cu_bias_kernel<<<dim3((unsigned)M, by), 256, 0, c->stream>>>(fr_cu_ptr(out), ldo, ot,
                                                                         bias, N);
         s = fr_cu_launched(err, "matmul (bias)");
+    }
+    return s;
+}
+
+static fr_status fr_cu_gemm_simt_quant(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                                       const float *bias, fr_tensor *out, fr_error *err) {
+    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
+    if (M > 65535 * (int64_t)FR_CU_TM)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda matmul: %lld rows in one call",
+                            (long long)M);
+    int64_t chunk = (int64_t)(c->wconv_size / ((size_t)K * sizeof(float)));
+    if (chunk <= 0)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                            "cuda matmul: rows of %lld elements exceed the conversion scratch",
+                            (long long)K);
+    if (chunk > N) chunk = N;
+    const int oes = fr_cu_esize(out->dtype);
+    fr_status s = FR_OK;
+    for (int64_t n0 = 0; n0 < N && s == FR_OK; n0 += chunk) {
+        const int64_t rows = N - n0 < chunk ? N - n0 : chunk;
+        s = fr_cuda_dequant_rows(c, w, n0, rows, FR_DTYPE_F32, c->wconv, err);
+        if (s) break;
+        dim3 grid(fr_cu_blocks(rows, FR_CU_TN), fr_cu_blocks(M, FR_CU_TM));
+        fr_cu_gemm_simt_kernel<float><<<grid, 256, 0, c->stream>>>(
+            fr_cu_ptr(x), fr_cu_estride(x, 0), x->dtype, (const float *)c->wconv, K,
+            bias ? bias + n0 : NULL, fr_cu_ptr(out) + n0 * oes, fr_cu_estride(out, 0), out->dtype,
+            M, rows, K);
+        s = fr_cu_launched(err, "matmul (simt gemm, quantized)");
     }
     return s;
 }
@@ -559,15 +644,14 @@ fr_status fr_cuda_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, con
     fr_status s = fr_cu_enter(c, err, "matmul");
     if (s) return s;
     const float *b = bias ? (const float *)fr_cu_ptr(bias) : NULL;
-    if (fr_dtype_get(w->dtype)->quantized)
-        return fr_error_set(err, FR_ERR_UNSUPPORTED,
-                            "cuda matmul: weight dtype %s is not supported yet",
-                            fr_dtype_name(w->dtype));
-    if (x->shape[0] <= FR_CU_GEMV_MAX_M) return fr_cu_gemv(c, x, w, b, out, err);
+    const bool quant = fr_dtype_get(w->dtype)->quantized;
+    if (x->shape[0] <= FR_CU_GEMV_MAX_M)
+        return quant ? fr_cuda_gemv_quant(c, x, w, b, out, err) : fr_cu_gemv(c, x, w, b, out, err);
     s = fr_cu_gemm_lt(c, x, w, b, out, err);
     if (s != FR_ERR_UNSUPPORTED) return s;
     FR_LOG_D("cuda matmul: cuBLASLt declined x %s w %s out %s M=%lld N=%lld K=%lld; SIMT GEMM",
              fr_dtype_name(x->dtype), fr_dtype_name(w->dtype), fr_dtype_name(out->dtype),
              (long long)x->shape[0], (long long)w->shape[0], (long long)x->shape[1]);
-    return fr_cu_gemm_simt(c, x, w, b, out, err);
+    return quant ? fr_cu_gemm_simt_quant(c, x, w, b, out, err)
+                 : fr_cu_gemm_simt(c, x, w, b, out, err);
 }
