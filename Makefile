@@ -21,7 +21,7 @@ test: all
 demo: all
 	@model=$$(bash scripts/get-default-model.sh) && \
 	./$(BUILD)/ferrum run -m "$$model" --chat -n 96 --temp 0 \
-		-p "What is the capital of France? Answer in one sentence."
+		-p "Name three primary colors."
 
 clean:
 	rm -rf $(BUILD)

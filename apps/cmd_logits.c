@@ -13,7 +13,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ferrum logits -m PATH --ids 1,2,3 -o FILE [options]\n"
-               "  -m, --model PATH     Hugging Face folder or .safetensors file\n"
+               "  -m, --model PATH     Hugging Face folder, .safetensors file or .gguf file\n"
                "  --ids LIST           comma-separated token ids\n"
                "  -o, --output FILE    float32 little-endian logits, [n_ids, vocab]\n"
                "  --backend NAME       cpu (default) or cuda\n"

@@ -136,7 +136,10 @@ void fr_graph_free(fr_backend *b, void *graph);
  *                norm_out = rms_norm(res_out, norm_w, eps). res_out may alias residual.
  * silu_mul:      out = silu(gate) * up, all [T,F] (gate/up may be strided views of one buffer).
  * add:           out = a + b.   scaled_add: out = a + b * scale[c] (scale [C] f32).
- * argmax:        out[t] = index of the largest x[t,:] (first one on ties); x [T,V], out [T] i32. */
+ * argmax:        out[t] = index of the largest x[t,:] (first one on ties; NaN entries are skipped,
+ *                an all-NaN row gives 0); x [T,V], out [T] i32.
+ * Out-of-range ids/positions: the CPU backend checks them and returns FR_ERR_RANGE; GPU backends
+ * cannot check without a host sync and clamp or skip instead (see each op's file). */
 fr_status fr_op_embedding(fr_backend *b, const fr_tensor *table, const fr_tensor *ids,
                           fr_tensor *out, fr_error *err);
 fr_status fr_op_rms_norm(fr_backend *b, const fr_tensor *x, const fr_tensor *w, float eps,
