@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/dtype.h"
+#include "core/membw.h"
 #include "core/threadpool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -37,56 +38,6 @@ static double median(double *v, int n) {
     return v[n / 2];
 }
 
-/* ------------------------------------------------------------------ peak read bandwidth */
-
-typedef struct {
-    const float *data;
-    size_t n, per_task;
-    double sums[64];
-} bw_args;
-
-static void bw_task(void *varg, int64_t task, int thread) {
-    bw_args *a = varg;
-    const float *p = a->data + (size_t)task * a->per_task;
-    float acc[16] = {0};
-    /* prefetching 4 KiB ahead keeps more lines in flight than the core's window alone (the GEMV
-     * kernels do the same; without it this loop undercounts the peak by ~25% on some CPUs) */
-    for (size_t i = 0; i + 16 <= a->per_task; i += 16) {
-        __builtin_prefetch(p + i + 1024);
-        for (int j = 0; j < 16; j++)
-            acc[j] += p[i + j];
-    }
-    double s = 0;
-    for (int j = 0; j < 16; j++)
-        s += acc[j];
-    a->sums[task] = s;
-}
-
-static double measure_read_bw(int n_threads) {
-    const size_t bytes = 1u << 30;
-    float *data = malloc(bytes);
-    if (!data) return 0;
-    const size_t n = bytes / sizeof(float);
-    for (size_t i = 0; i < n; i++)
-        data[i] = (float)(i & 7);
-    fr_threadpool *pool = fr_threadpool_create(n_threads);
-    bw_args a = {data, n, n / (size_t)n_threads, {0}};
-    /* the best of several runs: the machine is shared, and peak is what we compare against */
-    double best = 1e30;
-    for (int r = 0; r < 7; r++) {
-        const double t0 = now_s();
-        fr_threadpool_run(pool, n_threads, bw_task, &a);
-        const double t = now_s() - t0;
-        best = t < best ? t : best;
-    }
-    double check = 0;
-    for (int i = 0; i < n_threads; i++)
-        check += a.sums[i];
-    fr_threadpool_destroy(pool);
-    free(data);
-    if (check < 0) printf("?"); /* keeps the sums alive */
-    return (double)bytes / best / 1e9;
-}
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -294,7 +245,7 @@ int main(void) {
     const char *th = getenv("FR_BENCH_THREADS");
     THREADS = th && atoi(th) > 0 ? atoi(th) : fr_cpu_count();
     const int threads = THREADS;
-    PEAK = measure_read_bw(threads);
+    PEAK = fr_host_read_bandwidth(threads, (size_t)1 << 30, 7, true);
     printf("read bandwidth (sum of a 1 GiB array, %d threads, best of 7): %.2f GB/s\n\n", threads,
            PEAK);
     printf("%-12s %-14s %-26s %-6s %10s %8s %7s %9s\n", "backend", "op", "shape", "dtype",

@@ -20,6 +20,7 @@
 #endif
 
 #include "core/quant.h"
+#include "core/membw.h"
 #include "core/threadpool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -40,56 +41,11 @@ static int cmp_double(const void *a, const void *b) {
 
 /* ------------------------------------------------------------------ peak read bandwidth */
 
-typedef struct {
-    const uint64_t *data;
-    size_t words_per_task;
-    bool prefetch;
-    uint64_t sums[64];
-} bw_job;
-
-static void bw_task(void *varg, int64_t task, int thread) {
-    bw_job *j = varg;
-    const uint64_t *p = j->data + (size_t)task * j->words_per_task;
-    uint64_t a[8] = {0};
-    for (size_t i = 0; i < j->words_per_task; i += 8) {
-#if defined(__SSE__)
-        /* the same 2 KiB software prefetch distance as the GEMV kernels */
-        if (j->prefetch) _mm_prefetch((const char *)(p + i + 256), _MM_HINT_T0);
-#endif
-        for (int k = 0; k < 8; k++)
-            a[k] += p[i + k];
-    }
-    j->sums[task] = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
-}
-
-/* The best of several timed sums over 1 GiB, with and without software prefetch (whichever
- * the machine rewards): the roofline the GEMV numbers are compared with. */
+/* With and without software prefetch (whichever the machine rewards): the roofline the GEMV
+ * numbers are compared with. */
 static double read_bandwidth(int n_threads, double *plain, double *prefetched) {
-    const size_t bytes = (size_t)1 << 30;
-    uint64_t *data = malloc(bytes);
-    if (!data) return 0;
-    for (size_t i = 0; i < bytes / 8; i++)
-        data[i] = i;
-    fr_threadpool *pool = fr_threadpool_create(n_threads);
-    /* several tasks per thread so a slow core does not leave the other idle at the end */
-    const int tasks = 8 * n_threads;
-    bw_job j = {data, bytes / 8 / (size_t)tasks, false, {0}};
-    double best[2] = {1e30, 1e30};
-    for (int r = 0; r < 14; r++) {
-        j.prefetch = r & 1;
-        const double t0 = now_s();
-        fr_threadpool_run(pool, tasks, bw_task, &j);
-        const double t = now_s() - t0;
-        best[r & 1] = t < best[r & 1] ? t : best[r & 1];
-    }
-    uint64_t check = 0;
-    for (int i = 0; i < tasks; i++)
-        check += j.sums[i];
-    if (check == 42) printf(" ");
-    fr_threadpool_destroy(pool);
-    free(data);
-    *plain = (double)bytes / best[0] / 1e9;
-    *prefetched = (double)bytes / best[1] / 1e9;
+    *plain = fr_host_read_bandwidth(n_threads, (size_t)1 << 30, 7, false);
+    *prefetched = fr_host_read_bandwidth(n_threads, (size_t)1 << 30, 7, true);
     return *plain > *prefetched ? *plain : *prefetched;
 }
 
