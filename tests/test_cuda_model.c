@@ -15,71 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fixture.h"
 #include "common/testutil.h"
 #include "engine/session.h"
 #include "ferrum.h"
 
 #define TOL 1e-4
-
-typedef struct {
-    char name[64];
-    int T, V;
-    int32_t prompt[256];
-    int n_greedy;
-    int32_t greedy[256];
-    float *logits; /* [T, V] */
-} fixture;
-
-static int read_ids(const cJSON *arr, int32_t *out, int cap) {
-    int n = 0;
-    for (const cJSON *e = arr ? arr->child : NULL; e && n < cap; e = e->next)
-        out[n++] = (int32_t)e->valuedouble;
-    return n;
-}
-
-static int load_fixture(const char *name, fixture *f) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->name, sizeof f->name, "%s", name);
-    char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "fixtures/refs/%s.json", name);
-    char *text = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), NULL);
-    CHECK(text != NULL, "cannot read %s", path);
-    if (!text) return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    CHECK(j != NULL, "%s: bad JSON", path);
-    if (!j) return -1;
-    f->T = read_ids(cJSON_GetObjectItem(j, "prompt_ids"), f->prompt, 256);
-    f->n_greedy = read_ids(cJSON_GetObjectItem(j, "greedy_ids"), f->greedy, 256);
-    const cJSON *ls = cJSON_GetObjectItem(j, "logits_shape");
-    const bool shape_ok = cJSON_GetArraySize(ls) == 2;
-    CHECK(shape_ok, "%s: logits_shape", name);
-    if (shape_ok) {
-        f->V = (int)cJSON_GetArrayItem(ls, 1)->valuedouble;
-        CHECK((int)cJSON_GetArrayItem(ls, 0)->valuedouble == f->T, "%s: logits rows", name);
-    }
-    cJSON_Delete(j);
-    if (!shape_ok || f->T < 2 || f->n_greedy < 1) return -1;
-    size_t n = 0;
-    snprintf(rel, sizeof rel, "fixtures/refs/%s.logits.f32", name);
-    f->logits = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &n);
-    CHECK(f->logits && n == (size_t)f->T * f->V * 4, "%s: logits file size", name);
-    if (f->logits && n != (size_t)f->T * f->V * 4) {
-        free(f->logits);
-        f->logits = NULL;
-    }
-    return f->logits ? 0 : -1;
-}
-
-/* Largest per-row relative L2 error (NaN sticks). */
-static double max_row_err(const float *x, const float *ref, int rows, int n) {
-    double worst = 0;
-    for (int r = 0; r < rows; r++) {
-        double e = fr_test_rel_l2(x + (size_t)r * n, ref + (size_t)r * n, (size_t)n);
-        if (!(e <= worst)) worst = e;
-    }
-    return worst;
-}
 
 static int32_t host_argmax(const float *x, int n) {
     int32_t best = 0;
@@ -100,7 +41,7 @@ static fr_session *new_session(fr_model *m, int n_ctx, int n_batch, const char *
 }
 
 /* Graphs off vs on over the prompt and the greedy continuation, one token at a time. */
-static void check_graph_replay(fr_model *m, const fixture *f) {
+static void check_graph_replay(fr_model *m, const fr_test_fixture *f) {
     const int n = f->T + f->n_greedy, V = f->V;
     int32_t *ids = malloc((size_t)n * sizeof *ids);
     float *a = malloc((size_t)n * V * sizeof(float)), *b = malloc((size_t)n * V * sizeof(float));
@@ -136,7 +77,7 @@ static void check_graph_replay(fr_model *m, const fixture *f) {
         free(row);
         CHECK(s == FR_OK, "%s: decode after reset: %s", f->name, err.msg);
         CHECK(differ == 0, "%s: %d rows differ after reset", f->name, differ);
-        double e = max_row_err(b, f->logits, f->T, V);
+        double e = fr_test_max_row_err(b, f->logits, f->T, V);
         CHECK(e < TOL, "%s: graph-replayed prompt logits error %.3g", f->name, e);
     }
     fr_session_free(direct);
@@ -147,8 +88,8 @@ static void check_graph_replay(fr_model *m, const fixture *f) {
 }
 
 static void test_fixture(const char *name) {
-    fixture f;
-    if (load_fixture(name, &f)) return;
+    fr_test_fixture f;
+    if (fr_test_fixture_load(name, false, &f)) return;
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "fixtures/models/%s", name);
     fr_test_shared_path(rel, path, sizeof path);
@@ -159,7 +100,7 @@ static void test_fixture(const char *name) {
     fr_status s = fr_model_load(path, &mp, &m, &err);
     CHECK(s == FR_OK, "%s: load on cuda: %s", name, err.msg);
     if (s) {
-        free(f.logits);
+        fr_test_fixture_free(&f);
         return;
     }
     fr_model_info info;
@@ -186,7 +127,7 @@ static void test_fixture(const char *name) {
         }
         CHECK(s == FR_OK, "%s %s: eval: %s", name, how[mode], err.msg);
         CHECK(fr_session_pos(ss) == f.T, "%s: pos %d", name, fr_session_pos(ss));
-        errs[mode] = max_row_err(logits, f.logits, f.T, f.V);
+        errs[mode] = fr_test_max_row_err(logits, f.logits, f.T, f.V);
         CHECK(errs[mode] < TOL, "%s %s: logits max row rel error %.3g", name, how[mode],
               errs[mode]);
         fr_session_free(ss);
@@ -225,7 +166,7 @@ static void test_fixture(const char *name) {
             name, errs[0], errs[1], errs[2], matched, f.n_greedy);
     free(logits);
     fr_model_free(m);
-    free(f.logits);
+    fr_test_fixture_free(&f);
 }
 
 int main(void) {

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fixture.h"
 #include "common/testutil.h"
 #include "ferrum.h"
 #include "kernels/backend.h"
@@ -95,34 +96,6 @@ static void test_permutation(void) {
 
 /* ---------------------------------------------------------------- fixtures round trip */
 
-typedef struct {
-    int T, V;
-    int32_t prompt[256];
-    float *logits;
-} ref;
-
-static int load_ref(const char *name, ref *r) {
-    char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "fixtures/refs/%s.json", name);
-    char *text = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), NULL);
-    CHECK(text != NULL, "cannot read %s", path);
-    if (!text) return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    r->T = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "prompt_ids")) {
-        if (r->T < 256) r->prompt[r->T++] = (int32_t)e->valuedouble;
-    }
-    r->V = (int)cJSON_GetArrayItem(cJSON_GetObjectItem(j, "logits_shape"), 1)->valuedouble;
-    cJSON_Delete(j);
-    size_t n = 0;
-    snprintf(rel, sizeof rel, "fixtures/refs/%s.logits.f32", name);
-    r->logits = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &n);
-    CHECK(r->logits && n == (size_t)r->T * r->V * 4, "%s: logits file", name);
-    return r->logits ? 0 : -1;
-}
-
 static bool close_rel(double a, double b, double tol) {
     return fabs(a - b) <= tol * fabs(b);
 }
@@ -181,8 +154,8 @@ static void test_fixture(const char *name, const char *type) {
         if (!st) compare_configs(name, &gg, &hf);
         fr_gguf_close(g);
     }
-    ref r;
-    if (load_ref(name, &r)) return;
+    fr_test_fixture r;
+    if (fr_test_fixture_load(name, false, &r)) return;
     fr_model *m = NULL;
     st = fr_model_load(out, NULL, &m, &err);
     CHECK(st == FR_OK, "%s: load: %s", out, err.msg);
@@ -204,7 +177,7 @@ static void test_fixture(const char *name, const char *type) {
         fr_session_free(s);
         fr_model_free(m);
     }
-    free(r.logits);
+    fr_test_fixture_free(&r);
     unlink(out);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fixture.h"
 #include "common/testutil.h"
 #include "engine/session.h"
 #include "ferrum.h"
@@ -18,70 +19,6 @@
 #define TOL 1e-4
 
 /* ---------------------------------------------------------------- reference data */
-
-typedef struct {
-    char name[64];
-    int T, V, n_layers, C;
-    int32_t prompt[256];
-    int n_greedy;
-    int32_t greedy[256];
-    float *logits; /* [T, V] */
-    float *hidden; /* [n_layers+1, T, C] */
-} fixture;
-
-static int read_ids(const cJSON *arr, int32_t *out, int cap) {
-    int n = 0;
-    for (const cJSON *e = arr ? arr->child : NULL; e && n < cap; e = e->next)
-        out[n++] = (int32_t)e->valuedouble;
-    return n;
-}
-
-static int load_fixture(const char *name, fixture *f) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->name, sizeof f->name, "%s", name);
-    char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "fixtures/refs/%s.json", name);
-    char *text = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), NULL);
-    CHECK(text != NULL, "cannot read %s", path);
-    if (!text) return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    CHECK(j != NULL, "%s: bad JSON", path);
-    if (!j) return -1;
-    f->T = read_ids(cJSON_GetObjectItem(j, "prompt_ids"), f->prompt, 256);
-    f->n_greedy = read_ids(cJSON_GetObjectItem(j, "greedy_ids"), f->greedy, 256);
-    const cJSON *ls = cJSON_GetObjectItem(j, "logits_shape");
-    const cJSON *hs = cJSON_GetObjectItem(j, "hidden_shape");
-    f->V = (int)cJSON_GetArrayItem(ls, 1)->valuedouble;
-    f->n_layers = (int)cJSON_GetArrayItem(hs, 0)->valuedouble - 1;
-    f->C = (int)cJSON_GetArrayItem(hs, 2)->valuedouble;
-    CHECK((int)cJSON_GetArrayItem(ls, 0)->valuedouble == f->T, "%s: logits rows", name);
-    cJSON_Delete(j);
-    size_t n;
-    snprintf(rel, sizeof rel, "fixtures/refs/%s.logits.f32", name);
-    f->logits = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &n);
-    CHECK(f->logits && n == (size_t)f->T * f->V * 4, "%s: logits file size", name);
-    snprintf(rel, sizeof rel, "fixtures/refs/%s.hidden.f32", name);
-    f->hidden = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &n);
-    CHECK(f->hidden && n == (size_t)(f->n_layers + 1) * f->T * f->C * 4, "%s: hidden file size",
-          name);
-    return f->logits && f->hidden ? 0 : -1;
-}
-
-static void free_fixture(fixture *f) {
-    free(f->logits);
-    free(f->hidden);
-}
-
-/* Largest per-row relative L2 error of rows x rows of n against ref. */
-static double max_row_err(const float *x, const float *ref, int rows, int n) {
-    double worst = 0;
-    for (int r = 0; r < rows; r++) {
-        double e = fr_test_rel_l2(x + (size_t)r * n, ref + (size_t)r * n, (size_t)n);
-        if (!(e <= worst)) worst = e; /* NaN sticks */
-    }
-    return worst;
-}
 
 /* ---------------------------------------------------------------- hidden-state capture */
 
@@ -98,12 +35,12 @@ static void capture_hook(void *user, int index, int pos0, const fr_tensor *x) {
     fr_buffer_download(x->buf, x->offset, dst, (size_t)x->shape[0] * c->C * sizeof(float), &err);
 }
 
-static void check_hidden(const fixture *f, const capture *cap, const char *how) {
+static void check_hidden(const fr_test_fixture *f, const capture *cap, const char *how) {
     /* HF: hidden[0] embeddings, hidden[i] layer i output, the last one after the final norm */
     for (int k = 0; k <= f->n_layers; k++) {
         int index = k < f->n_layers ? k : f->n_layers + 1;
-        double e = max_row_err(cap->h + (size_t)index * f->T * f->C,
-                               f->hidden + (size_t)k * f->T * f->C, f->T, f->C);
+        double e = fr_test_max_row_err(cap->h + (size_t)index * f->T * f->C,
+                                       f->hidden + (size_t)k * f->T * f->C, f->T, f->C);
         CHECK(e < TOL, "%s %s: hidden[%d] max row rel error %.3g", f->name, how, k, e);
     }
 }
@@ -111,8 +48,8 @@ static void check_hidden(const fixture *f, const capture *cap, const char *how) 
 /* ---------------------------------------------------------------- fixture tests */
 
 static double test_fixture(const char *name) {
-    fixture f;
-    if (load_fixture(name, &f)) return INFINITY;
+    fr_test_fixture f;
+    if (fr_test_fixture_load(name, true, &f)) return INFINITY;
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "fixtures/models/%s", name);
     fr_test_shared_path(rel, path, sizeof path);
@@ -121,7 +58,7 @@ static double test_fixture(const char *name) {
     fr_status s = fr_model_load(path, NULL, &m, &err);
     CHECK(s == FR_OK, "%s: load: %s", name, err.msg);
     if (s) {
-        free_fixture(&f);
+        fr_test_fixture_free(&f);
         return INFINITY;
     }
     CHECK(fr_model_vocab_size(m) == f.V, "%s: vocab", name);
@@ -153,7 +90,7 @@ static double test_fixture(const char *name) {
         }
         CHECK(s == FR_OK, "%s %s: eval: %s", name, how[mode], err.msg);
         CHECK(fr_session_pos(ss) == f.T, "%s: pos %d", name, fr_session_pos(ss));
-        double e = max_row_err(logits, f.logits, f.T, f.V);
+        double e = fr_test_max_row_err(logits, f.logits, f.T, f.V);
         CHECK(e < TOL, "%s %s: logits max row rel error %.3g", name, how[mode], e);
         if (!(e <= worst)) worst = e;
         check_hidden(&f, &cap, how[mode]);
@@ -188,15 +125,15 @@ static double test_fixture(const char *name) {
     free(cap.h);
     free(logits);
     fr_model_free(m);
-    free_fixture(&f);
+    fr_test_fixture_free(&f);
     return worst;
 }
 
 /* Two sessions over one model, decoding interleaved, both reproduce the reference; a small
  * cache refuses what does not fit without changing the session. */
 static void test_sessions(void) {
-    fixture f;
-    if (load_fixture("qwen3-tiny", &f)) return;
+    fr_test_fixture f;
+    if (fr_test_fixture_load("qwen3-tiny", true, &f)) return;
     char path[1024];
     fr_test_shared_path("fixtures/models/qwen3-tiny", path, sizeof path);
     fr_error err = {0};
@@ -204,7 +141,7 @@ static void test_sessions(void) {
     fr_status s = fr_model_load(path, NULL, &m, &err);
     CHECK(s == FR_OK, "load: %s", err.msg);
     if (s) {
-        free_fixture(&f);
+        fr_test_fixture_free(&f);
         return;
     }
     const size_t V = (size_t)f.V;
@@ -223,12 +160,13 @@ static void test_sessions(void) {
             CHECK(fr_session_eval(a, &f.prompt[t], 1, la + t * V, &err) == FR_OK, "a: %s", err.msg);
             CHECK(fr_session_eval(b, &f.prompt[t], 1, lb + t * V, &err) == FR_OK, "b: %s", err.msg);
         }
-        double ea = max_row_err(la, f.logits, f.T, f.V), eb = max_row_err(lb, f.logits, f.T, f.V);
+        double ea = fr_test_max_row_err(la, f.logits, f.T, f.V),
+               eb = fr_test_max_row_err(lb, f.logits, f.T, f.V);
         CHECK(ea < TOL && eb < TOL, "interleaved sessions: %.3g %.3g", ea, eb);
         /* truncate and redo the tail: same logits */
         CHECK(fr_session_truncate(a, 10, &err) == FR_OK, "truncate: %s", err.msg);
         CHECK(fr_session_eval(a, &f.prompt[10], f.T - 10, la, &err) == FR_OK, "redo: %s", err.msg);
-        double et = max_row_err(la, f.logits + 10 * V, f.T - 10, f.V);
+        double et = fr_test_max_row_err(la, f.logits + 10 * V, f.T - 10, f.V);
         CHECK(et < TOL, "after truncate: %.3g", et);
         free(la);
         free(lb);
@@ -272,7 +210,7 @@ static void test_sessions(void) {
     CHECK(in.head_dim == 32 && in.n_kv_heads == 2 && in.max_context == 256, "info sizes");
     CHECK(fr_model_eos_ids(m, NULL) == 0, "qwen3-tiny has no eos ids");
     fr_model_free(m);
-    free_fixture(&f);
+    fr_test_fixture_free(&f);
 
     /* eos from generation_config.json, dtype summary of half-precision weights */
     fr_test_shared_path("fixtures/models/llama3-tiny-f16", path, sizeof path);
@@ -600,14 +538,14 @@ static void test_synthetic(void) {
     float *plainf = malloc(sizeof(float) * ST * SV);
     for (int i = 0; i < ST * SV; i++)
         plainf[i] = (float)plain[i];
-    double sens = max_row_err(plainf, reff, ST, SV);
+    double sens = fr_test_max_row_err(plainf, reff, ST, SV);
     CHECK(sens > 1e-2, "layer scales barely change the reference (%.3g)", sens);
 
     for (int inc = 0; inc < 2; inc++) {
         for (int i = 0; i < ST * SV; i++)
             got[i] = NAN;
         eval_logits(dir, ids, inc, got, inc ? "layer-scale incremental" : "layer-scale prefill");
-        double e = max_row_err(got, reff, ST, SV);
+        double e = fr_test_max_row_err(got, reff, ST, SV);
         CHECK(e < TOL, "layer-scale %s: max row rel error %.3g", inc ? "incremental" : "prefill",
               e);
         fprintf(stderr, "%-18s max row rel error %.3g (%s)\n", "synthetic-lscale", e,
