@@ -263,9 +263,10 @@ fr_status fr_cpu_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, cons
                                   : w->dtype == FR_DTYPE_F16 ? k->gemv_f16
                                                              : k->gemv_bf16,
                             .N = N};
-        /* ~4 chunks per thread balance uneven cores; keep chunks >= 16 rows so each task streams
-         * a long contiguous run of weights */
-        int64_t chunk = (N + 4 * ctx->n_threads - 1) / (4 * ctx->n_threads);
+        /* ~16 chunks per thread balance uneven cores (with 4 the last chunk left a long tail;
+         * 16 measured +10% on f16 decode); keep chunks >= 16 rows so each task streams a long
+         * contiguous run of weights */
+        int64_t chunk = (N + 16 * ctx->n_threads - 1) / (16 * ctx->n_threads);
         chunk = chunk < 16 ? 16 : (chunk + 3) & ~(int64_t)3;
         g.chunk = chunk;
         fr_cpu_run(ctx, (N + chunk - 1) / chunk, wbytes, gemv_task, &g);

