@@ -10,8 +10,16 @@ fr_status fr_error_set(fr_error *err, fr_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefixes an existing message with more context, e.g. the file name: "model.gguf: <old msg>". */
-fr_status fr_error_prefix(fr_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+fr_status fr_error_prefix(fr_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 void fr_error_clear(fr_error *err);
+
+/* Returns the status of `expr` from the enclosing function when it is not FR_OK. */
+#define FR_TRY(expr)                                                                               \
+    do {                                                                                           \
+        fr_status fr_try_status_ = (expr);                                                         \
+        if (fr_try_status_ != FR_OK) return fr_try_status_;                                        \
+    } while (0)
 
 #endif

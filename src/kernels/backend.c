@@ -34,7 +34,9 @@ void fr_backend_destroy(fr_backend *b) {
     if (b && b->ops->destroy) b->ops->destroy(b->ctx);
 }
 
-const char *fr_backend_name(const fr_backend *b) { return b->ops->name; }
+const char *fr_backend_name(const fr_backend *b) {
+    return b->ops->name;
+}
 
 /* ------------------------------------------------------------------ buffers */
 
@@ -100,9 +102,15 @@ fr_status fr_buffer_from_host(fr_backend *b, void *ptr, size_t size, fr_buffer *
 
 #define OPTIONAL_CALL(b, fn, ...) ((b)->ops->fn ? (b)->ops->fn((b)->ctx, __VA_ARGS__) : FR_OK)
 
-fr_status fr_backend_begin(fr_backend *b, fr_error *err) { return OPTIONAL_CALL(b, begin, err); }
-fr_status fr_backend_end(fr_backend *b, fr_error *err) { return OPTIONAL_CALL(b, end, err); }
-fr_status fr_backend_sync(fr_backend *b, fr_error *err) { return OPTIONAL_CALL(b, sync, err); }
+fr_status fr_backend_begin(fr_backend *b, fr_error *err) {
+    return OPTIONAL_CALL(b, begin, err);
+}
+fr_status fr_backend_end(fr_backend *b, fr_error *err) {
+    return OPTIONAL_CALL(b, end, err);
+}
+fr_status fr_backend_sync(fr_backend *b, fr_error *err) {
+    return OPTIONAL_CALL(b, sync, err);
+}
 
 static fr_status unsupported(const fr_backend *b, const char *op, fr_error *err) {
     return fr_error_set(err, FR_ERR_UNSUPPORTED, "backend '%s' does not implement %s", b->ops->name,
@@ -136,8 +144,10 @@ typedef struct {
 static fr_status bad(vctx *v, const char *fmt, const char *name, const fr_tensor *t,
                      const char *detail) {
     char d[96];
-    if (t) fr_tensor_describe(t, d, sizeof d);
-    else snprintf(d, sizeof d, "(null)");
+    if (t)
+        fr_tensor_describe(t, d, sizeof d);
+    else
+        snprintf(d, sizeof d, "(null)");
     (void)fmt;
     return fr_error_set(v->err, FR_ERR_INVALID, "%s on %s: %s %s: %s", v->op, v->b->ops->name, name,
                         d, detail);
@@ -179,58 +189,52 @@ static fr_status need_op(vctx *v, const void *fn) {
     return fn ? FR_OK : unsupported(v->b, v->op, v->err);
 }
 
-#define BIT(t) (1u << (t))
-#define ACT_TYPES (BIT(FR_DTYPE_F32) | BIT(FR_DTYPE_F16) | BIT(FR_DTYPE_BF16))
-#define F32_ONLY BIT(FR_DTYPE_F32)
-#define I32_ONLY BIT(FR_DTYPE_I32)
+#define BIT(t)     (1u << (t))
+#define ACT_TYPES  (BIT(FR_DTYPE_F32) | BIT(FR_DTYPE_F16) | BIT(FR_DTYPE_BF16))
+#define F32_ONLY   BIT(FR_DTYPE_F32)
+#define I32_ONLY   BIT(FR_DTYPE_I32)
 #define ANY_WEIGHT 0xffffffffu & ~BIT(FR_DTYPE_I32)
-
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        fr_status s_ = (expr);                                                                     \
-        if (s_ != FR_OK) return s_;                                                                \
-    } while (0)
 
 /* ------------------------------------------------------------------ ops */
 
 fr_status fr_op_embedding(fr_backend *b, const fr_tensor *table, const fr_tensor *ids,
                           fr_tensor *out, fr_error *err) {
     vctx v = {b, "embedding", err};
-    TRY(need_op(&v, b->ops->embedding));
-    TRY(need(&v, "table", table, 2, ANY_WEIGHT));
-    TRY(need(&v, "ids", ids, 1, I32_ONLY));
-    TRY(need(&v, "out", out, 2, ACT_TYPES));
-    TRY(need_shape(&v, "out", out, 0, ids->shape[0]));
-    TRY(need_shape(&v, "out", out, 1, table->shape[1]));
+    FR_TRY(need_op(&v, b->ops->embedding));
+    FR_TRY(need(&v, "table", table, 2, ANY_WEIGHT));
+    FR_TRY(need(&v, "ids", ids, 1, I32_ONLY));
+    FR_TRY(need(&v, "out", out, 2, ACT_TYPES));
+    FR_TRY(need_shape(&v, "out", out, 0, ids->shape[0]));
+    FR_TRY(need_shape(&v, "out", out, 1, table->shape[1]));
     return b->ops->embedding(b->ctx, table, ids, out, err);
 }
 
 fr_status fr_op_rms_norm(fr_backend *b, const fr_tensor *x, const fr_tensor *w, float eps,
                          fr_tensor *out, fr_error *err) {
     vctx v = {b, "rms_norm", err};
-    TRY(need_op(&v, b->ops->rms_norm));
-    TRY(need(&v, "x", x, 2, ACT_TYPES));
-    TRY(need(&v, "w", w, 1, F32_ONLY));
-    TRY(need(&v, "out", out, 2, ACT_TYPES));
-    TRY(need_shape(&v, "w", w, 0, x->shape[1]));
-    TRY(need_shape(&v, "out", out, 0, x->shape[0]));
-    TRY(need_shape(&v, "out", out, 1, x->shape[1]));
+    FR_TRY(need_op(&v, b->ops->rms_norm));
+    FR_TRY(need(&v, "x", x, 2, ACT_TYPES));
+    FR_TRY(need(&v, "w", w, 1, F32_ONLY));
+    FR_TRY(need(&v, "out", out, 2, ACT_TYPES));
+    FR_TRY(need_shape(&v, "w", w, 0, x->shape[1]));
+    FR_TRY(need_shape(&v, "out", out, 0, x->shape[0]));
+    FR_TRY(need_shape(&v, "out", out, 1, x->shape[1]));
     return b->ops->rms_norm(b->ctx, x, w, eps, out, err);
 }
 
-fr_status fr_op_matmul(fr_backend *b, const fr_tensor *x, const fr_tensor *w,
-                       const fr_tensor *bias, fr_tensor *out, fr_error *err) {
+fr_status fr_op_matmul(fr_backend *b, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
+                       fr_tensor *out, fr_error *err) {
     vctx v = {b, "matmul", err};
-    TRY(need_op(&v, b->ops->matmul));
-    TRY(need(&v, "x", x, 2, ACT_TYPES));
-    TRY(need(&v, "w", w, 2, ANY_WEIGHT));
-    TRY(need(&v, "out", out, 2, ACT_TYPES));
-    TRY(need_shape(&v, "w", w, 1, x->shape[1]));
-    TRY(need_shape(&v, "out", out, 0, x->shape[0]));
-    TRY(need_shape(&v, "out", out, 1, w->shape[0]));
+    FR_TRY(need_op(&v, b->ops->matmul));
+    FR_TRY(need(&v, "x", x, 2, ACT_TYPES));
+    FR_TRY(need(&v, "w", w, 2, ANY_WEIGHT));
+    FR_TRY(need(&v, "out", out, 2, ACT_TYPES));
+    FR_TRY(need_shape(&v, "w", w, 1, x->shape[1]));
+    FR_TRY(need_shape(&v, "out", out, 0, x->shape[0]));
+    FR_TRY(need_shape(&v, "out", out, 1, w->shape[0]));
     if (bias) {
-        TRY(need(&v, "bias", bias, 1, F32_ONLY));
-        TRY(need_shape(&v, "bias", bias, 0, w->shape[0]));
+        FR_TRY(need(&v, "bias", bias, 1, F32_ONLY));
+        FR_TRY(need_shape(&v, "bias", bias, 0, w->shape[0]));
     }
     return b->ops->matmul(b->ctx, x, w, bias, out, err);
 }
@@ -239,25 +243,25 @@ fr_status fr_op_qk_norm_rope(fr_backend *b, const fr_tensor *x, const fr_tensor 
                              const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
                              fr_tensor *out, fr_error *err) {
     vctx v = {b, "qk_norm_rope", err};
-    TRY(need_op(&v, b->ops->qk_norm_rope));
+    FR_TRY(need_op(&v, b->ops->qk_norm_rope));
     if (mode < FR_ROPE_MODE_TRANSPOSE || mode > FR_ROPE_MODE_ROPE)
         return fr_error_set(err, FR_ERR_INVALID, "qk_norm_rope: unknown mode %d", mode);
-    TRY(need(&v, "x", x, 3, ACT_TYPES));
-    TRY(need(&v, "out", out, 3, ACT_TYPES));
+    FR_TRY(need(&v, "x", x, 3, ACT_TYPES));
+    FR_TRY(need(&v, "out", out, 3, ACT_TYPES));
     const int64_t T = x->shape[0], H = x->shape[1], D = x->shape[2];
-    TRY(need_shape(&v, "out", out, 0, H));
-    TRY(need_shape(&v, "out", out, 1, T));
-    TRY(need_shape(&v, "out", out, 2, D));
+    FR_TRY(need_shape(&v, "out", out, 0, H));
+    FR_TRY(need_shape(&v, "out", out, 1, T));
+    FR_TRY(need_shape(&v, "out", out, 2, D));
     if (mode != FR_ROPE_MODE_TRANSPOSE) {
         if (D % 2) return bad(&v, "", "x", x, "head_dim must be even for RoPE");
-        TRY(need(&v, "rope", rope, 2, F32_ONLY));
-        TRY(need_shape(&v, "rope", rope, 1, D));
-        TRY(need(&v, "pos", pos, 1, I32_ONLY));
-        TRY(need_shape(&v, "pos", pos, 0, T));
+        FR_TRY(need(&v, "rope", rope, 2, F32_ONLY));
+        FR_TRY(need_shape(&v, "rope", rope, 1, D));
+        FR_TRY(need(&v, "pos", pos, 1, I32_ONLY));
+        FR_TRY(need_shape(&v, "pos", pos, 0, T));
     }
     if (mode == FR_ROPE_MODE_NORM_ROPE) {
-        TRY(need(&v, "norm_w", norm_w, 1, F32_ONLY));
-        TRY(need_shape(&v, "norm_w", norm_w, 0, D));
+        FR_TRY(need(&v, "norm_w", norm_w, 1, F32_ONLY));
+        FR_TRY(need_shape(&v, "norm_w", norm_w, 0, D));
     }
     return b->ops->qk_norm_rope(b->ctx, x, norm_w, rope, pos, mode, eps, out, err);
 }
@@ -265,13 +269,13 @@ fr_status fr_op_qk_norm_rope(fr_backend *b, const fr_tensor *x, const fr_tensor 
 fr_status fr_op_kv_append(fr_backend *b, const fr_tensor *kv, const fr_tensor *pos,
                           fr_tensor *cache, fr_error *err) {
     vctx v = {b, "kv_append", err};
-    TRY(need_op(&v, b->ops->kv_append));
-    TRY(need(&v, "kv", kv, 3, ACT_TYPES));
-    TRY(need(&v, "pos", pos, 1, I32_ONLY));
-    TRY(need(&v, "cache", cache, 3, ACT_TYPES));
-    TRY(need_shape(&v, "pos", pos, 0, kv->shape[1]));
-    TRY(need_shape(&v, "cache", cache, 0, kv->shape[0]));
-    TRY(need_shape(&v, "cache", cache, 2, kv->shape[2]));
+    FR_TRY(need_op(&v, b->ops->kv_append));
+    FR_TRY(need(&v, "kv", kv, 3, ACT_TYPES));
+    FR_TRY(need(&v, "pos", pos, 1, I32_ONLY));
+    FR_TRY(need(&v, "cache", cache, 3, ACT_TYPES));
+    FR_TRY(need_shape(&v, "pos", pos, 0, kv->shape[1]));
+    FR_TRY(need_shape(&v, "cache", cache, 0, kv->shape[0]));
+    FR_TRY(need_shape(&v, "cache", cache, 2, kv->shape[2]));
     return b->ops->kv_append(b->ctx, kv, pos, cache, err);
 }
 
@@ -279,20 +283,21 @@ fr_status fr_op_attention(fr_backend *b, const fr_tensor *q, const fr_tensor *k_
                           const fr_tensor *v_cache, const fr_tensor *pos,
                           const fr_attention_params *p, fr_tensor *out, fr_error *err) {
     vctx v = {b, "attention", err};
-    TRY(need_op(&v, b->ops->attention));
-    TRY(need(&v, "q", q, 3, ACT_TYPES));
-    TRY(need(&v, "k_cache", k_cache, 3, ACT_TYPES));
-    TRY(need(&v, "v_cache", v_cache, 3, ACT_TYPES));
-    TRY(need(&v, "pos", pos, 1, I32_ONLY));
-    TRY(need(&v, "out", out, 3, ACT_TYPES));
+    FR_TRY(need_op(&v, b->ops->attention));
+    FR_TRY(need(&v, "q", q, 3, ACT_TYPES));
+    FR_TRY(need(&v, "k_cache", k_cache, 3, ACT_TYPES));
+    FR_TRY(need(&v, "v_cache", v_cache, 3, ACT_TYPES));
+    FR_TRY(need(&v, "pos", pos, 1, I32_ONLY));
+    FR_TRY(need(&v, "out", out, 3, ACT_TYPES));
     const int64_t H = q->shape[0], T = q->shape[1], D = q->shape[2], Hkv = k_cache->shape[0];
     if (Hkv <= 0 || H % Hkv) return bad(&v, "", "k_cache", k_cache, "kv heads must divide heads");
-    TRY(need_shape(&v, "k_cache", k_cache, 2, D));
-    for (int d = 0; d < 3; d++) TRY(need_shape(&v, "v_cache", v_cache, d, k_cache->shape[d]));
-    TRY(need_shape(&v, "pos", pos, 0, T));
-    TRY(need_shape(&v, "out", out, 0, T));
-    TRY(need_shape(&v, "out", out, 1, H));
-    TRY(need_shape(&v, "out", out, 2, D));
+    FR_TRY(need_shape(&v, "k_cache", k_cache, 2, D));
+    for (int d = 0; d < 3; d++)
+        FR_TRY(need_shape(&v, "v_cache", v_cache, d, k_cache->shape[d]));
+    FR_TRY(need_shape(&v, "pos", pos, 0, T));
+    FR_TRY(need_shape(&v, "out", out, 0, T));
+    FR_TRY(need_shape(&v, "out", out, 1, H));
+    FR_TRY(need_shape(&v, "out", out, 2, D));
     if (!p || p->window < 0)
         return fr_error_set(err, FR_ERR_INVALID, "attention: missing params or negative window");
     return b->ops->attention(b->ctx, q, k_cache, v_cache, pos, p, out, err);
@@ -302,23 +307,23 @@ fr_status fr_op_residual_norm(fr_backend *b, const fr_tensor *residual, const fr
                               const fr_tensor *layer_scale, const fr_tensor *norm_w, float eps,
                               fr_tensor *res_out, fr_tensor *norm_out, fr_error *err) {
     vctx v = {b, "residual_norm", err};
-    TRY(need_op(&v, b->ops->residual_norm));
-    TRY(need(&v, "residual", residual, 2, ACT_TYPES));
-    TRY(need(&v, "x", x, 2, ACT_TYPES));
-    TRY(need(&v, "norm_w", norm_w, 1, F32_ONLY));
-    TRY(need(&v, "res_out", res_out, 2, ACT_TYPES));
-    TRY(need(&v, "norm_out", norm_out, 2, ACT_TYPES));
+    FR_TRY(need_op(&v, b->ops->residual_norm));
+    FR_TRY(need(&v, "residual", residual, 2, ACT_TYPES));
+    FR_TRY(need(&v, "x", x, 2, ACT_TYPES));
+    FR_TRY(need(&v, "norm_w", norm_w, 1, F32_ONLY));
+    FR_TRY(need(&v, "res_out", res_out, 2, ACT_TYPES));
+    FR_TRY(need(&v, "norm_out", norm_out, 2, ACT_TYPES));
     const int64_t T = residual->shape[0], C = residual->shape[1];
     const fr_tensor *same[] = {x, res_out, norm_out};
     const char *names[] = {"x", "res_out", "norm_out"};
     for (int i = 0; i < 3; i++) {
-        TRY(need_shape(&v, names[i], same[i], 0, T));
-        TRY(need_shape(&v, names[i], same[i], 1, C));
+        FR_TRY(need_shape(&v, names[i], same[i], 0, T));
+        FR_TRY(need_shape(&v, names[i], same[i], 1, C));
     }
-    TRY(need_shape(&v, "norm_w", norm_w, 0, C));
+    FR_TRY(need_shape(&v, "norm_w", norm_w, 0, C));
     if (layer_scale) {
-        TRY(need(&v, "layer_scale", layer_scale, 1, F32_ONLY));
-        TRY(need_shape(&v, "layer_scale", layer_scale, 0, C));
+        FR_TRY(need(&v, "layer_scale", layer_scale, 1, F32_ONLY));
+        FR_TRY(need_shape(&v, "layer_scale", layer_scale, 0, C));
     }
     return b->ops->residual_norm(b->ctx, residual, x, layer_scale, norm_w, eps, res_out, norm_out,
                                  err);
@@ -326,47 +331,47 @@ fr_status fr_op_residual_norm(fr_backend *b, const fr_tensor *residual, const fr
 
 static fr_status same_2d(vctx *v, const char *na, const fr_tensor *a, const char *nb,
                          const fr_tensor *b) {
-    TRY(need(v, na, a, 2, ACT_TYPES));
-    TRY(need(v, nb, b, 2, ACT_TYPES));
-    TRY(need_shape(v, nb, b, 0, a->shape[0]));
+    FR_TRY(need(v, na, a, 2, ACT_TYPES));
+    FR_TRY(need(v, nb, b, 2, ACT_TYPES));
+    FR_TRY(need_shape(v, nb, b, 0, a->shape[0]));
     return need_shape(v, nb, b, 1, a->shape[1]);
 }
 
-fr_status fr_op_silu_mul(fr_backend *b, const fr_tensor *gate, const fr_tensor *up,
-                         fr_tensor *out, fr_error *err) {
+fr_status fr_op_silu_mul(fr_backend *b, const fr_tensor *gate, const fr_tensor *up, fr_tensor *out,
+                         fr_error *err) {
     vctx v = {b, "silu_mul", err};
-    TRY(need_op(&v, b->ops->silu_mul));
-    TRY(same_2d(&v, "gate", gate, "up", up));
-    TRY(same_2d(&v, "gate", gate, "out", out));
+    FR_TRY(need_op(&v, b->ops->silu_mul));
+    FR_TRY(same_2d(&v, "gate", gate, "up", up));
+    FR_TRY(same_2d(&v, "gate", gate, "out", out));
     return b->ops->silu_mul(b->ctx, gate, up, out, err);
 }
 
 fr_status fr_op_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb, fr_tensor *out,
                     fr_error *err) {
     vctx v = {b, "add", err};
-    TRY(need_op(&v, b->ops->add));
-    TRY(same_2d(&v, "a", a, "b", bb));
-    TRY(same_2d(&v, "a", a, "out", out));
+    FR_TRY(need_op(&v, b->ops->add));
+    FR_TRY(same_2d(&v, "a", a, "b", bb));
+    FR_TRY(same_2d(&v, "a", a, "out", out));
     return b->ops->add(b->ctx, a, bb, out, err);
 }
 
 fr_status fr_op_scaled_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb,
                            const fr_tensor *scale, fr_tensor *out, fr_error *err) {
     vctx v = {b, "scaled_add", err};
-    TRY(need_op(&v, b->ops->scaled_add));
-    TRY(same_2d(&v, "a", a, "b", bb));
-    TRY(same_2d(&v, "a", a, "out", out));
-    TRY(need(&v, "scale", scale, 1, F32_ONLY));
-    TRY(need_shape(&v, "scale", scale, 0, a->shape[1]));
+    FR_TRY(need_op(&v, b->ops->scaled_add));
+    FR_TRY(same_2d(&v, "a", a, "b", bb));
+    FR_TRY(same_2d(&v, "a", a, "out", out));
+    FR_TRY(need(&v, "scale", scale, 1, F32_ONLY));
+    FR_TRY(need_shape(&v, "scale", scale, 0, a->shape[1]));
     return b->ops->scaled_add(b->ctx, a, bb, scale, out, err);
 }
 
 fr_status fr_op_argmax(fr_backend *b, const fr_tensor *x, fr_tensor *out, fr_error *err) {
     vctx v = {b, "argmax", err};
-    TRY(need_op(&v, b->ops->argmax));
-    TRY(need(&v, "x", x, 2, ACT_TYPES));
-    TRY(need(&v, "out", out, 1, I32_ONLY));
-    TRY(need_shape(&v, "out", out, 0, x->shape[0]));
+    FR_TRY(need_op(&v, b->ops->argmax));
+    FR_TRY(need(&v, "x", x, 2, ACT_TYPES));
+    FR_TRY(need(&v, "out", out, 1, I32_ONLY));
+    FR_TRY(need_shape(&v, "out", out, 0, x->shape[0]));
     return b->ops->argmax(b->ctx, x, out, err);
 }
 
@@ -383,8 +388,8 @@ static double rope_inv_freq(const fr_rope_config *c, int i) {
         if (wl > low_wl) {
             inv = inv / c->factor;
         } else if (wl >= high_wl) {
-            double smooth = (old / wl - c->low_freq_factor) /
-                            (c->high_freq_factor - c->low_freq_factor);
+            double smooth =
+                (old / wl - c->low_freq_factor) / (c->high_freq_factor - c->low_freq_factor);
             inv = (1.0 - smooth) * inv / c->factor + smooth * inv;
         }
     }

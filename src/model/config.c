@@ -91,12 +91,6 @@ static fr_status get_bool(pctx *p, const cJSON *obj, const char *key, bool def, 
     return FR_OK;
 }
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        fr_status s_ = (expr);                                                                     \
-        if (s_ != FR_OK) return s_;                                                                \
-    } while (0)
-
 /* ---------------------------------------------------------------- pieces */
 
 static fr_status parse_arch(pctx *p, const cJSON *root, fr_config *c) {
@@ -153,15 +147,15 @@ static fr_status parse_rope(pctx *p, const cJSON *root, fr_config *c) {
     char prefix[48];
     snprintf(prefix, sizeof prefix, "%s.", key);
     double theta;
-    TRY(get_num(p, root, "", "rope_theta", false, 10000.0, 1e-3, 1e30, &theta));
-    TRY(get_num(p, rp, prefix, "rope_theta", false, theta, 1e-3, 1e30, &theta));
+    FR_TRY(get_num(p, root, "", "rope_theta", false, 10000.0, 1e-3, 1e30, &theta));
+    FR_TRY(get_num(p, rp, prefix, "rope_theta", false, theta, 1e-3, 1e30, &theta));
     memset(&c->rope, 0, sizeof c->rope);
     c->rope.theta = theta;
     c->rope.head_dim = c->head_dim;
 
     double partial = 1.0;
-    TRY(get_num(p, root, "", "partial_rotary_factor", false, 1.0, 0.0, 1.0, &partial));
-    TRY(get_num(p, rp, prefix, "partial_rotary_factor", false, partial, 0.0, 1.0, &partial));
+    FR_TRY(get_num(p, root, "", "partial_rotary_factor", false, 1.0, 0.0, 1.0, &partial));
+    FR_TRY(get_num(p, rp, prefix, "partial_rotary_factor", false, partial, 0.0, 1.0, &partial));
     if (partial != 1.0)
         return fr_error_set(p->err, FR_ERR_UNSUPPORTED,
                             "%s: field 'partial_rotary_factor' = %g: only full rotary is supported",
@@ -182,17 +176,17 @@ static fr_status parse_rope(pctx *p, const cJSON *root, fr_config *c) {
     }
     if (!strcmp(type, "default")) return FR_OK;
     if (!strcmp(type, "linear")) {
-        TRY(get_num(p, rp, prefix, "factor", true, 0, 1e-6, 1e9, &c->rope.linear_factor));
+        FR_TRY(get_num(p, rp, prefix, "factor", true, 0, 1e-6, 1e9, &c->rope.linear_factor));
         return FR_OK;
     }
     if (!strcmp(type, "llama3")) {
-        TRY(get_num(p, rp, prefix, "factor", true, 0, 1e-6, 1e9, &c->rope.factor));
-        TRY(get_num(p, rp, prefix, "low_freq_factor", true, 0, 1e-9, 1e9,
-                    &c->rope.low_freq_factor));
-        TRY(get_num(p, rp, prefix, "high_freq_factor", true, 0, 1e-9, 1e9,
-                    &c->rope.high_freq_factor));
-        TRY(get_int(p, rp, prefix, "original_max_position_embeddings", true, 0, 1, 1 << 30,
-                    &c->rope.original_max_pos));
+        FR_TRY(get_num(p, rp, prefix, "factor", true, 0, 1e-6, 1e9, &c->rope.factor));
+        FR_TRY(get_num(p, rp, prefix, "low_freq_factor", true, 0, 1e-9, 1e9,
+                       &c->rope.low_freq_factor));
+        FR_TRY(get_num(p, rp, prefix, "high_freq_factor", true, 0, 1e-9, 1e9,
+                       &c->rope.high_freq_factor));
+        FR_TRY(get_int(p, rp, prefix, "original_max_position_embeddings", true, 0, 1, 1 << 30,
+                       &c->rope.original_max_pos));
         if (!(c->rope.high_freq_factor > c->rope.low_freq_factor))
             return fr_error_set(p->err, FR_ERR_FORMAT,
                                 "%s: field '%shigh_freq_factor' must exceed low_freq_factor",
@@ -210,7 +204,7 @@ static fr_status parse_windows(pctx *p, const cJSON *root, fr_config *c) {
     c->sliding_window = 0;
     if (c->arch == FR_ARCH_LLAMA) return FR_OK; /* Llama has no sliding window */
     int window = 0;
-    TRY(get_int(p, root, "", "sliding_window", false, 0, 0, 1 << 30, &window));
+    FR_TRY(get_int(p, root, "", "sliding_window", false, 0, 0, 1 << 30, &window));
     const cJSON *types = item(root, "layer_types");
     if (types) {
         if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != c->n_layers)
@@ -241,8 +235,8 @@ static fr_status parse_windows(pctx *p, const cJSON *root, fr_config *c) {
         /* Qwen2/3 without layer_types: windowed from max_window_layers on, when enabled */
         bool use = false;
         int from = 0;
-        TRY(get_bool(p, root, "use_sliding_window", false, &use));
-        TRY(get_int(p, root, "", "max_window_layers", false, 28, 0, 1 << 30, &from));
+        FR_TRY(get_bool(p, root, "use_sliding_window", false, &use));
+        FR_TRY(get_int(p, root, "", "max_window_layers", false, 28, 0, 1 << 30, &from));
         for (int i = 0; i < c->n_layers; i++)
             c->layer_window[i] = use && window > 0 && i >= from;
     }
@@ -353,21 +347,21 @@ fr_status fr_config_parse_hf(const char *json, const char *file, fr_config *c, f
 static fr_status parse_sampling(pctx *p, const cJSON *root, fr_config *c) {
     double d;
     c->gen.has_do_sample = item(root, "do_sample") != NULL;
-    TRY(get_bool(p, root, "do_sample", false, &c->gen.do_sample));
+    FR_TRY(get_bool(p, root, "do_sample", false, &c->gen.do_sample));
     c->gen.has_temperature = item(root, "temperature") != NULL;
-    TRY(get_num(p, root, "", "temperature", false, 1.0, 0.0, 1e6, &d));
+    FR_TRY(get_num(p, root, "", "temperature", false, 1.0, 0.0, 1e6, &d));
     c->gen.temperature = (float)d;
     c->gen.has_top_p = item(root, "top_p") != NULL;
-    TRY(get_num(p, root, "", "top_p", false, 1.0, 0.0, 1.0, &d));
+    FR_TRY(get_num(p, root, "", "top_p", false, 1.0, 0.0, 1.0, &d));
     c->gen.top_p = (float)d;
     c->gen.has_min_p = item(root, "min_p") != NULL;
-    TRY(get_num(p, root, "", "min_p", false, 0.0, 0.0, 1.0, &d));
+    FR_TRY(get_num(p, root, "", "min_p", false, 0.0, 0.0, 1.0, &d));
     c->gen.min_p = (float)d;
     c->gen.has_repeat_penalty = item(root, "repetition_penalty") != NULL;
-    TRY(get_num(p, root, "", "repetition_penalty", false, 1.0, 1e-6, 1e6, &d));
+    FR_TRY(get_num(p, root, "", "repetition_penalty", false, 1.0, 1e-6, 1e6, &d));
     c->gen.repeat_penalty = (float)d;
     c->gen.has_top_k = item(root, "top_k") != NULL;
-    TRY(get_int(p, root, "", "top_k", false, 0, 0, 1 << 30, &c->gen.top_k));
+    FR_TRY(get_int(p, root, "", "top_k", false, 0, 0, 1 << 30, &c->gen.top_k));
     return FR_OK;
 }
 

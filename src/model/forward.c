@@ -154,12 +154,6 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_fo
 
 /* ---------------------------------------------------------------- forward */
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        fr_status s_ = (expr);                                                                     \
-        if (s_ != FR_OK) return s_;                                                                \
-    } while (0)
-
 static const fr_tensor *opt(const fr_tensor *t) {
     return t->buf ? t : NULL;
 }
@@ -177,7 +171,7 @@ static fr_tensor head_major(const fr_tensor *x, int64_t T) {
 static fr_status call_hook(const fr_model *m, fr_forward_state *st, int index, int pos0,
                            const fr_tensor *x, fr_error *err) {
     if (!st->hook) return FR_OK;
-    TRY(fr_backend_sync(m->backend, err));
+    FR_TRY(fr_backend_sync(m->backend, err));
     st->hook(st->hook_user, index, pos0, x);
     return FR_OK;
 }
@@ -193,35 +187,35 @@ static fr_status layer_forward(const fr_model *m, fr_forward_state *st, int l, i
 
     fr_tensor q = fr_tensor_rows(&st->q, 0, T), k = fr_tensor_rows(&st->k, 0, T),
               v = fr_tensor_rows(&st->v, 0, T);
-    TRY(fr_op_matmul(b, normed, &L->wq, opt(&L->bq), &q, err));
-    TRY(fr_op_matmul(b, normed, &L->wk, opt(&L->bk), &k, err));
-    TRY(fr_op_matmul(b, normed, &L->wv, opt(&L->bv), &v, err));
+    FR_TRY(fr_op_matmul(b, normed, &L->wq, opt(&L->bq), &q, err));
+    FR_TRY(fr_op_matmul(b, normed, &L->wk, opt(&L->bk), &k, err));
+    FR_TRY(fr_op_matmul(b, normed, &L->wv, opt(&L->bv), &v, err));
 
     const int mode = c->qk_norm ? FR_ROPE_MODE_NORM_ROPE : FR_ROPE_MODE_ROPE;
     fr_tensor q3 = heads_view(&q, H, D), k3 = heads_view(&k, Hkv, D), v3 = heads_view(&v, Hkv, D);
     fr_tensor qr = head_major(&st->qr, T), kr = head_major(&st->kr, T), vr = head_major(&st->vr, T);
-    TRY(fr_op_qk_norm_rope(b, &q3, opt(&L->q_norm), &st->rope, pos, mode, eps, &qr, err));
-    TRY(fr_op_qk_norm_rope(b, &k3, opt(&L->k_norm), &st->rope, pos, mode, eps, &kr, err));
-    TRY(fr_op_qk_norm_rope(b, &v3, NULL, NULL, NULL, FR_ROPE_MODE_TRANSPOSE, 0.0f, &vr, err));
-    TRY(fr_op_kv_append(b, &kr, pos, &st->k_cache[l], err));
-    TRY(fr_op_kv_append(b, &vr, pos, &st->v_cache[l], err));
+    FR_TRY(fr_op_qk_norm_rope(b, &q3, opt(&L->q_norm), &st->rope, pos, mode, eps, &qr, err));
+    FR_TRY(fr_op_qk_norm_rope(b, &k3, opt(&L->k_norm), &st->rope, pos, mode, eps, &kr, err));
+    FR_TRY(fr_op_qk_norm_rope(b, &v3, NULL, NULL, NULL, FR_ROPE_MODE_TRANSPOSE, 0.0f, &vr, err));
+    FR_TRY(fr_op_kv_append(b, &kr, pos, &st->k_cache[l], err));
+    FR_TRY(fr_op_kv_append(b, &vr, pos, &st->v_cache[l], err));
 
     fr_tensor attn = fr_tensor_rows(&st->attn, 0, T);
     fr_tensor attn3 = heads_view(&attn, H, D);
     fr_attention_params ap = {.scale = 0.0f, .window = c->layer_window[l] ? c->sliding_window : 0};
-    TRY(fr_op_attention(b, &qr, &st->k_cache[l], &st->v_cache[l], pos, &ap, &attn3, err));
+    FR_TRY(fr_op_attention(b, &qr, &st->k_cache[l], &st->v_cache[l], pos, &ap, &attn3, err));
 
     fr_tensor proj = fr_tensor_rows(&st->proj, 0, T);
-    TRY(fr_op_matmul(b, &attn, &L->wo, opt(&L->bo), &proj, err));
-    TRY(fr_op_residual_norm(b, res, &proj, opt(&L->attn_scale), &L->mlp_norm, eps, res, normed,
-                            err));
+    FR_TRY(fr_op_matmul(b, &attn, &L->wo, opt(&L->bo), &proj, err));
+    FR_TRY(fr_op_residual_norm(b, res, &proj, opt(&L->attn_scale), &L->mlp_norm, eps, res, normed,
+                               err));
 
     fr_tensor gate = fr_tensor_rows(&st->gate, 0, T), up = fr_tensor_rows(&st->up, 0, T),
               act = fr_tensor_rows(&st->act, 0, T);
-    TRY(fr_op_matmul(b, normed, &L->w_gate, opt(&L->b_gate), &gate, err));
-    TRY(fr_op_matmul(b, normed, &L->w_up, opt(&L->b_up), &up, err));
-    TRY(fr_op_silu_mul(b, &gate, &up, &act, err));
-    TRY(fr_op_matmul(b, &act, &L->w_down, opt(&L->b_down), &proj, err));
+    FR_TRY(fr_op_matmul(b, normed, &L->w_gate, opt(&L->b_gate), &gate, err));
+    FR_TRY(fr_op_matmul(b, normed, &L->w_up, opt(&L->b_up), &up, err));
+    FR_TRY(fr_op_silu_mul(b, &gate, &up, &act, err));
+    FR_TRY(fr_op_matmul(b, &act, &L->w_down, opt(&L->b_down), &proj, err));
     const fr_tensor *next_norm = l + 1 < c->n_layers ? &m->layers[l + 1].attn_norm : &m->final_norm;
     return fr_op_residual_norm(b, res, &proj, opt(&L->mlp_scale), next_norm, eps, res, normed, err);
 }
@@ -233,10 +227,10 @@ static fr_status lm_head(const fr_model *m, fr_forward_state *st, const fr_tenso
         int64_t n = rows - r < st->n_logit_rows ? rows - r : st->n_logit_rows;
         fr_tensor x = fr_tensor_rows(normed, row0 + r, n);
         fr_tensor y = fr_tensor_rows(&st->logits, 0, n);
-        TRY(fr_op_matmul(m->backend, &x, &m->lm_head, NULL, &y, err));
-        TRY(fr_backend_sync(m->backend, err));
-        TRY(fr_buffer_download(y.buf, y.offset, out + (size_t)r * V, (size_t)n * V * sizeof(float),
-                               err));
+        FR_TRY(fr_op_matmul(m->backend, &x, &m->lm_head, NULL, &y, err));
+        FR_TRY(fr_backend_sync(m->backend, err));
+        FR_TRY(fr_buffer_download(y.buf, y.offset, out + (size_t)r * V,
+                                  (size_t)n * V * sizeof(float), err));
     }
     return FR_OK;
 }
@@ -248,12 +242,12 @@ static fr_status forward_body(const fr_model *m, fr_forward_state *st, const fr_
     fr_backend *b = m->backend;
     const fr_config *c = &m->cfg;
     fr_tensor res = fr_tensor_rows(&st->res, 0, T), normed = fr_tensor_rows(&st->normed, 0, T);
-    TRY(fr_op_embedding(b, &m->embed, ids, &res, err));
-    TRY(call_hook(m, st, 0, pos0, &res, err));
-    TRY(fr_op_rms_norm(b, &res, &m->layers[0].attn_norm, (float)c->norm_eps, &normed, err));
+    FR_TRY(fr_op_embedding(b, &m->embed, ids, &res, err));
+    FR_TRY(call_hook(m, st, 0, pos0, &res, err));
+    FR_TRY(fr_op_rms_norm(b, &res, &m->layers[0].attn_norm, (float)c->norm_eps, &normed, err));
     for (int l = 0; l < c->n_layers; l++) {
-        TRY(layer_forward(m, st, l, T, pos, &res, &normed, err));
-        TRY(call_hook(m, st, l + 1, pos0, &res, err));
+        FR_TRY(layer_forward(m, st, l, T, pos, &res, &normed, err));
+        FR_TRY(call_hook(m, st, l + 1, pos0, &res, err));
     }
     return call_hook(m, st, c->n_layers + 1, pos0, &normed, err);
 }
@@ -261,7 +255,7 @@ static fr_status forward_body(const fr_model *m, fr_forward_state *st, const fr_
 fr_status fr_model_decode_ops(const fr_model *m, fr_forward_state *st, fr_error *err) {
     if (st->hook)
         return fr_error_set(err, FR_ERR_INVALID, "decode step: a hidden-state hook needs syncs");
-    TRY(forward_body(m, st, &st->step_ids, &st->step_pos, 1, 0, err));
+    FR_TRY(forward_body(m, st, &st->step_ids, &st->step_pos, 1, 0, err));
     fr_tensor x = fr_tensor_rows(&st->normed, 0, 1), y = fr_tensor_rows(&st->logits, 0, 1);
     return fr_op_matmul(m->backend, &x, &m->lm_head, NULL, &y, err);
 }
@@ -270,7 +264,7 @@ static fr_status forward_ops(const fr_model *m, fr_forward_state *st, int64_t T,
                              int logits_mode, float *logits, fr_error *err) {
     fr_tensor ids = fr_tensor_rows(&st->ids, 0, T), pos = fr_tensor_rows(&st->pos, 0, T);
     fr_tensor normed = fr_tensor_rows(&st->normed, 0, T);
-    TRY(forward_body(m, st, &ids, &pos, T, pos0, err));
+    FR_TRY(forward_body(m, st, &ids, &pos, T, pos0, err));
     if (logits_mode == FR_LOGITS_ALL) return lm_head(m, st, &normed, 0, T, logits, err);
     if (logits_mode == FR_LOGITS_LAST) return lm_head(m, st, &normed, T - 1, 1, logits, err);
     return fr_backend_sync(m->backend, err);

@@ -9,12 +9,6 @@
 #include "core/alloc.h"
 #include "core/log.h"
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        fr_status s_ = (expr);                                                                     \
-        if (s_ != FR_OK) return s_;                                                                \
-    } while (0)
-
 /* ---------------------------------------------------------------- names */
 
 typedef struct {
@@ -322,10 +316,10 @@ static fr_status read_rope(const meta *m, fr_config *c) {
     char key[160];
     memset(&c->rope, 0, sizeof c->rope);
     c->rope.head_dim = c->head_dim;
-    TRY(meta_num(m, key_of(m, "rope.freq_base", key, sizeof key), false, 10000.0, 1e-3, 1e30,
-                 &c->rope.theta));
+    FR_TRY(meta_num(m, key_of(m, "rope.freq_base", key, sizeof key), false, 10000.0, 1e-3, 1e30,
+                    &c->rope.theta));
     int rot = c->head_dim;
-    TRY(meta_int(m, "rope.dimension_count", false, c->head_dim, 0, 1 << 16, &rot));
+    FR_TRY(meta_int(m, "rope.dimension_count", false, c->head_dim, 0, 1 << 16, &rot));
     if (rot != c->head_dim)
         return fr_error_set(m->err, FR_ERR_UNSUPPORTED,
                             "%s: key '%s.rope.dimension_count' = %d: only full rotary (head_dim "
@@ -336,10 +330,11 @@ static fr_status read_rope(const meta *m, fr_config *c) {
         fr_gguf_get_str(m->g, key_of(m, "rope.scaling.type", key, sizeof key), &type, m->err);
     if (st && st != FR_ERR_NOT_FOUND) return st;
     double factor = 0;
-    TRY(meta_num(m, key_of(m, "rope.scaling.factor", key, sizeof key), false, 0, 0, 1e9, &factor));
+    FR_TRY(
+        meta_num(m, key_of(m, "rope.scaling.factor", key, sizeof key), false, 0, 0, 1e9, &factor));
     if (factor == 0) /* the older spelling */
-        TRY(meta_num(m, key_of(m, "rope.scale_linear", key, sizeof key), false, 0, 0, 1e9,
-                     &factor));
+        FR_TRY(meta_num(m, key_of(m, "rope.scale_linear", key, sizeof key), false, 0, 0, 1e9,
+                        &factor));
     if (!strcmp(type.s, "linear") || (st == FR_ERR_NOT_FOUND && factor > 0)) {
         if (factor != 1.0 && factor > 0) c->rope.linear_factor = factor;
     } else if (strcmp(type.s, "none") && strcmp(type.s, "llama3")) {
@@ -374,28 +369,28 @@ static fr_status read_sampling(const meta *m, fr_config *c) {
     double v = 0;
     int k;
     if (fr_gguf_find(g, "general.sampling.temp")) {
-        TRY(meta_num(m, "general.sampling.temp", true, 0, 0, 1e6, &v));
+        FR_TRY(meta_num(m, "general.sampling.temp", true, 0, 0, 1e6, &v));
         c->gen.has_temperature = true;
         c->gen.temperature = (float)v;
     }
     if (fr_gguf_find(g, "general.sampling.top_p")) {
-        TRY(meta_num(m, "general.sampling.top_p", true, 0, 0, 1, &v));
+        FR_TRY(meta_num(m, "general.sampling.top_p", true, 0, 0, 1, &v));
         c->gen.has_top_p = true;
         c->gen.top_p = (float)v;
     }
     if (fr_gguf_find(g, "general.sampling.min_p")) {
-        TRY(meta_num(m, "general.sampling.min_p", true, 0, 0, 1, &v));
+        FR_TRY(meta_num(m, "general.sampling.min_p", true, 0, 0, 1, &v));
         c->gen.has_min_p = true;
         c->gen.min_p = (float)v;
     }
     if (fr_gguf_find(g, "general.sampling.penalty_repeat")) {
-        TRY(meta_num(m, "general.sampling.penalty_repeat", true, 0, 1e-6, 1e6, &v));
+        FR_TRY(meta_num(m, "general.sampling.penalty_repeat", true, 0, 1e-6, 1e6, &v));
         c->gen.has_repeat_penalty = true;
         c->gen.repeat_penalty = (float)v;
     }
     if (fr_gguf_find(g, "general.sampling.top_k")) {
         int64_t t;
-        TRY(fr_gguf_get_i64(g, "general.sampling.top_k", &t, m->err));
+        FR_TRY(fr_gguf_get_i64(g, "general.sampling.top_k", &t, m->err));
         k = t < 0 ? 0 : t > (1 << 30) ? (1 << 30) : (int)t;
         c->gen.has_top_k = true;
         c->gen.top_k = k;
@@ -427,28 +422,28 @@ fr_status fr_gguf_read_config(const fr_gguf *g, fr_config *c, fr_error *err) {
     }
     meta m = {g, arch.s, err};
     const int64_t big = (int64_t)1 << 30;
-    TRY(meta_int(&m, "block_count", true, 0, 1, FR_MAX_LAYERS, &c->n_layers));
-    TRY(meta_int(&m, "embedding_length", true, 0, 1, big, &c->hidden));
-    TRY(meta_int(&m, "feed_forward_length", true, 0, 1, big, &c->intermediate));
-    TRY(meta_int(&m, "attention.head_count", true, 0, 1, 1 << 16, &c->n_heads));
-    TRY(meta_int(&m, "attention.head_count_kv", false, c->n_heads, 1, 1 << 16, &c->n_kv_heads));
-    TRY(meta_int(&m, "context_length", true, 0, 1, big, &c->max_pos));
+    FR_TRY(meta_int(&m, "block_count", true, 0, 1, FR_MAX_LAYERS, &c->n_layers));
+    FR_TRY(meta_int(&m, "embedding_length", true, 0, 1, big, &c->hidden));
+    FR_TRY(meta_int(&m, "feed_forward_length", true, 0, 1, big, &c->intermediate));
+    FR_TRY(meta_int(&m, "attention.head_count", true, 0, 1, 1 << 16, &c->n_heads));
+    FR_TRY(meta_int(&m, "attention.head_count_kv", false, c->n_heads, 1, 1 << 16, &c->n_kv_heads));
+    FR_TRY(meta_int(&m, "context_length", true, 0, 1, big, &c->max_pos));
     char key[160];
     if (c->hidden % c->n_heads && !fr_gguf_find(g, key_of(&m, "attention.key_length", key, 160)))
         return fr_error_set(err, FR_ERR_FORMAT,
                             "%s: key '%s.attention.key_length' is missing and embedding_length "
                             "%d is not a multiple of head_count %d",
                             file, arch.s, c->hidden, c->n_heads);
-    TRY(meta_int(&m, "attention.key_length", false, c->hidden / c->n_heads, 2, 1 << 16,
-                 &c->head_dim));
+    FR_TRY(meta_int(&m, "attention.key_length", false, c->hidden / c->n_heads, 2, 1 << 16,
+                    &c->head_dim));
     int vlen = c->head_dim;
-    TRY(meta_int(&m, "attention.value_length", false, c->head_dim, 1, 1 << 16, &vlen));
+    FR_TRY(meta_int(&m, "attention.value_length", false, c->head_dim, 1, 1 << 16, &vlen));
     if (vlen != c->head_dim)
         return fr_error_set(err, FR_ERR_UNSUPPORTED,
                             "%s: key '%s.attention.value_length' = %d differs from key_length %d",
                             file, arch.s, vlen, c->head_dim);
-    TRY(meta_num(&m, key_of(&m, "attention.layer_norm_rms_epsilon", key, sizeof key), true, 0, 0.0,
-                 1.0, &c->norm_eps));
+    FR_TRY(meta_num(&m, key_of(&m, "attention.layer_norm_rms_epsilon", key, sizeof key), true, 0,
+                    0.0, 1.0, &c->norm_eps));
 
     /* vocabulary: the token list, else {arch}.vocab_size, else the embedding's rows */
     const fr_gguf_value *toks = fr_gguf_find(g, "tokenizer.ggml.tokens");
@@ -462,7 +457,7 @@ fr_status fr_gguf_read_config(const fr_gguf *g, fr_config *c, fr_error *err) {
                                 file);
         c->vocab = (int)toks->v.arr.n;
     } else if (fr_gguf_find(g, key_of(&m, "vocab_size", key, sizeof key))) {
-        TRY(meta_int(&m, "vocab_size", true, 0, 1, big, &c->vocab));
+        FR_TRY(meta_int(&m, "vocab_size", true, 0, 1, big, &c->vocab));
     } else if (emb && emb->ndim == 2 && emb->shape[0] <= big) {
         c->vocab = (int)emb->shape[0];
     } else {
@@ -472,7 +467,7 @@ fr_status fr_gguf_read_config(const fr_gguf *g, fr_config *c, fr_error *err) {
                             file, arch.s);
     }
 
-    TRY(read_rope(&m, c));
+    FR_TRY(read_rope(&m, c));
     c->qk_norm = c->arch == FR_ARCH_QWEN3;
     c->qkv_bias = c->arch == FR_ARCH_QWEN2 || fr_gguf_find_tensor(g, "blk.0.attn_q.bias");
     c->o_bias = c->arch != FR_ARCH_QWEN2 && fr_gguf_find_tensor(g, "blk.0.attn_output.bias");
@@ -481,7 +476,7 @@ fr_status fr_gguf_read_config(const fr_gguf *g, fr_config *c, fr_error *err) {
 
     /* a llama file with a sliding window is a Mistral (ferrum's quantize writes this key) */
     int window = 0;
-    TRY(meta_int(&m, "attention.sliding_window", false, 0, 0, big, &window));
+    FR_TRY(meta_int(&m, "attention.sliding_window", false, 0, 0, big, &window));
     if (window > 0) {
         if (c->arch != FR_ARCH_LLAMA)
             return fr_error_set(err, FR_ERR_UNSUPPORTED,
@@ -496,14 +491,14 @@ fr_status fr_gguf_read_config(const fr_gguf *g, fr_config *c, fr_error *err) {
     }
 
     int32_t id;
-    TRY(meta_token(&m, "tokenizer.ggml.bos_token_id", c->vocab, &c->bos));
-    TRY(meta_token(&m, "tokenizer.ggml.eos_token_id", c->vocab, &id));
+    FR_TRY(meta_token(&m, "tokenizer.ggml.bos_token_id", c->vocab, &c->bos));
+    FR_TRY(meta_token(&m, "tokenizer.ggml.eos_token_id", c->vocab, &id));
     add_eos(c, id);
-    TRY(meta_token(&m, "tokenizer.ggml.eot_token_id", c->vocab, &id));
+    FR_TRY(meta_token(&m, "tokenizer.ggml.eot_token_id", c->vocab, &id));
     add_eos(c, id);
-    TRY(meta_token(&m, "tokenizer.ggml.eom_token_id", c->vocab, &id));
+    FR_TRY(meta_token(&m, "tokenizer.ggml.eom_token_id", c->vocab, &id));
     add_eos(c, id);
-    TRY(read_sampling(&m, c));
+    FR_TRY(read_sampling(&m, c));
     return fr_config_validate(c, file, err);
 }
 

@@ -134,55 +134,50 @@ static fr_status bind_vector(binder *b, const char *name, int64_t n, const char 
     return FR_OK;
 }
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        fr_status s_ = (expr);                                                                     \
-        if (s_ != FR_OK) return s_;                                                                \
-    } while (0)
-
 static fr_status bind_layer(binder *b, int i, fr_layer *L) {
     const fr_config *c = &b->m->cfg;
     const int64_t C = c->hidden, F = c->intermediate, D = c->head_dim;
     const int64_t QD = (int64_t)c->n_heads * D, KD = (int64_t)c->n_kv_heads * D;
     char n[160];
 #define NAME(fmt) (snprintf(n, sizeof n, "model.layers.%d." fmt, i), n)
-    TRY(bind_vector(b, NAME("input_layernorm.weight"), C, "hidden_size", &L->attn_norm));
-    TRY(bind_vector(b, NAME("post_attention_layernorm.weight"), C, "hidden_size", &L->mlp_norm));
-    TRY(bind_matrix(b, NAME("self_attn.q_proj.weight"), QD, C,
-                    "num_attention_heads * head_dim, hidden_size", &L->wq));
-    TRY(bind_matrix(b, NAME("self_attn.k_proj.weight"), KD, C,
-                    "num_key_value_heads * head_dim, hidden_size", &L->wk));
-    TRY(bind_matrix(b, NAME("self_attn.v_proj.weight"), KD, C,
-                    "num_key_value_heads * head_dim, hidden_size", &L->wv));
-    TRY(bind_matrix(b, NAME("self_attn.o_proj.weight"), C, QD,
-                    "hidden_size, num_attention_heads * head_dim", &L->wo));
+    FR_TRY(bind_vector(b, NAME("input_layernorm.weight"), C, "hidden_size", &L->attn_norm));
+    FR_TRY(bind_vector(b, NAME("post_attention_layernorm.weight"), C, "hidden_size", &L->mlp_norm));
+    FR_TRY(bind_matrix(b, NAME("self_attn.q_proj.weight"), QD, C,
+                       "num_attention_heads * head_dim, hidden_size", &L->wq));
+    FR_TRY(bind_matrix(b, NAME("self_attn.k_proj.weight"), KD, C,
+                       "num_key_value_heads * head_dim, hidden_size", &L->wk));
+    FR_TRY(bind_matrix(b, NAME("self_attn.v_proj.weight"), KD, C,
+                       "num_key_value_heads * head_dim, hidden_size", &L->wv));
+    FR_TRY(bind_matrix(b, NAME("self_attn.o_proj.weight"), C, QD,
+                       "hidden_size, num_attention_heads * head_dim", &L->wo));
     if (c->qkv_bias) {
-        TRY(bind_vector(b, NAME("self_attn.q_proj.bias"), QD, "num_attention_heads * head_dim",
-                        &L->bq));
-        TRY(bind_vector(b, NAME("self_attn.k_proj.bias"), KD, "num_key_value_heads * head_dim",
-                        &L->bk));
-        TRY(bind_vector(b, NAME("self_attn.v_proj.bias"), KD, "num_key_value_heads * head_dim",
-                        &L->bv));
+        FR_TRY(bind_vector(b, NAME("self_attn.q_proj.bias"), QD, "num_attention_heads * head_dim",
+                           &L->bq));
+        FR_TRY(bind_vector(b, NAME("self_attn.k_proj.bias"), KD, "num_key_value_heads * head_dim",
+                           &L->bk));
+        FR_TRY(bind_vector(b, NAME("self_attn.v_proj.bias"), KD, "num_key_value_heads * head_dim",
+                           &L->bv));
     }
-    if (c->o_bias) TRY(bind_vector(b, NAME("self_attn.o_proj.bias"), C, "hidden_size", &L->bo));
+    if (c->o_bias) FR_TRY(bind_vector(b, NAME("self_attn.o_proj.bias"), C, "hidden_size", &L->bo));
     if (c->qk_norm) {
-        TRY(bind_vector(b, NAME("self_attn.q_norm.weight"), D, "head_dim", &L->q_norm));
-        TRY(bind_vector(b, NAME("self_attn.k_norm.weight"), D, "head_dim", &L->k_norm));
+        FR_TRY(bind_vector(b, NAME("self_attn.q_norm.weight"), D, "head_dim", &L->q_norm));
+        FR_TRY(bind_vector(b, NAME("self_attn.k_norm.weight"), D, "head_dim", &L->k_norm));
     }
-    TRY(bind_matrix(b, NAME("mlp.gate_proj.weight"), F, C, "intermediate_size, hidden_size",
-                    &L->w_gate));
-    TRY(bind_matrix(b, NAME("mlp.up_proj.weight"), F, C, "intermediate_size, hidden_size",
-                    &L->w_up));
-    TRY(bind_matrix(b, NAME("mlp.down_proj.weight"), C, F, "hidden_size, intermediate_size",
-                    &L->w_down));
+    FR_TRY(bind_matrix(b, NAME("mlp.gate_proj.weight"), F, C, "intermediate_size, hidden_size",
+                       &L->w_gate));
+    FR_TRY(bind_matrix(b, NAME("mlp.up_proj.weight"), F, C, "intermediate_size, hidden_size",
+                       &L->w_up));
+    FR_TRY(bind_matrix(b, NAME("mlp.down_proj.weight"), C, F, "hidden_size, intermediate_size",
+                       &L->w_down));
     if (c->mlp_bias) {
-        TRY(bind_vector(b, NAME("mlp.gate_proj.bias"), F, "intermediate_size", &L->b_gate));
-        TRY(bind_vector(b, NAME("mlp.up_proj.bias"), F, "intermediate_size", &L->b_up));
-        TRY(bind_vector(b, NAME("mlp.down_proj.bias"), C, "hidden_size", &L->b_down));
+        FR_TRY(bind_vector(b, NAME("mlp.gate_proj.bias"), F, "intermediate_size", &L->b_gate));
+        FR_TRY(bind_vector(b, NAME("mlp.up_proj.bias"), F, "intermediate_size", &L->b_up));
+        FR_TRY(bind_vector(b, NAME("mlp.down_proj.bias"), C, "hidden_size", &L->b_down));
     }
     if (c->layer_scale) {
-        TRY(bind_vector(b, NAME("self_attn_layer_scale.scale"), C, "hidden_size", &L->attn_scale));
-        TRY(bind_vector(b, NAME("mlp_layer_scale.scale"), C, "hidden_size", &L->mlp_scale));
+        FR_TRY(
+            bind_vector(b, NAME("self_attn_layer_scale.scale"), C, "hidden_size", &L->attn_scale));
+        FR_TRY(bind_vector(b, NAME("mlp_layer_scale.scale"), C, "hidden_size", &L->mlp_scale));
     }
 #undef NAME
     return FR_OK;
@@ -191,11 +186,11 @@ static fr_status bind_layer(binder *b, int i, fr_layer *L) {
 static fr_status bind_all(binder *b) {
     fr_model *m = b->m;
     const fr_config *c = &m->cfg;
-    TRY(bind_matrix(b, "model.embed_tokens.weight", c->vocab, c->hidden, "vocab_size, hidden_size",
-                    &m->embed));
+    FR_TRY(bind_matrix(b, "model.embed_tokens.weight", c->vocab, c->hidden,
+                       "vocab_size, hidden_size", &m->embed));
     for (int i = 0; i < c->n_layers; i++)
-        TRY(bind_layer(b, i, &m->layers[i]));
-    TRY(bind_vector(b, "model.norm.weight", c->hidden, "hidden_size", &m->final_norm));
+        FR_TRY(bind_layer(b, i, &m->layers[i]));
+    FR_TRY(bind_vector(b, "model.norm.weight", c->hidden, "hidden_size", &m->final_norm));
     if (c->tie_embeddings) {
         m->lm_head = m->embed;
     } else {
@@ -204,8 +199,8 @@ static fr_status bind_all(binder *b) {
                                 "%s: tensor lm_head.weight is missing and config field "
                                 "'tie_word_embeddings' is false",
                                 src_file(m, NULL));
-        TRY(bind_matrix(b, "lm_head.weight", c->vocab, c->hidden, "vocab_size, hidden_size",
-                        &m->lm_head));
+        FR_TRY(bind_matrix(b, "lm_head.weight", c->vocab, c->hidden, "vocab_size, hidden_size",
+                           &m->lm_head));
     }
     return FR_OK;
 }

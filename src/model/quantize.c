@@ -19,12 +19,6 @@
 #include "model/safetensors.h"
 #include "tokenizer/tok_gguf.h"
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        fr_status s_ = (expr);                                                                     \
-        if (s_ != FR_OK) return s_;                                                                \
-    } while (0)
-
 /* ---------------------------------------------------------------- targets and type choice */
 
 static const fr_quant_target targets[] = {
@@ -184,7 +178,7 @@ static fr_status collect_gguf(job *j) {
                                 j->in_path, t->name, t->type_name ? t->type_name : "?");
         if (layer_of(t->name) > max_layer) max_layer = layer_of(t->name);
         if (!strcmp(t->name, "output.weight")) j->has_output = true;
-        TRY(add_input(j, t->name, t->dtype, t->type_name, t->ndim, t->shape, t->data, 0));
+        FR_TRY(add_input(j, t->name, t->dtype, t->type_name, t->ndim, t->shape, t->data, 0));
     }
     j->n_layers = max_layer + 1;
     fr_gguf_str arch;
@@ -225,7 +219,7 @@ static fr_status add_hf(job *j, const fr_config *c, const char *hf, bool *used) 
                             "permutation",
                             fr_weight_file(j->src, w), hf, (long long)w->shape[0], (long long)heads,
                             c->head_dim);
-    TRY(add_input(j, gg, w->dtype, w->dtype_name, w->ndim, w->shape, w->data, heads));
+    FR_TRY(add_input(j, gg, w->dtype, w->dtype_name, w->ndim, w->shape, w->data, heads));
     return FR_OK;
 }
 
@@ -297,46 +291,52 @@ static fr_status meta_hf(job *j, const fr_config *c, const char *dir, fr_gguf_wr
     base = base && base[1] ? base + 1 : dir;
     snprintf(name, sizeof name, "%s", base);
 #define K(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
-    TRY(fr_gguf_writer_set_str(w, "general.architecture", arch, e));
-    TRY(fr_gguf_writer_set_str(w, "general.name", name, e));
-    TRY(fr_gguf_writer_set_u32(w, K("context_length"), (uint32_t)c->max_pos, e));
-    TRY(fr_gguf_writer_set_u32(w, K("embedding_length"), (uint32_t)c->hidden, e));
-    TRY(fr_gguf_writer_set_u32(w, K("block_count"), (uint32_t)c->n_layers, e));
-    TRY(fr_gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)c->intermediate, e));
-    TRY(fr_gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)c->n_heads, e));
-    TRY(fr_gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)c->n_kv_heads, e));
-    TRY(fr_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)c->head_dim, e));
-    TRY(fr_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)c->head_dim, e));
-    TRY(fr_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), (float)c->norm_eps, e));
-    TRY(fr_gguf_writer_set_f32(w, K("rope.freq_base"), (float)c->rope.theta, e));
-    TRY(fr_gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)c->head_dim, e));
-    TRY(fr_gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)c->vocab, e));
+    FR_TRY(fr_gguf_writer_set_str(w, "general.architecture", arch, e));
+    FR_TRY(fr_gguf_writer_set_str(w, "general.name", name, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("context_length"), (uint32_t)c->max_pos, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("embedding_length"), (uint32_t)c->hidden, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("block_count"), (uint32_t)c->n_layers, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)c->intermediate, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)c->n_heads, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)c->n_kv_heads, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)c->head_dim, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)c->head_dim, e));
+    FR_TRY(fr_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), (float)c->norm_eps, e));
+    FR_TRY(fr_gguf_writer_set_f32(w, K("rope.freq_base"), (float)c->rope.theta, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)c->head_dim, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)c->vocab, e));
     if (c->rope.linear_factor > 0) {
-        TRY(fr_gguf_writer_set_str(w, K("rope.scaling.type"), "linear", e));
-        TRY(fr_gguf_writer_set_f32(w, K("rope.scaling.factor"), (float)c->rope.linear_factor, e));
+        FR_TRY(fr_gguf_writer_set_str(w, K("rope.scaling.type"), "linear", e));
+        FR_TRY(
+            fr_gguf_writer_set_f32(w, K("rope.scaling.factor"), (float)c->rope.linear_factor, e));
     }
     if (c->arch == FR_ARCH_MISTRAL && windowed)
-        TRY(fr_gguf_writer_set_u32(w, K("attention.sliding_window"), (uint32_t)c->sliding_window,
-                                   e));
+        FR_TRY(fr_gguf_writer_set_u32(w, K("attention.sliding_window"), (uint32_t)c->sliding_window,
+                                      e));
 #undef K
-    TRY(fr_gguf_writer_set_u32(w, "general.file_type", (uint32_t)t->file_type, e));
-    TRY(fr_gguf_writer_set_u32(w, "general.quantization_version", 2, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, "general.file_type", (uint32_t)t->file_type, e));
+    FR_TRY(fr_gguf_writer_set_u32(w, "general.quantization_version", 2, e));
     if (c->gen.has_temperature)
-        TRY(fr_gguf_writer_set_f32(w, "general.sampling.temp", c->gen.temperature, e));
-    if (c->gen.has_top_k) TRY(fr_gguf_writer_set_i32(w, "general.sampling.top_k", c->gen.top_k, e));
-    if (c->gen.has_top_p) TRY(fr_gguf_writer_set_f32(w, "general.sampling.top_p", c->gen.top_p, e));
-    if (c->gen.has_min_p) TRY(fr_gguf_writer_set_f32(w, "general.sampling.min_p", c->gen.min_p, e));
+        FR_TRY(fr_gguf_writer_set_f32(w, "general.sampling.temp", c->gen.temperature, e));
+    if (c->gen.has_top_k)
+        FR_TRY(fr_gguf_writer_set_i32(w, "general.sampling.top_k", c->gen.top_k, e));
+    if (c->gen.has_top_p)
+        FR_TRY(fr_gguf_writer_set_f32(w, "general.sampling.top_p", c->gen.top_p, e));
+    if (c->gen.has_min_p)
+        FR_TRY(fr_gguf_writer_set_f32(w, "general.sampling.min_p", c->gen.min_p, e));
     if (c->gen.has_repeat_penalty)
-        TRY(fr_gguf_writer_set_f32(w, "general.sampling.penalty_repeat", c->gen.repeat_penalty, e));
+        FR_TRY(
+            fr_gguf_writer_set_f32(w, "general.sampling.penalty_repeat", c->gen.repeat_penalty, e));
     fr_status st = fr_tokenizer_json_to_gguf(dir, c->vocab, c->bos, c->eos, c->n_eos, w, e);
     if (st == FR_ERR_NOT_FOUND) {
         FR_LOG_W("%s: no tokenizer.json: the GGUF gets no tokenizer", dir);
         /* still record the end ids so the model stops where it should */
-        if (c->bos >= 0) TRY(fr_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", c->bos, e));
+        if (c->bos >= 0)
+            FR_TRY(fr_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", c->bos, e));
         if (c->n_eos > 0)
-            TRY(fr_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", c->eos[0], e));
+            FR_TRY(fr_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", c->eos[0], e));
         if (c->n_eos > 1)
-            TRY(fr_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", c->eos[1], e));
+            FR_TRY(fr_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", c->eos[1], e));
         st = FR_OK;
     }
     return st;
@@ -349,9 +349,9 @@ static fr_status meta_gguf(job *j, fr_gguf_writer *w, const fr_quant_target *t) 
         if (!strcmp(kv->key.s, "general.file_type") ||
             !strcmp(kv->key.s, "general.quantization_version"))
             continue;
-        TRY(fr_gguf_writer_set(w, kv->key.s, &kv->value, j->err));
+        FR_TRY(fr_gguf_writer_set(w, kv->key.s, &kv->value, j->err));
     }
-    TRY(fr_gguf_writer_set_u32(w, "general.file_type", (uint32_t)t->file_type, j->err));
+    FR_TRY(fr_gguf_writer_set_u32(w, "general.file_type", (uint32_t)t->file_type, j->err));
     return fr_gguf_writer_set_u32(w, "general.quantization_version", 2, j->err);
 }
 
