@@ -141,14 +141,12 @@ typedef struct {
     fr_error *err;
 } vctx;
 
-static fr_status bad(vctx *v, const char *fmt, const char *name, const fr_tensor *t,
-                     const char *detail) {
+static fr_status bad(vctx *v, const char *name, const fr_tensor *t, const char *detail) {
     char d[96];
     if (t)
         fr_tensor_describe(t, d, sizeof d);
     else
         snprintf(d, sizeof d, "(null)");
-    (void)fmt;
     return fr_error_set(v->err, FR_ERR_INVALID, "%s on %s: %s %s: %s", v->op, v->b->ops->name, name,
                         d, detail);
 }
@@ -156,22 +154,22 @@ static fr_status bad(vctx *v, const char *fmt, const char *name, const fr_tensor
 /* A tensor that must exist, live in a buffer of this backend, fit inside it, have `ndim` dims
  * (0 = any) and one of the dtypes in `mask` (bit per fr_dtype). */
 static fr_status need(vctx *v, const char *name, const fr_tensor *t, int ndim, unsigned mask) {
-    if (!t) return bad(v, "", name, NULL, "missing");
-    if (!t->buf || !t->buf->data) return bad(v, "", name, t, "has no buffer");
-    if (t->buf->backend != v->b) return bad(v, "", name, t, "lives in another backend's buffer");
+    if (!t) return bad(v, name, NULL, "missing");
+    if (!t->buf || !t->buf->data) return bad(v, name, t, "has no buffer");
+    if (t->buf->backend != v->b) return bad(v, name, t, "lives in another backend's buffer");
     if (!fr_dtype_get(t->dtype) || !(mask & (1u << t->dtype)))
-        return bad(v, "", name, t, "dtype not accepted here");
+        return bad(v, name, t, "dtype not accepted here");
     if (t->ndim < 1 || t->ndim > FR_MAX_DIMS || (ndim && t->ndim != ndim))
-        return bad(v, "", name, t, "wrong number of dimensions");
+        return bad(v, name, t, "wrong number of dimensions");
     for (int d = 0; d < t->ndim; d++)
-        if (t->shape[d] <= 0) return bad(v, "", name, t, "empty or negative dimension");
+        if (t->shape[d] <= 0) return bad(v, name, t, "empty or negative dimension");
     if (fr_dtype_get(t->dtype)->block_elems > 1 &&
         fr_dtype_row_bytes(t->dtype, t->shape[t->ndim - 1]) == 0)
-        return bad(v, "", name, t, "row length is not a multiple of the quant block");
+        return bad(v, name, t, "row length is not a multiple of the quant block");
     size_t span = fr_tensor_span_bytes(t);
     if (t->offset > t->buf->size || span > t->buf->size - t->offset)
-        return bad(v, "", name, t, "extends past the end of its buffer");
-    if (!fr_tensor_rows_dense(t)) return bad(v, "", name, t, "innermost dimension not dense");
+        return bad(v, name, t, "extends past the end of its buffer");
+    if (!fr_tensor_rows_dense(t)) return bad(v, name, t, "innermost dimension not dense");
     return FR_OK;
 }
 
@@ -180,7 +178,7 @@ static fr_status need_shape(vctx *v, const char *name, const fr_tensor *t, int d
         char detail[96];
         snprintf(detail, sizeof detail, "dim %d is %lld, expected %lld", dim,
                  (long long)t->shape[dim], (long long)n);
-        return bad(v, "", name, t, detail);
+        return bad(v, name, t, detail);
     }
     return FR_OK;
 }
@@ -253,7 +251,7 @@ fr_status fr_op_qk_norm_rope(fr_backend *b, const fr_tensor *x, const fr_tensor 
     FR_TRY(need_shape(&v, "out", out, 1, T));
     FR_TRY(need_shape(&v, "out", out, 2, D));
     if (mode != FR_ROPE_MODE_TRANSPOSE) {
-        if (D % 2) return bad(&v, "", "x", x, "head_dim must be even for RoPE");
+        if (D % 2) return bad(&v, "x", x, "head_dim must be even for RoPE");
         FR_TRY(need(&v, "rope", rope, 2, F32_ONLY));
         FR_TRY(need_shape(&v, "rope", rope, 1, D));
         FR_TRY(need(&v, "pos", pos, 1, I32_ONLY));
@@ -290,7 +288,7 @@ fr_status fr_op_attention(fr_backend *b, const fr_tensor *q, const fr_tensor *k_
     FR_TRY(need(&v, "pos", pos, 1, I32_ONLY));
     FR_TRY(need(&v, "out", out, 3, ACT_TYPES));
     const int64_t H = q->shape[0], T = q->shape[1], D = q->shape[2], Hkv = k_cache->shape[0];
-    if (Hkv <= 0 || H % Hkv) return bad(&v, "", "k_cache", k_cache, "kv heads must divide heads");
+    if (Hkv <= 0 || H % Hkv) return bad(&v, "k_cache", k_cache, "kv heads must divide heads");
     FR_TRY(need_shape(&v, "k_cache", k_cache, 2, D));
     for (int d = 0; d < 3; d++)
         FR_TRY(need_shape(&v, "v_cache", v_cache, d, k_cache->shape[d]));
