@@ -12,13 +12,7 @@
 # 4. prints one summary line: card, driver, date, commit, pass/fail counts, sanitizer errors.
 # Logs go to $OUT when set (the device machine's result folder), else build-gpu/logs.
 #
-# Build dependencies: when pkg-config cannot find libcjson, libpcre2-8 and libutf8proc (a bare GPU
-# image), the script uses a prefix of copies made on a development machine, by default
-# build-deps/root (FR_DEPS_DIR overrides): usr/{include,lib/x86_64-linux-gnu,bin/pkgconf}.
-# Fixtures: CTest looks for ../shared beside the checkout; if that is missing, ../shared is linked
-# to the checkout's shared/ or, failing that, to build-deps/shared (the device call carries
-# build-deps, so copy ../shared/fixtures there before the call: the ../shared beside a checkout
-# does not travel).
+# Build dependencies and ../shared: see scripts/gpu-common.sh.
 set -uo pipefail
 
 root="$(pwd)"
@@ -29,7 +23,11 @@ mkdir -p "$logs"
 jobs="$(nproc 2>/dev/null || echo 4)"
 status=0
 
-note() { echo "gpu-test: $*" | tee -a "$logs/summary.txt"; }
+fr_note_prefix=gpu-test
+note() { fr_note "$@"; }
+# shellcheck source=scripts/gpu-common.sh
+source "$root/scripts/gpu-common.sh"
+fr_gpu_logs="$logs"
 : >"$logs/summary.txt"
 
 card="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
@@ -45,50 +43,20 @@ fi
 stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 note "card: $card; date: $stamp; commit: $commit"
 
-# ---- build dependencies ----
-cmake_extra=()
-if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null; then
-    deps="${FR_DEPS_DIR:-$root/build-deps/root}"
-    if [ -d "$deps" ]; then
-        pre=/tmp/fr-deps
-        rm -rf "$pre" && mkdir -p "$pre" && cp -a "$deps/." "$pre/"
-        pc="$pre/usr/lib/x86_64-linux-gnu/pkgconfig"
-        # the copies' .pc files name /usr; point them at the prefix
-        sed -i -E "s#^(prefix|exec_prefix|libdir|includedir)=/usr#\1=$pre/usr#" "$pc"/*.pc
-        export PKG_CONFIG_LIBDIR="$pc"
-        export LD_LIBRARY_PATH="$pre/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        if ! command -v pkg-config >/dev/null; then
-            cmake_extra+=("-DPKG_CONFIG_EXECUTABLE=$pre/usr/bin/pkgconf")
-            export PATH="$pre/usr/bin:$PATH"
-        fi
-        note "using build dependencies from $deps"
-    else
-        note "pkg-config cannot find libcjson/libpcre2-8/libutf8proc and $deps does not exist"
-    fi
-fi
-
-if [ ! -e "$root/../shared" ]; then
-    for cand in "$root/shared" "$root/build-deps/shared"; do
-        if [ -d "$cand" ]; then
-            ln -s "$cand" "$root/../shared" && note "linked ../shared -> $cand"
-            break
-        fi
-    done
-fi
+fr_gpu_setup "$root" "$logs"
 [ -d "$root/../shared/fixtures" ] || note "WARNING: no ../shared/fixtures (the model tests will fail)"
 budget="${FR_GPU_TEST_BUDGET:-400}"
 
 
 # ---- configure and build ----
-if ! cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
-    "${cmake_extra[@]}" >"$logs/build.log" 2>&1; then
+: >"$logs/build.log"
+if ! fr_gpu_build "$root" "$build" "$logs" && ! grep -q "Build files have been written" "$logs/build.log"; then
     note "configure FAILED (see build.log)"
     tail -30 "$logs/build.log"
     exit 1
 fi
-grep -q "ferrum: CUDA backend ON" "$logs/build.log" || note "WARNING: CUDA backend not enabled"
 build_ok=1
-if ! cmake --build "$build" -j "$jobs" >>"$logs/build.log" 2>&1; then
+if grep -qE "Error [0-9]|error:" "$logs/build.log"; then
     # someone's unfinished file must not hide the CUDA results: build what the CUDA tests need
     build_ok=0
     status=1
