@@ -143,7 +143,25 @@ void fr_cli_usage_model(FILE *f) {
                "  --backend NAME          cpu (default) or cuda\n"
                "  -t, --threads N         CPU threads (default: one per core)\n"
                "  --ctx N                 context size in tokens (default: min(4096, the "
-               "model's))\n");
+               "model's))\n"
+               "  --compute TYPE          activation and KV cache precision: f32 (default), "
+               "bf16 or f16\n"
+               "                          (bf16/f16 need --backend cuda)\n"
+               "  --quant-act TYPE        CPU matmuls with quantized weights: q8 (default, 8-bit\n"
+               "                          activations, fastest) or f32 (float activations,\n"
+               "                          matches a float reference)\n");
+}
+
+int fr_cli_quant_act(const char *cmd, const char *s, fr_quant_act *out) {
+    if (!strcmp(s, "q8")) {
+        *out = FR_QUANT_ACT_Q8;
+    } else if (!strcmp(s, "f32")) {
+        *out = FR_QUANT_ACT_F32;
+    } else {
+        fprintf(stderr, "ferrum %s: --quant-act: expected q8 or f32, got '%s'\n", cmd, s);
+        return -1;
+    }
+    return 0;
 }
 
 void fr_cli_usage_sampling(FILE *f) {
@@ -167,8 +185,8 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling) {
     const char *a = argv[*i];
     const bool has_val = *i + 1 < argc;
 #define IS(name) (!strcmp(a, name))
-    const bool known =
-        IS("-m") || IS("--model") || IS("--backend") || IS("-t") || IS("--threads") || IS("--ctx");
+    const bool known = IS("-m") || IS("--model") || IS("--backend") || IS("-t") ||
+                       IS("--threads") || IS("--ctx") || IS("--compute") || IS("--quant-act");
     const bool known_s =
         sampling && (IS("--temp") || IS("--top-k") || IS("--top-p") || IS("--min-p") ||
                      IS("--repeat-penalty") || IS("--presence-penalty") ||
@@ -192,6 +210,14 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling) {
         r = fr_cli_int(c->cmd, a, v, 0, 4096, &c->mp.n_threads);
     } else if (IS("--ctx")) {
         r = fr_cli_int(c->cmd, a, v, 1, 1 << 24, &c->n_ctx);
+    } else if (IS("--quant-act")) {
+        r = fr_cli_quant_act(c->cmd, v, &c->mp.quant_act);
+    } else if (IS("--compute")) {
+        if (!fr_compute_type_parse(v, &c->compute)) {
+            fprintf(stderr, "ferrum %s: --compute: expected f32, bf16 or f16, got '%s'\n", c->cmd,
+                    v);
+            return -1;
+        }
     } else if (IS("--temp")) {
         r = fr_cli_float(c->cmd, a, v, 0, 1e6, &c->sp.temperature);
         c->set_temp = true;

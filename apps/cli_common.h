@@ -13,7 +13,8 @@ typedef struct fr_cli {
     const char *cmd; /* "run", for messages */
     const char *model_path;
     fr_model_params mp;
-    int n_ctx; /* 0 = session default */
+    int n_ctx;               /* 0 = session default */
+    fr_compute_type compute; /* --compute: session activation / KV cache precision */
     /* sampling: starts at the sampler defaults; the set_* flags say which the user gave, since
      * those win over the model's generation_config.json */
     fr_sampler_params sp;
@@ -23,7 +24,8 @@ typedef struct fr_cli {
 
 void fr_cli_init(fr_cli *c, const char *cmd);
 
-/* Tries argv[*i] as one of the shared flags (-m/--model, --backend, -t/--threads, --ctx; with
+/* Tries argv[*i] as one of the shared flags (-m/--model, --backend, -t/--threads, --ctx,
+ * --compute, --quant-act; with
  * sampling also --temp, --top-k, --top-p, --min-p, --repeat-penalty, --presence-penalty,
  * --frequency-penalty, --repeat-last-n, --seed). Returns 1 when consumed (advancing *i past its
  * value), 0 when not one of them, -1 on a usage error (message printed). */
@@ -32,6 +34,9 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling);
 /* Usage lines for the shared flags, for each command's --help. */
 void fr_cli_usage_model(FILE *f);
 void fr_cli_usage_sampling(FILE *f);
+
+/* "q8" or "f32" (--quant-act) -> *out; -1 with a message otherwise. */
+int fr_cli_quant_act(const char *cmd, const char *s, fr_quant_act *out);
 
 /* Strict number parsers (whole string, range-checked); -1 with a message on failure. */
 int fr_cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);

@@ -165,6 +165,7 @@ int fr_cmd_bench(int argc, char **argv) {
         goto done;
     }
     sp.n_batch = batch;
+    sp.compute = c.compute;
     if (fr_session_create(model, &sp, &s, &err)) goto fail;
     logits = malloc(sizeof(float) * (size_t)info.vocab);
     ids = malloc(sizeof(int32_t) * (size_t)max_tokens);
@@ -198,7 +199,7 @@ int fr_cmd_bench(int argc, char **argv) {
         if (is_tg) {
             double bytes = 0;
             for (int i = 0; i < n; i++)
-                bytes += (double)fr_model_decode_bytes(model, i);
+                bytes += (double)fr_session_decode_bytes(s, i);
             row->bytes_per_token = bytes / n;
             row->gbps = row->bytes_per_token * row->tok_s / 1e9;
         }
@@ -225,11 +226,11 @@ int fr_cmd_bench(int argc, char **argv) {
         char *mj = fr_cli_json_string(c.model_path);
         char *nj = bw_note ? fr_cli_json_string(bw_note) : NULL;
         printf("{\"model\":%s,\"arch\":\"%s\",\"weight_dtypes\":\"%s\",\"weight_bytes\":%zu,"
-               "\"n_params\":%lld,\"backend\":\"%s\",\"threads\":%s,\"batch\":%d,\"repeats\":%d,"
-               "\"load_s\":%.4f,",
+               "\"n_params\":%lld,\"backend\":\"%s\",\"compute\":\"%s\",\"threads\":%s,"
+               "\"batch\":%d,\"repeats\":%d,\"load_s\":%.4f,",
                mj ? mj : "\"\"", info.family, info.weight_dtypes, info.weight_bytes,
-               (long long)info.n_params, info.backend, on_cpu ? threads_s : "null", batch, repeats,
-               load_s);
+               (long long)info.n_params, info.backend, fr_compute_type_name(c.compute),
+               on_cpu ? threads_s : "null", batch, repeats, load_s);
         if (bw > 0)
             printf("\"read_bandwidth_gbps\":%.3f,", bw);
         else
@@ -289,7 +290,8 @@ int fr_cmd_bench(int argc, char **argv) {
                    info.backend, bw);
         else
             printf("\nread bandwidth: n/a (%s)\n", bw_note ? bw_note : "unknown");
-        printf("median of %d runs after a warm-up; load %.2f s\n", repeats, load_s);
+        printf("median of %d runs after a warm-up; load %.2f s; %s compute\n", repeats, load_s,
+               fr_compute_type_name(c.compute));
     }
     rc = 0;
     goto done;

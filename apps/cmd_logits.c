@@ -1,4 +1,4 @@
-/* ferrum logits -m PATH --ids 1,2,3 [--backend cpu] [--incremental] -o FILE
+/* ferrum logits -m PATH --ids 1,2,3 [--backend cpu] [--compute f32] [--incremental] -o FILE
  * Writes float32 little-endian logits, one vocab-sized row per input id. The file appears only
  * when complete: it is written under a temporary name in the same folder and renamed. */
 #include <errno.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "ferrum.h"
 
@@ -18,6 +19,10 @@ static void usage(FILE *f) {
                "  -o, --output FILE    float32 little-endian logits, [n_ids, vocab]\n"
                "  --backend NAME       cpu (default) or cuda\n"
                "  --threads N          CPU threads (default: one per core)\n"
+               "  --compute TYPE       activation and KV cache precision: f32 (default), bf16 "
+               "or f16\n"
+               "                       (bf16/f16 need --backend cuda)\n"
+               "  --quant-act TYPE     CPU quantized matmuls: q8 (default) or f32 activations\n"
                "  --incremental        prefill the first id, then one decode step per id\n"
                "  --batch N            prefill chunk size (default 256)\n");
 }
@@ -108,6 +113,7 @@ int fr_cmd_logits(int argc, char **argv) {
     fr_model_params mp = fr_model_default_params();
     bool incremental = false;
     int batch = 0;
+    fr_compute_type compute = FR_COMPUTE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -127,6 +133,14 @@ int fr_cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "--threads") && has_val) {
             if (parse_int(argv[++i], 0, 4096, &mp.n_threads)) {
                 fprintf(stderr, "ferrum logits: --threads: bad number '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--quant-act") && has_val) {
+            if (fr_cli_quant_act("logits", argv[++i], &mp.quant_act)) return 2;
+        } else if (!strcmp(a, "--compute") && has_val) {
+            if (!fr_compute_type_parse(argv[++i], &compute)) {
+                fprintf(stderr, "ferrum logits: --compute: expected f32, bf16 or f16, got '%s'\n",
+                        argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--batch") && has_val) {
@@ -167,6 +181,7 @@ int fr_cmd_logits(int argc, char **argv) {
     fr_session_params sp = fr_session_default_params();
     sp.n_ctx = n;
     sp.n_batch = batch;
+    sp.compute = compute;
     if (fr_session_create(model, &sp, &s, &err)) goto fail;
     if (incremental) {
         for (int i = 0; i < n; i++)

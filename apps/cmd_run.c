@@ -198,6 +198,7 @@ int fr_cmd_run(int argc, char **argv) {
 
     fr_session_params sp = fr_session_default_params();
     sp.n_ctx = c.n_ctx;
+    sp.compute = c.compute;
     if (fr_session_create(model, &sp, &s, &err)) goto fail;
     fr_sampler_params smp_p = fr_cli_sampler_params(&c, model);
     if (fr_sampler_create(&smp_p, fr_model_vocab_size(model), &smp, &err)) goto fail;

@@ -1,8 +1,9 @@
 /* Quantized-weight matmul on the CPU backend: GB/s of weight bytes read and % of the machine's
  * read bandwidth, for every quantized type.
  *
- *   bench_quant_matmul [-t THREADS] [-r REPEATS] [-q] [-s gemv|gemm]
- *   (-q: one GEMV shape, for a quick look; -s: only that section)
+ *   bench_quant_matmul [-t THREADS] [-r REPEATS] [-q] [-s gemv|gemm] [-a q8|f32]
+ *   (-q: one GEMV shape, for a quick look; -s: only that section; -a: activations of the
+ *   kernels, FR_QUANT_ACT_Q8 (default) or FR_QUANT_ACT_F32)
  *
  * Cases: GEMV (M = 1) at N x K = 1024x1024, 4096x1024, 1024x4096, and a GEMM with M = 128 at
  * 1024x1024 (also in GOP/s, 2*M*N*K per second). "cold" cycles through enough copies of the
@@ -127,11 +128,14 @@ static result run(fr_dtype t, int64_t M, int64_t N, int64_t K, bool cold) {
 int main(int argc, char **argv) {
     int threads = 0;
     bool quick = false, gemv = true, gemm = true;
+    fr_quant_act qa = FR_QUANT_ACT_Q8;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc)
             REPEATS = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-a") && i + 1 < argc)
+            qa = !strcmp(argv[++i], "f32") ? FR_QUANT_ACT_F32 : FR_QUANT_ACT_Q8;
         else if (!strcmp(argv[i], "-q"))
             quick = true;
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) {
@@ -139,13 +143,14 @@ int main(int argc, char **argv) {
             gemm = !gemv;
         } else {
             fprintf(stderr,
-                    "usage: bench_quant_matmul [-t THREADS] [-r REPEATS] [-q] [-s gemv|gemm]\n");
+                    "usage: bench_quant_matmul [-t THREADS] [-r REPEATS] [-q] [-s gemv|gemm] "
+                    "[-a q8|f32]\n");
             return 2;
         }
     }
     if (REPEATS < 1 || REPEATS > 64) REPEATS = 9;
     fr_error err = {0};
-    fr_backend_params p = {.n_threads = threads};
+    fr_backend_params p = {.n_threads = threads, .quant_act = qa};
     if (fr_backend_create("cpu", &p, &B, &err) != FR_OK) {
         fprintf(stderr, "cpu backend: %s\n", err.msg);
         return 1;

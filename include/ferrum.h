@@ -59,10 +59,23 @@ bool fr_backend_available(const char *name);
 typedef struct fr_model fr_model;
 typedef struct fr_session fr_session;
 
+/* How the CPU backend multiplies quantized weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+ * Q6_K) with activations. Q8 (the default, as llama.cpp): each activation block is rounded to 8
+ * bits and dotted as integers, fastest, but the logits move by ~1-4% relative and a close greedy
+ * choice can flip. F32: each weight block is dequantized in registers and multiplied with the f32
+ * activations, matching a float reference of the dequantized model to ~1e-6 relative; slower
+ * (decode of 4-bit formats ~0.5x on AVX2, 8-bit ones about equal). Other backends ignore it. */
+typedef enum fr_quant_act {
+    FR_QUANT_ACT_Q8 = 0,
+    FR_QUANT_ACT_F32 = 1,
+} fr_quant_act;
+
 typedef struct fr_model_params {
     const char *backend; /* "cpu" (NULL = cpu) or "cuda" */
     int n_threads;       /* CPU threads; 0 = one per core */
     int device;          /* GPU ordinal */
+    /* CPU quantized matmuls: FR_QUANT_ACT_Q8 (default) or FR_QUANT_ACT_F32 */
+    fr_quant_act quant_act;
     /* Optional: when set, the loader reads every weight page in before returning (so the cost
      * shows up as load time, not in the first forward) and reports progress: done of total bytes,
      * from (0, total) to (total, total). */
@@ -111,11 +124,29 @@ fr_status fr_model_quantize(const char *in, const char *out, const char *type, i
 /* "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M" */
 const char *fr_model_quantize_types(void);
 
+/* Precision of a session's activations and KV cache ("compute type"). With F32 everything is
+ * f32. With BF16 / F16 the residual stream and the logits stay f32 (as llama.cpp keeps them), the
+ * sublayer outputs added to the residual are f32 too, and every other activation (normed inputs,
+ * q/k/v, attention output, MLP gate/up/product) and the KV cache are stored in the 16-bit type, so
+ * the matmuls take 16-bit inputs (tensor-core GEMMs on CUDA). Arithmetic inside every op stays
+ * f32. 16-bit compute needs a backend whose ops accept 16-bit activations (CUDA); the CPU backend
+ * refuses it with FR_ERR_UNSUPPORTED at session creation. */
+typedef enum fr_compute_type {
+    FR_COMPUTE_F32 = 0, /* the default */
+    FR_COMPUTE_BF16 = 1,
+    FR_COMPUTE_F16 = 2,
+} fr_compute_type;
+
+const char *fr_compute_type_name(fr_compute_type t); /* "f32", "bf16", "f16"; "?" otherwise */
+/* "f32", "bf16" or "f16" (case-insensitive) -> *out; false (and *out untouched) otherwise. */
+bool fr_compute_type_parse(const char *name, fr_compute_type *out);
+
 /* A session owns a KV cache of n_ctx tokens. Several sessions may share one model; calls on
  * sessions of one model are serialised internally (a model runs one forward at a time). */
 typedef struct fr_session_params {
-    int n_ctx;   /* cache capacity in tokens; 0 = min(4096, the model's max context) */
-    int n_batch; /* tokens per forward when prefilling; 0 = 256 */
+    int n_ctx;               /* cache capacity in tokens; 0 = min(4096, the model's max context) */
+    int n_batch;             /* tokens per forward when prefilling; 0 = 256 */
+    fr_compute_type compute; /* activation / KV cache precision; FR_COMPUTE_F32 by default */
 } fr_session_params;
 
 fr_session_params fr_session_default_params(void);
@@ -126,6 +157,7 @@ void fr_session_reset(fr_session *s);                  /* forget every token */
 fr_status fr_session_truncate(fr_session *s, int pos, fr_error *err); /* keep the first pos */
 int fr_session_pos(const fr_session *s);   /* tokens in the cache */
 int fr_session_n_ctx(const fr_session *s); /* capacity */
+fr_compute_type fr_session_compute(const fr_session *s);
 
 /* Appends n tokens (prefill in chunks of n_batch; n = 1 is a decode step). logits, when not
  * NULL, receives n rows of vocab floats (row i = the distribution after ids[i]). Fails with
@@ -255,11 +287,16 @@ int32_t fr_sampler_sample(fr_sampler *s, const float *logits);
 /* The distribution the next draw would use (penalties and all filters applied), vocab_size floats
  * summing to 1; for tests and for `logprobs`. Greedy gives a one-hot row. */
 fr_status fr_sampler_probs(fr_sampler *s, const float *logits, float *probs, fr_error *err);
+/* The parameters the sampler was created with. */
+fr_sampler_params fr_sampler_params_of(const fr_sampler *s);
 
 /* ---------------------------------------------------------------- generation
  * (section owned by src/engine/generate)
  * The generation loop: prompt ids -> prefill -> sample -> decode steps, streaming text through the
- * tokenizer's incremental decoder and the stop strings. */
+ * tokenizer's incremental decoder and the stop strings. On GPU backends, when the sampler has no
+ * penalties, each decode step samples on the device (the backend's `sample` op: same filters,
+ * its own counter-based generator seeded with params.seed, only the token id comes back);
+ * greedy decoding gives the same ids either way. */
 
 typedef enum fr_stop_reason {
     FR_STOP_NONE = 0,   /* not finished (an error ended the call) */
@@ -299,7 +336,7 @@ typedef struct fr_generate_stats {
     int n_decode;    /* decode steps: forward passes of one token, each yielding the next token */
     double decode_s; /* seconds of those forward passes */
     double sample_s; /* seconds spent sampling */
-    size_t decode_bytes; /* bytes the decode steps read (fr_model_decode_bytes summed) */
+    size_t decode_bytes; /* bytes the decode steps read (fr_session_decode_bytes summed) */
     fr_stop_reason reason;
 } fr_generate_stats;
 
@@ -317,6 +354,9 @@ fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
 /* Bytes one decode step reads with n_past tokens already in the cache: every weight as stored
  * (only one row of an untied embedding table) plus the K and V cache rows attention visits. */
 size_t fr_model_decode_bytes(const fr_model *m, int n_past);
+/* The same for a session: its KV cache rows counted in the session's compute type (f32 cache
+ * rows in fr_model_decode_bytes, half of that with BF16 / F16 compute). */
+size_t fr_session_decode_bytes(const fr_session *s, int n_past);
 
 /* The model's own sampling defaults (generation_config.json: do_sample=false -> greedy,
  * temperature, top_k, top_p, min_p, repetition_penalty) written over *p; fields the model does

@@ -63,6 +63,17 @@ expect_rc "chat missing model" 1 "$FERRUM" chat -m "$tmp/no-such-model" </dev/nu
 expect_rc "bench missing model" 1 "$FERRUM" bench -m "$tmp/no-such-model"
 expect_rc "run id outside the vocabulary" 1 "$FERRUM" run -m "$Q3" --ids 1,512 --print-ids
 expect_rc "run text without a tokenizer" 1 "$FERRUM" run -m "$Q3" -p hello
+expect_rc "run --compute unknown" 2 "$FERRUM" run -m "$Q3" --ids 1,2 --compute fp8
+expect_rc "logits --compute unknown" 2 "$FERRUM" logits -m "$Q3" --ids 1,2 -o "$tmp/l" --compute x
+# 16-bit activations are CUDA-only: the CPU refuses them up front, naming the backend
+for ct in bf16 f16; do
+    expect_rc "run --compute $ct on cpu" 1 "$FERRUM" run -m "$Q3" --ids 1,2 --compute "$ct" \
+        --print-ids
+    grep -q "$ct compute needs 16-bit activations, which the cpu backend" "$tmp/err" ||
+        fail "--compute $ct on cpu: $(cat "$tmp/err")"
+    expect_rc "logits --compute $ct on cpu" 1 "$FERRUM" logits -m "$Q3" --ids 1,2 -o "$tmp/l" \
+        --compute "$ct"
+done
 
 # ---------------------------------------------------------------- greedy = Hugging Face
 for name in qwen3-tiny qwen3-tiny-bf16 llama3-tiny-f16 mistral-tiny-swa qwen2-tiny; do
@@ -72,6 +83,9 @@ for name in qwen3-tiny qwen3-tiny-bf16 llama3-tiny-f16 mistral-tiny-swa qwen2-ti
         --print-ids -q)"
     expect_eq "greedy $name" "$got" "$want"
 done
+got="$("$FERRUM" run -m "$Q3" --ids "$(ref qwen3-tiny prompt_ids)" --temp 0 -n 16 --compute f32 \
+    --print-ids -q)"
+expect_eq "greedy qwen3-tiny --compute f32" "$got" "$(ref qwen3-tiny greedy_ids)"
 
 P="$(ref qwen3-tiny prompt_ids)"
 G="$(ref qwen3-tiny greedy_ids)"
@@ -228,6 +242,7 @@ import json, sys
 b = json.load(open(sys.argv[1]))
 tests = [r["test"] for r in b["results"]]
 assert tests == ["pp8", "pp16", "tg4"], tests
+assert b["compute"] == "f32", b.get("compute")
 assert all(r["tok_s"] > 0 for r in b["results"])
 tg = b["results"][2]
 # a decode step reads at least every weight once (the tiny model's embedding is tied)

@@ -14,8 +14,9 @@
  *    cannot compute (Q2_K) fail with messages naming the file and the key or tensor.
  *
  * Helper modes for tests/test_real_model.sh and tests/test_quantize.sh:
- *    test_gguf_model greedy MODEL N ID,ID,...   prints the greedy continuation (at most N ids,
- *                                               stopping after an end id) as a JSON array.
+ *    test_gguf_model greedy MODEL N ID,ID,... [f32]  prints the greedy continuation (at most N
+ *                                               ids, stopping after an end id) as a JSON array;
+ *                                               f32: quantized matmuls on float activations.
  *    test_gguf_model tokcases TOKENIZER JSONL   checks every {"text", "ids", "ids_with_special"}
  *                                               line (Hugging Face's ids) against the tokenizer
  *                                               loaded from TOKENIZER (e.g. a GGUF file). */
@@ -290,7 +291,7 @@ static void test_bad_files(void) {
 
 /* ---------------------------------------------------------------- helper mode */
 
-static int greedy(const char *model, int n, const char *list) {
+static int greedy(const char *model, int n, const char *list, fr_quant_act qa) {
     int32_t ids[8192];
     int k = 0;
     for (const char *p = list; *p && k < 8192;) {
@@ -305,7 +306,9 @@ static int greedy(const char *model, int n, const char *list) {
     fr_session *s = NULL;
     fr_session_params sp = fr_session_default_params();
     sp.n_ctx = k + n + 1;
-    if (fr_model_load(model, NULL, &m, &err) || fr_session_create(m, &sp, &s, &err)) {
+    fr_model_params mp = fr_model_default_params();
+    mp.quant_act = qa;
+    if (fr_model_load(model, &mp, &m, &err) || fr_session_create(m, &sp, &s, &err)) {
         fprintf(stderr, "greedy: %s\n", err.msg);
         fr_model_free(m);
         return 1;
@@ -371,7 +374,9 @@ static int tokcases(const char *path, const char *jsonl) {
 
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "tokcases")) return tokcases(argv[2], argv[3]);
-    if (argc == 5 && !strcmp(argv[1], "greedy")) return greedy(argv[2], atoi(argv[3]), argv[4]);
+    if ((argc == 5 || argc == 6) && !strcmp(argv[1], "greedy"))
+        return greedy(argv[2], atoi(argv[3]), argv[4],
+                      argc == 6 && !strcmp(argv[5], "f32") ? FR_QUANT_ACT_F32 : FR_QUANT_ACT_Q8);
     fr_log_set_level(FR_LOG_ERROR); /* the fixtures have no tokenizer: quantize warns */
     snprintf(TMP, sizeof TMP, "/tmp/fr_gguf_model_XXXXXX");
     if (!mkdtemp(TMP)) {

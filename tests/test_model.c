@@ -198,6 +198,57 @@ static void test_sessions(void) {
           err.msg);
     fr_session_free(c);
 
+    /* compute types: names round-trip; an explicit f32 session is the default one, bit for bit;
+     * the CPU backend refuses 16-bit activations up front (FR_ERR_UNSUPPORTED naming the
+     * backend), and a value outside the enum is invalid */
+    const fr_compute_type cts[] = {FR_COMPUTE_F32, FR_COMPUTE_BF16, FR_COMPUTE_F16};
+    for (int i = 0; i < 3; i++) {
+        fr_compute_type back = (fr_compute_type)-1;
+        CHECK(fr_compute_type_parse(fr_compute_type_name(cts[i]), &back) && back == cts[i],
+              "compute type %s does not round-trip", fr_compute_type_name(cts[i]));
+    }
+    fr_compute_type ct = FR_COMPUTE_F16;
+    CHECK(fr_compute_type_parse("BF16", &ct) && ct == FR_COMPUTE_BF16, "BF16 (any case)");
+    CHECK(!fr_compute_type_parse("fp8", &ct) && ct == FR_COMPUTE_BF16, "fp8 accepted");
+    CHECK(!fr_compute_type_parse(NULL, &ct), "NULL name accepted");
+    CHECK(fr_session_default_params().compute == FR_COMPUTE_F32, "default compute type");
+    sp = fr_session_default_params();
+    sp.n_ctx = f.T;
+    fr_session *d = NULL;
+    c = NULL;
+    CHECK(fr_session_create(m, &sp, &d, &err) == FR_OK, "default session: %s", err.msg);
+    sp.compute = FR_COMPUTE_F32;
+    CHECK(fr_session_create(m, &sp, &c, &err) == FR_OK, "f32 session: %s", err.msg);
+    if (c && d) {
+        CHECK(fr_session_compute(c) == FR_COMPUTE_F32 && fr_session_compute(d) == FR_COMPUTE_F32,
+              "session compute type");
+        float *la = malloc((size_t)f.T * V * 4), *lb = malloc((size_t)f.T * V * 4);
+        CHECK(fr_session_eval(d, f.prompt, f.T, la, &err) == FR_OK, "default: %s", err.msg);
+        CHECK(fr_session_eval(c, f.prompt, f.T, lb, &err) == FR_OK, "f32: %s", err.msg);
+        CHECK(!memcmp(la, lb, (size_t)f.T * V * 4), "explicit f32 differs from the default");
+        CHECK(fr_session_decode_bytes(c, 10) == fr_model_decode_bytes(m, 10),
+              "f32 session decode bytes");
+        free(la);
+        free(lb);
+    }
+    fr_session_free(c);
+    fr_session_free(d);
+    for (int i = 1; i < 3; i++) {
+        sp.compute = cts[i];
+        c = NULL;
+        s = fr_session_create(m, &sp, &c, &err);
+        CHECK(s == FR_ERR_UNSUPPORTED && c == NULL && strstr(err.msg, "cpu") &&
+                  strstr(err.msg, fr_compute_type_name(cts[i])),
+              "%s compute on cpu: %d %s", fr_compute_type_name(cts[i]), s, err.msg);
+        fr_session_free(c);
+    }
+    sp.compute = (fr_compute_type)7;
+    c = NULL;
+    s = fr_session_create(m, &sp, &c, &err);
+    CHECK(s == FR_ERR_INVALID && c == NULL && strstr(err.msg, "compute"), "compute type 7: %d %s",
+          s, err.msg);
+    fr_session_free(c);
+
     /* info: parameter count from the config by plain arithmetic (tied head counted once) */
     fr_model_info in;
     fr_model_get_info(m, &in);

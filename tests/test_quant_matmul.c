@@ -24,7 +24,17 @@
  * The SIMD variants (FR_CPU_ISA=avx2 / avx512, each run when this CPU has it) see bit-identical
  * quantized activations and compute identical integer block sums, so they differ from the scalar
  * variant only by f32 summation order: |simd - scalar| <= 1e-5 * sum_k |w_k x_k|, ~400x tighter
- * than the quantization bound. */
+ * than the quantization bound.
+ *
+ * Float activations (backends created with FR_QUANT_ACT_F32, kernels matmul_quantf*.c): the same
+ * cases against the same float64 reference. The kernels use fr_dequantize_row's weight values
+ * (at most one rounding apart: an FMA where it multiplies and adds) and sum w*x in f32, in chains
+ * of at most D = 300 + K/8 additions (scalar: a block of <= 256, then K/32 block sums; SIMD:
+ * K/8 per lane at most, plus the lane and chain reductions). Rigorously then
+ *     |got - ref| <= (D + 2) * 2^-24 * sum_k |w_k x_k|  + 2^-24 |ref| + 1e-6 |bias|
+ * (for K = 4096 about 5e-5 of sum|w x|, ~10x tighter than the 8-bit bound), and the aggregate
+ * NMSE, ~1e-14 for f32 rounding, must stay below 1e-10 (a single wrong block of 128 gives ~1e-2).
+ * Each float variant must also agree with the scalar float variant within 1e-5 * sum|w x|. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +49,11 @@ static const fr_dtype TYPES[] = {FR_DTYPE_Q8_0, FR_DTYPE_Q4_0, FR_DTYPE_Q4_1, FR
                                  FR_DTYPE_Q5_1, FR_DTYPE_Q4_K, FR_DTYPE_Q5_K, FR_DTYPE_Q6_K};
 #define N_TYPES (int)(sizeof TYPES / sizeof TYPES[0])
 
-#define MAX_VARIANTS 3
+#define MAX_VARIANTS 6
 static struct {
     const char *isa;
+    bool f32;  /* FR_QUANT_ACT_F32 (float activations) */
+    int first; /* index of the scalar variant of the same activation mode */
     fr_backend *b;
     const char *kernels; /* quantized kernel table the backend picked */
     double nmse_num[N_TYPES], nmse_den[N_TYPES];
@@ -60,11 +72,11 @@ static int type_index(fr_dtype t) {
 
 /* ------------------------------------------------------------------ backends per variant */
 
-static void add_variant(const char *isa, const char *expect) {
+static void add_variant(const char *isa, const char *expect, bool f32) {
     setenv("FR_CPU_ISA", isa, 1);
     fr_error err = {0};
     fr_backend *b = NULL;
-    fr_backend_params p = {.n_threads = 2};
+    fr_backend_params p = {.n_threads = 2, .quant_act = f32 ? FR_QUANT_ACT_F32 : FR_QUANT_ACT_Q8};
     const fr_status st = fr_backend_create("cpu", &p, &b, &err);
     unsetenv("FR_CPU_ISA");
     CHECK(st == FR_OK, "create cpu backend (%s): %s", isa, err.msg);
@@ -73,13 +85,20 @@ static void add_variant(const char *isa, const char *expect) {
     CHECK(!strcmp(k, expect), "FR_CPU_ISA=%s picked quantized kernels %s, expected %s", isa, k,
           expect);
     V[NV].isa = isa;
+    V[NV].f32 = f32;
+    V[NV].first = NV;
+    for (int i = 0; i < NV; i++)
+        if (V[i].f32 == f32) {
+            V[NV].first = i;
+            break;
+        }
     V[NV].b = b;
     V[NV].kernels = k;
     NV++;
 }
 
-static void make_variants(void) {
-    add_variant("scalar", "scalar");
+static void make_variants(bool f32) {
+    add_variant("scalar", f32 ? "scalar-f32" : "scalar", f32);
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                       __builtin_cpu_supports("f16c");
@@ -87,11 +106,16 @@ static void make_variants(void) {
                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
     if (avx2)
-        add_variant("avx2", "avx2");
+        add_variant("avx2", f32 ? "avx2-f32" : "avx2", f32);
     else
         printf("note: this CPU lacks AVX2; only the scalar kernels run\n");
+    /* float activations on AVX-512 contexts use the AVX2 kernels (quant_dot.h) */
     if (avx512)
-        add_variant("avx512", __builtin_cpu_supports("avx512vnni") ? "avx512-vnni" : "avx2");
+        add_variant("avx512",
+                    f32                                    ? "avx2-f32"
+                    : __builtin_cpu_supports("avx512vnni") ? "avx512-vnni"
+                                                           : "avx2",
+                    f32);
     else
         printf("note: this CPU lacks AVX-512 (F/BW/VL/DQ/BF16); the avx512 kernels do not run\n");
 }
@@ -160,6 +184,7 @@ static void run_case(const qcase *c) {
     const int ablk = blk == FR_QK_K ? FR_QK_K : FR_QK; /* activation block of the kernels */
     double *ref = malloc(sizeof(double) * (size_t)(M * N));
     double *bound = malloc(sizeof(double) * (size_t)(M * N));
+    double *bound_f = malloc(sizeof(double) * (size_t)(M * N));
     double *absdot = malloc(sizeof(double) * (size_t)(M * N));
     double *dblk = malloc(sizeof(double) * (size_t)(K / ablk + 1));
     for (int64_t m = 0; m < M; m++) {
@@ -181,11 +206,14 @@ static void run_case(const qcase *c) {
             ref[m * N + n] = s;
             absdot[m * N + n] = ad;
             bound[m * N + n] = qerr + 2e-5 * ad + (c->bias ? 1e-6 * fabs(bias[n]) : 0.0);
+            bound_f[m * N + n] = (300.0 + (double)K / 8 + 2) * 0x1p-24 * ad + 0x1p-24 * fabs(s) +
+                                 (c->bias ? 1e-6 * fabs(bias[n]) : 0.0);
         }
     }
 
     float *got = malloc(sizeof(float) * (size_t)(M * os));
-    float *first = malloc(sizeof(float) * (size_t)(M * N)); /* scalar variant's output */
+    /* scalar variants' outputs, by activation mode */
+    float *first = malloc(sizeof(float) * (size_t)(2 * M * N));
     for (int v = 0; v < NV; v++) {
         fr_backend *b = V[v].b;
         fr_buffer wb = {0}, xb = {0}, bb = {0}, ob = {0};
@@ -211,21 +239,22 @@ static void run_case(const qcase *c) {
         for (int64_t m = 0; m < M; m++) {
             for (int64_t n = 0; n < N; n++) {
                 const double g = got[m * os + n], r = ref[m * N + n];
-                const double e = fabs(g - r), bd = bound[m * N + n];
+                const double e = fabs(g - r), bd = V[v].f32 ? bound_f[m * N + n] : bound[m * N + n];
                 if (!(e <= bd) && bad_bound++ < 3)
                     fprintf(stderr, "  %s [%s] out[%lld,%lld] = %.9g, ref %.9g, bound %.3g\n", what,
                             V[v].isa, (long long)m, (long long)n, g, r, bd);
                 if (bd > 0 && e / bd > V[v].worst_bound_ratio) V[v].worst_bound_ratio = e / bd;
                 V[v].nmse_num[ti] += (g - r) * (g - r);
                 V[v].nmse_den[ti] += r * r;
-                if (v == 0) {
-                    first[m * N + n] = (float)g;
+                float *sc = first + (V[v].f32 ? M * N : 0);
+                if (V[v].first == v) {
+                    sc[m * N + n] = (float)g;
                 } else {
                     const double tol = 1e-5 * absdot[m * N + n] + 1e-6 * fabs(r) + 1e-30;
-                    const double a = fabs(g - (double)first[m * N + n]);
+                    const double a = fabs(g - (double)sc[m * N + n]);
                     if (!(a <= tol) && bad_agree++ < 3)
                         fprintf(stderr, "  %s [%s vs scalar] out[%lld,%lld] = %.9g vs %.9g\n", what,
-                                V[v].isa, (long long)m, (long long)n, g, (double)first[m * N + n]);
+                                V[v].isa, (long long)m, (long long)n, g, (double)sc[m * N + n]);
                     if (a / tol > V[v].worst_agree_ratio) V[v].worst_agree_ratio = a / tol;
                 }
             }
@@ -239,7 +268,7 @@ static void run_case(const qcase *c) {
               V[v].isa, bad_bound);
         CHECK(bad_pad == 0, "%s [%s]: %d padding floats of out were written", what, V[v].isa,
               bad_pad);
-        if (v > 0)
+        if (V[v].first != v)
             CHECK(bad_agree == 0, "%s [%s]: %d outputs differ from the scalar kernels", what,
                   V[v].isa, bad_agree);
         fr_buffer_free(&wb);
@@ -254,6 +283,7 @@ static void run_case(const qcase *c) {
     free(bias);
     free(ref);
     free(bound);
+    free(bound_f);
     free(absdot);
     free(dblk);
     free(got);
@@ -362,7 +392,8 @@ static void check_errors(void) {
 }
 
 int main(void) {
-    make_variants();
+    make_variants(false);
+    make_variants(true);
     if (NV == 0) return fr_test_finish("test_quant_matmul");
     static const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 37};
     static const int64_t Ns[] = {1, 3, 17, 257};
@@ -400,11 +431,12 @@ int main(void) {
     for (int v = 0; v < NV; v++) {
         printf("%-7s (kernels %s): worst |err|/bound %.3f, worst |diff vs scalar|/tol %.3f\n",
                V[v].isa, V[v].kernels, V[v].worst_bound_ratio, V[v].worst_agree_ratio);
+        const double lim = V[v].f32 ? 1e-10 : 1e-4;
         for (int ti = 0; ti < N_TYPES; ti++) {
             const double nmse = V[v].nmse_num[ti] / V[v].nmse_den[ti];
             printf("   %-5s NMSE %.3g\n", fr_dtype_name(TYPES[ti]), nmse);
-            CHECK(nmse < 1e-4, "[%s] %s aggregate NMSE %.3g >= 1e-4", V[v].isa,
-                  fr_dtype_name(TYPES[ti]), nmse);
+            CHECK(nmse < lim, "[%s] %s aggregate NMSE %.3g >= %g", V[v].kernels,
+                  fr_dtype_name(TYPES[ti]), nmse, lim);
         }
     }
     for (int v = 0; v < NV; v++)

@@ -43,7 +43,8 @@ static double now_s(void) {
 
 /* ---------------------------------------------------------------- bytes per decode step */
 
-size_t fr_model_decode_bytes(const fr_model *m, int n_past) {
+/* kv_elem: bytes per element of the KV cache (4 for f32, 2 for a bf16/f16 session) */
+static size_t decode_bytes(const fr_model *m, int n_past, size_t kv_elem) {
     const fr_config *c = &m->cfg;
     size_t bytes = m->weight_bytes;
     if (!c->tie_embeddings) {
@@ -52,8 +53,8 @@ size_t fr_model_decode_bytes(const fr_model *m, int n_past) {
         bytes -= row * (size_t)c->vocab;
         bytes += row;
     }
-    /* attention reads K and V of every visible position (f32 cache), per layer */
-    const size_t kv_row = (size_t)2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * sizeof(float);
+    /* attention reads K and V of every visible position, per layer */
+    const size_t kv_row = (size_t)2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * kv_elem;
     const size_t visible = (size_t)(n_past < 0 ? 0 : n_past) + 1;
     for (int l = 0; l < c->n_layers; l++) {
         size_t v = visible;
@@ -62,6 +63,15 @@ size_t fr_model_decode_bytes(const fr_model *m, int n_past) {
         bytes += v * kv_row;
     }
     return bytes;
+}
+
+size_t fr_model_decode_bytes(const fr_model *m, int n_past) {
+    return decode_bytes(m, n_past, sizeof(float));
+}
+
+size_t fr_session_decode_bytes(const fr_session *s, int n_past) {
+    return decode_bytes(fr_session_model(s), n_past,
+                        fr_session_compute(s) == FR_COMPUTE_F32 ? sizeof(float) : 2);
 }
 
 /* ---------------------------------------------------------------- sampling defaults */
@@ -190,10 +200,40 @@ fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
         if (st) goto done;
     }
 
+    /* Device-side sampling (GPUs): each decode step runs the backend's sample op and returns
+     * only the id. Penalties need the token history on the host, so they keep the host path. */
+    const fr_sampler_params hp = fr_sampler_params_of(smp);
+    const bool penalties =
+        hp.penalty_last_n != 0 &&
+        (hp.repeat_penalty != 1.0f || hp.presence_penalty != 0.0f || hp.frequency_penalty != 0.0f);
+    const fr_sample_params dsp = {.temperature = hp.temperature,
+                                  .top_k = hp.top_k,
+                                  .top_p = hp.top_p < 1.0f ? hp.top_p : 1.0f,
+                                  .min_p = hp.min_p > 0.0f ? hp.min_p : 0.0f};
+    fr_error ignored;
+    const bool on_device = fr_session_device_sampling(s) && !penalties &&
+                           fr_sample_params_check(&dsp, &ignored) == FR_OK;
+    int32_t next = 0; /* device path: the id sampled after the last step */
+    if (on_device) {
+        uint64_t seed;
+        if (!fr_session_sample_seed(s, &seed) || seed != hp.seed) {
+            /* a new seed restarts the counter; the same seed continues it (a chat's turns) */
+            st = fr_session_set_sample_seed(s, hp.seed, err);
+            if (st) goto done;
+        }
+    }
+
     for (int i = keep; i < n_prompt; i++)
         fr_sampler_accept(smp, prompt[i]);
     double t0 = now_s();
-    st = fr_session_eval_last(s, prompt + keep, n_prompt - keep, logits, err);
+    if (!on_device) {
+        st = fr_session_eval_last(s, prompt + keep, n_prompt - keep, logits, err);
+    } else {
+        /* the last prompt token goes through the decode step that samples the first token */
+        if (n_prompt - keep > 1)
+            st = fr_session_eval_last(s, prompt + keep, n_prompt - keep - 1, NULL, err);
+        if (!st) st = fr_session_decode_sample(s, prompt[n_prompt - 1], &dsp, &next, err);
+    }
     if (st) goto done;
     stats->prompt_s = now_s() - t0;
     stats->n_prompt = n_prompt - keep;
@@ -201,7 +241,7 @@ fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
 
     for (;;) {
         t0 = now_s();
-        const int32_t id = fr_sampler_sample(smp, logits);
+        const int32_t id = on_device ? next : fr_sampler_sample(smp, logits);
         fr_sampler_accept(smp, id);
         stats->sample_s += now_s() - t0;
         stats->n_gen++;
@@ -231,11 +271,12 @@ fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
             break;
         }
         t0 = now_s();
-        st = fr_session_eval_last(s, &id, 1, logits, err);
+        st = on_device ? fr_session_decode_sample(s, id, &dsp, &next, err)
+                       : fr_session_eval_last(s, &id, 1, logits, err);
         if (st) goto done;
         stats->decode_s += now_s() - t0;
         stats->n_decode++;
-        stats->decode_bytes += fr_model_decode_bytes(m, pos);
+        stats->decode_bytes += fr_session_decode_bytes(s, pos);
     }
     st = finish_text(&text, err);
 

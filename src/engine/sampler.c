@@ -264,3 +264,7 @@ fr_status fr_sampler_probs(fr_sampler *s, const float *logits, float *probs, fr_
     for (int i = 0; i < n; i++) probs[s->cand[i].id] = s->probs[i];
     return FR_OK;
 }
+
+fr_sampler_params fr_sampler_params_of(const fr_sampler *s) {
+    return s->p;
+}

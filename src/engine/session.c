@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -18,11 +19,60 @@ struct fr_session {
     bool graphs;     /* decode steps replay a recorded graph */
     void *graph;     /* the recorded decode step; NULL until the first step */
     int64_t replays; /* decode steps served by the graph */
+    /* device-side sampling (fr_session_decode_sample): the `sample` op's generator state and
+     * output in one small buffer, allocated on first use; the decode step followed by the
+     * sample op recorded as a second graph, re-recorded when the filters change */
+    bool device_sampling;
+    fr_buffer smp_buf;
+    fr_tensor smp_state, smp_out;
+    bool smp_seeded;
+    uint64_t smp_seed;
+    void *smp_graph;
+    fr_sample_params smp_graph_params;
 };
 
 fr_session_params fr_session_default_params(void) {
     fr_session_params p = {0};
     return p;
+}
+
+const char *fr_compute_type_name(fr_compute_type t) {
+    switch (t) {
+    case FR_COMPUTE_F32:
+        return "f32";
+    case FR_COMPUTE_BF16:
+        return "bf16";
+    case FR_COMPUTE_F16:
+        return "f16";
+    }
+    return "?";
+}
+
+bool fr_compute_type_parse(const char *name, fr_compute_type *out) {
+    static const fr_compute_type all[] = {FR_COMPUTE_F32, FR_COMPUTE_BF16, FR_COMPUTE_F16};
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
+        if (!strcasecmp(name, fr_compute_type_name(all[i]))) {
+            *out = all[i];
+            return true;
+        }
+    return false;
+}
+
+/* The element type of the forward state's activations and KV cache; false for a value outside
+ * the enum (a caller's uninitialised field). */
+static bool compute_dtype(fr_compute_type t, fr_dtype *out) {
+    switch (t) {
+    case FR_COMPUTE_F32:
+        *out = FR_DTYPE_F32;
+        return true;
+    case FR_COMPUTE_BF16:
+        *out = FR_DTYPE_BF16;
+        return true;
+    case FR_COMPUTE_F16:
+        *out = FR_DTYPE_F16;
+        return true;
+    }
+    return false;
 }
 
 fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_session **out,
@@ -40,11 +90,20 @@ fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_ses
         return fr_error_set(err, FR_ERR_RANGE,
                             "session: n_ctx %d exceeds the model's max_position_embeddings %d",
                             p.n_ctx, m->cfg.max_pos);
+    fr_dtype compute;
+    if (!compute_dtype(p.compute, &compute))
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "session: unknown compute type %d (expected "
+                            "FR_COMPUTE_F32, _BF16 or _F16)",
+                            (int)p.compute);
     fr_session *s = calloc(1, sizeof *s);
     if (!s) return fr_error_set(err, FR_ERR_NOMEM, "session: out of memory");
     s->model = m;
     s->graphs = m->backend->ops->graph_capture_begin != NULL;
-    fr_status st = fr_forward_state_init(m, p.n_ctx, p.n_batch, &s->st, err);
+    /* GPUs sample on the device by default; the CPU keeps the host sampler (same logits, no
+     * copy to save) unless a caller opts in */
+    s->device_sampling = m->backend->ops->sample && m->backend->ops->graph_capture_begin;
+    fr_status st = fr_forward_state_init(m, p.n_ctx, p.n_batch, compute, &s->st, err);
     if (st) {
         free(s);
         return st;
@@ -56,6 +115,8 @@ fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_ses
 void fr_session_free(fr_session *s) {
     if (!s) return;
     fr_graph_free(s->model->backend, s->graph);
+    fr_graph_free(s->model->backend, s->smp_graph);
+    fr_buffer_free(&s->smp_buf);
     fr_forward_state_free(&s->st);
     free(s);
 }
@@ -78,6 +139,11 @@ int fr_session_pos(const fr_session *s) {
 int fr_session_n_ctx(const fr_session *s) {
     return s->st.n_ctx;
 }
+fr_compute_type fr_session_compute(const fr_session *s) {
+    return s->st.compute == FR_DTYPE_BF16  ? FR_COMPUTE_BF16
+           : s->st.compute == FR_DTYPE_F16 ? FR_COMPUTE_F16
+                                           : FR_COMPUTE_F32;
+}
 fr_model *fr_session_model(const fr_session *s) {
     return s->model;
 }
@@ -92,6 +158,8 @@ void fr_session_set_graphs(fr_session *s, bool on) {
     if (!on) {
         fr_graph_free(s->model->backend, s->graph);
         s->graph = NULL;
+        fr_graph_free(s->model->backend, s->smp_graph);
+        s->smp_graph = NULL;
     }
     s->graphs = on && s->model->backend->ops->graph_capture_begin != NULL;
     pthread_mutex_unlock(&s->model->lock);
@@ -101,14 +169,23 @@ int64_t fr_session_graph_replays(const fr_session *s) {
     return s->replays;
 }
 
-/* Records the decode step into a graph. A backend that fails to record leaves the session on
- * direct execution (logged): a graph is a speed-up, never a requirement. */
-static void record_step(fr_session *s) {
+/* The decode step's ops, then (when sp is not NULL) the sample op on its logits row. */
+static fr_status step_ops(fr_session *s, const fr_sample_params *sp, fr_error *err) {
+    fr_status st = fr_model_decode_ops(s->model, &s->st, err);
+    if (st || !sp) return st;
+    fr_tensor row = fr_tensor_rows(&s->st.logits, 0, 1);
+    return fr_op_sample(s->model->backend, &row, sp, &s->smp_state, &s->smp_out, err);
+}
+
+/* Records the decode step (followed by the sample op when sp is not NULL) into a graph. A
+ * backend that fails to record leaves the session on direct execution (logged): a graph is a
+ * speed-up, never a requirement. */
+static void record_step(fr_session *s, const fr_sample_params *sp, void **out) {
     fr_backend *b = s->model->backend;
     fr_error err = {0}, op_err = {0};
     fr_status st = fr_graph_capture_begin(b, &err);
     if (!st) {
-        const fr_status ops = fr_model_decode_ops(s->model, &s->st, &op_err);
+        const fr_status ops = step_ops(s, sp, &op_err);
         void *g = NULL;
         st = fr_graph_capture_end(b, &g, &err);
         if (ops) {
@@ -118,7 +195,7 @@ static void record_step(fr_session *s) {
         if (st)
             fr_graph_free(b, g);
         else
-            s->graph = g;
+            *out = g;
     }
     if (st) {
         FR_LOG_W("session: decode steps run without a graph: %s", err.msg);
@@ -136,7 +213,7 @@ static fr_status decode_step(fr_session *s, int32_t id, float *logits, int32_t *
     if (r) return r;
     r = fr_backend_begin(b, err);
     if (r) return r;
-    if (s->graphs && !s->graph) record_step(s);
+    if (s->graphs && !s->graph) record_step(s, NULL, &s->graph);
     if (s->graph) {
         r = fr_graph_launch(b, s->graph, err);
         if (!r) s->replays++;
@@ -183,6 +260,99 @@ fr_status fr_session_decode(fr_session *s, int32_t id, float *logits, int32_t *n
                             "session decode: not available while a hidden-state hook is set");
     pthread_mutex_lock(&s->model->lock);
     st = decode_step(s, id, logits, next, err);
+    pthread_mutex_unlock(&s->model->lock);
+    return st;
+}
+
+bool fr_session_device_sampling(const fr_session *s) {
+    return s->device_sampling && !s->st.hook; /* a hook needs the synchronising forward */
+}
+
+void fr_session_set_device_sampling(fr_session *s, bool on) {
+    s->device_sampling = on && s->model->backend->ops->sample;
+}
+
+/* The generator state and output of the sample op, allocated once (never during a capture). */
+static fr_status sample_buffers(fr_session *s, fr_error *err) {
+    if (s->smp_buf.data) return FR_OK;
+    fr_status st = fr_buffer_alloc(s->model->backend, 64, &s->smp_buf, err);
+    if (st) return st;
+    s->smp_state = fr_tensor_1d(&s->smp_buf, 0, FR_DTYPE_I32, FR_SAMPLE_STATE_WORDS);
+    s->smp_out = fr_tensor_1d(&s->smp_buf, 48, FR_DTYPE_I32, 1);
+    return FR_OK;
+}
+
+static fr_status upload_seed(fr_session *s, uint64_t seed, fr_error *err) {
+    fr_status st = sample_buffers(s, err);
+    if (st) return st;
+    int32_t words[FR_SAMPLE_STATE_WORDS];
+    fr_sample_state_pack(seed, 0, words);
+    st = fr_buffer_upload(&s->smp_buf, s->smp_state.offset, words, sizeof words, err);
+    if (st) return st;
+    s->smp_seeded = true;
+    s->smp_seed = seed;
+    return FR_OK;
+}
+
+fr_status fr_session_set_sample_seed(fr_session *s, uint64_t seed, fr_error *err) {
+    pthread_mutex_lock(&s->model->lock);
+    const fr_status st = upload_seed(s, seed, err);
+    pthread_mutex_unlock(&s->model->lock);
+    return st;
+}
+
+bool fr_session_sample_seed(const fr_session *s, uint64_t *seed) {
+    if (s->smp_seeded && seed) *seed = s->smp_seed;
+    return s->smp_seeded;
+}
+
+/* decode_step with the sample op after it: only the 4-byte id comes back. */
+static fr_status decode_sample_step(fr_session *s, int32_t id, const fr_sample_params *sp,
+                                    int32_t *next, fr_error *err) {
+    fr_backend *b = s->model->backend;
+    fr_status r = s->smp_seeded ? FR_OK : upload_seed(s, 0, err);
+    const int32_t in[2] = {id, s->pos};
+    if (!r) r = fr_buffer_upload(s->st.step_in.buf, s->st.step_in.offset, in, sizeof in, err);
+    if (!r) r = fr_backend_begin(b, err);
+    if (r) return r;
+    /* the filters are kernel arguments: a graph recorded with other ones is recorded again */
+    if (s->smp_graph && memcmp(&s->smp_graph_params, sp, sizeof *sp) != 0) {
+        fr_graph_free(b, s->smp_graph);
+        s->smp_graph = NULL;
+    }
+    if (s->graphs && !s->smp_graph) {
+        record_step(s, sp, &s->smp_graph);
+        if (s->smp_graph) s->smp_graph_params = *sp;
+    }
+    if (s->smp_graph) {
+        r = fr_graph_launch(b, s->smp_graph, err);
+        if (!r) s->replays++;
+    } else {
+        r = step_ops(s, sp, err);
+    }
+    if (!r) r = fr_backend_sync(b, err);
+    if (!r) r = fr_buffer_download(&s->smp_buf, s->smp_out.offset, next, sizeof *next, err);
+    fr_error end_err;
+    const fr_status e = fr_backend_end(b, r ? &end_err : err);
+    if (!r && !e) s->pos++;
+    return r ? r : e;
+}
+
+fr_status fr_session_decode_sample(fr_session *s, int32_t id, const fr_sample_params *sp,
+                                   int32_t *next, fr_error *err) {
+    fr_status st = check_eval(s, &id, 1, err);
+    if (st) return st;
+    if (!next) return fr_error_set(err, FR_ERR_INVALID, "session decode_sample: NULL argument");
+    st = fr_sample_params_check(sp, err); /* before a bad value could spoil a graph recording */
+    if (st) return st;
+    if (s->st.hook)
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "session decode: not available while a hidden-state hook is set");
+    if (!s->model->backend->ops->sample)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED, "backend '%s' does not implement sample",
+                            fr_backend_name(s->model->backend));
+    pthread_mutex_lock(&s->model->lock);
+    st = decode_sample_step(s, id, sp, next, err);
     pthread_mutex_unlock(&s->model->lock);
     return st;
 }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/sample_common.h"
+
 bool fr_backend_available(const char *name) {
     if (!name || !strcmp(name, "cpu")) return true;
 #ifdef FR_HAVE_CUDA
@@ -36,6 +38,11 @@ void fr_backend_destroy(fr_backend *b) {
 
 const char *fr_backend_name(const fr_backend *b) {
     return b->ops->name;
+}
+
+bool fr_backend_accepts_act(const fr_backend *b, fr_dtype t) {
+    if (t == FR_DTYPE_F32) return true;
+    return (unsigned)t < 32 && (b->ops->act_dtypes & (1u << t)) != 0;
 }
 
 /* ------------------------------------------------------------------ buffers */
@@ -371,6 +378,45 @@ fr_status fr_op_argmax(fr_backend *b, const fr_tensor *x, fr_tensor *out, fr_err
     FR_TRY(need(&v, "out", out, 1, I32_ONLY));
     FR_TRY(need_shape(&v, "out", out, 0, x->shape[0]));
     return b->ops->argmax(b->ctx, x, out, err);
+}
+
+fr_status fr_op_sample(fr_backend *b, const fr_tensor *logits, const fr_sample_params *p,
+                       fr_tensor *state, fr_tensor *out, fr_error *err) {
+    vctx v = {b, "sample", err};
+    FR_TRY(need_op(&v, b->ops->sample));
+    FR_TRY(need(&v, "logits", logits, 2, F32_ONLY));
+    FR_TRY(need(&v, "out", out, 1, I32_ONLY));
+    FR_TRY(need_shape(&v, "out", out, 0, logits->shape[0]));
+    FR_TRY(need(&v, "state", state, 1, I32_ONLY));
+    /* the backends read the state as an fr_sample_state: whole, 8-byte aligned */
+    if (state->shape[0] < FR_SAMPLE_STATE_WORDS)
+        return bad(&v, "state", state, "needs FR_SAMPLE_STATE_WORDS elements");
+    if ((((uintptr_t)state->buf->data + state->offset) & 7) != 0)
+        return bad(&v, "state", state, "not 8-byte aligned");
+    if (logits->shape[1] > FR_SMP_MAX_VOCAB || logits->shape[0] > INT32_MAX)
+        return bad(&v, "logits", logits, "more than 2^23 columns or 2^31 rows");
+    FR_TRY(fr_sample_params_check(p, err));
+    return b->ops->sample(b->ctx, logits, p, state, out, err);
+}
+
+fr_status fr_sample_params_check(const fr_sample_params *p, fr_error *err) {
+    if (!p) return fr_error_set(err, FR_ERR_INVALID, "sample: no parameters");
+    if (isnan(p->temperature) ||
+        (p->temperature > 0 && fr_smp_inv_temperature(p->temperature) == 0))
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "sample: temperature %g (its reciprocal must be a normal float)",
+                            p->temperature);
+    if (p->temperature > 0 &&
+        (!(p->top_p > 0) || !(p->top_p <= 1) || !(p->min_p >= 0) || !(p->min_p <= 1)))
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "sample: top_p %g must be in (0, 1] and min_p %g in [0, 1]", p->top_p,
+                            p->min_p);
+    return FR_OK;
+}
+
+void fr_sample_state_pack(uint64_t seed, uint64_t counter, int32_t *words) {
+    const fr_sample_state st = {.seed = seed, .counter = counter};
+    memcpy(words, &st, sizeof st);
 }
 
 /* ------------------------------------------------------------------ RoPE tables */

@@ -33,8 +33,34 @@ typedef struct fr_attention_params {
                     0 = full causal (j <= p) */
 } fr_attention_params;
 
+/* Filters of the `sample` op (fr_op_sample), applied in Hugging Face's order. */
+typedef struct fr_sample_params {
+    float temperature; /* <= 0: greedy (argmax); else logits are multiplied by 1/temperature */
+    int top_k;         /* <= 0: off */
+    float top_p;       /* in (0, 1]; 1: off */
+    float min_p;       /* in [0, 1]; 0: off */
+} fr_sample_params;
+
+/* The device-resident generator state of the `sample` op, held in an i32 tensor of
+ * FR_SAMPLE_STATE_WORDS elements whose offset is a multiple of 8 (host byte order; every
+ * supported device is little-endian like the hosts). The op reads seed and counter and adds 1
+ * to counter itself, so a recorded graph that contains it draws fresh numbers on every replay
+ * without any host write. `done` is the op's own scratch (zero it with the rest). */
+typedef struct fr_sample_state {
+    uint64_t seed;
+    uint64_t counter; /* calls so far */
+    uint32_t done;    /* GPU: blocks finished in the running call (0 between calls) */
+    uint32_t reserved;
+} fr_sample_state;
+#define FR_SAMPLE_STATE_WORDS ((int)(sizeof(fr_sample_state) / 4))
+
 typedef struct fr_backend_ops {
     const char *name;
+    /* Activation dtypes every op of this backend accepts, one bit per fr_dtype (1u << dtype); 0
+     * means f32 only. The validation below admits f32/f16/bf16 for every backend, so the model
+     * runner asks here before it allocates 16-bit activations (a clear error up front instead of
+     * the first op refusing mid-forward). */
+    unsigned act_dtypes;
     void (*destroy)(void *ctx);
 
     /* ---- buffers ---- */
@@ -83,6 +109,8 @@ typedef struct fr_backend_ops {
     fr_status (*scaled_add)(void *ctx, const fr_tensor *a, const fr_tensor *b,
                             const fr_tensor *scale, fr_tensor *out, fr_error *err);
     fr_status (*argmax)(void *ctx, const fr_tensor *x, fr_tensor *out, fr_error *err);
+    fr_status (*sample)(void *ctx, const fr_tensor *logits, const fr_sample_params *p,
+                        fr_tensor *state, fr_tensor *out, fr_error *err);
 } fr_backend_ops;
 
 typedef struct fr_backend {
@@ -93,6 +121,8 @@ typedef struct fr_backend {
 typedef struct fr_backend_params {
     int n_threads; /* CPU: 0 = one per core */
     int device;    /* GPU ordinal */
+    /* CPU: activations of matmuls with quantized weights (fr_model_params.quant_act) */
+    fr_quant_act quant_act;
 } fr_backend_params;
 
 /* name: "cpu" or "cuda". FR_ERR_UNSUPPORTED when not compiled in; FR_ERR_BACKEND when no device. */
@@ -100,6 +130,8 @@ fr_status fr_backend_create(const char *name, const fr_backend_params *params, f
                             fr_error *err);
 void fr_backend_destroy(fr_backend *b);
 const char *fr_backend_name(const fr_backend *b);
+/* Whether every op of the backend accepts activations of dtype t (f32 always does). */
+bool fr_backend_accepts_act(const fr_backend *b, fr_dtype t);
 
 /* ---- buffers ---- */
 fr_status fr_buffer_alloc(fr_backend *b, size_t size, fr_buffer *buf, fr_error *err);
@@ -164,6 +196,38 @@ fr_status fr_op_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb, fr_t
 fr_status fr_op_scaled_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb,
                            const fr_tensor *scale, fr_tensor *out, fr_error *err);
 fr_status fr_op_argmax(fr_backend *b, const fr_tensor *x, fr_tensor *out, fr_error *err);
+
+/* sample: out[t] = one token drawn from row t of logits [T, V] f32 (V <= 2^23), state an i32
+ * tensor holding an fr_sample_state (see there), out [T] i32. The same (logits, params, state)
+ * give the same ids on every backend: all arithmetic is in kernels/sample_common.h, bit-exact.
+ * Exact semantics, per row:
+ *   - Greedy (p->temperature <= 0): fr_op_argmax's answer (largest logit, lowest index on ties,
+ *     NaN skipped, -0 == +0, an all-NaN row gives 0).
+ *   - Otherwise a logit takes part unless NaN or -inf; none taking part gives 0. Denormal
+ *     logits count as 0. Scaled logit l_i = x_i * (1/temperature) (f32, denormals -> 0);
+ *     m = max l_i; weight w_i = floor(2^40 exp(l_i - m)) (integer; exactly 2^40 where l_i == m,
+ *     0 below exp(-28)); ordering and ties are by l_i (float compare).
+ *   - top-k (0 < top_k < tokens taking part): keeps every token with l_i >= the top_k-th
+ *     largest l (counted with multiplicity), so all tokens tied with the k-th are kept, as
+ *     Hugging Face's TopKLogitsWarper does (it may keep more than k).
+ *   - top-p (top_p < 1): with Z = sum of w over the top-k survivors, keeps survivor i iff
+ *     sum{w_j : survivor j, l_j > l_i} < P, P = max(1, ceil(top_p * Z)) (double product).
+ *     Tokens tied in l are all kept or all dropped; the largest is always kept. Equals
+ *     "smallest prefix of the sorted list whose mass reaches top_p" when there are no ties.
+ *   - min-p (min_p > 0): keeps survivors with w_i >= ceil(min_p * 2^40) (relative to the top
+ *     token, whose weight is 2^40; the top token always stays).
+ *   - Draw: Z' = sum of w over the final set, r = floor(R * Z' / 2^64) with
+ *     R = fr_smp_random(seed, counter, t); the answer is the lowest index j in the set with
+ *     sum{w_i : i in set, i <= j} > r (index order, not probability order).
+ *   Every call, greedy included, then adds 1 to state->counter (all rows of a call share it).
+ * Capturable: no host sync, allocation or copy. */
+fr_status fr_op_sample(fr_backend *b, const fr_tensor *logits, const fr_sample_params *p,
+                       fr_tensor *state, fr_tensor *out, fr_error *err);
+/* The parameter checks of fr_op_sample alone (FR_ERR_INVALID naming the bad field). */
+fr_status fr_sample_params_check(const fr_sample_params *p, fr_error *err);
+/* Fills `words` (FR_SAMPLE_STATE_WORDS i32) with a fresh state for seed (counter 0), ready to
+ * upload into a state tensor. */
+void fr_sample_state_pack(uint64_t seed, uint64_t counter, int32_t *words);
 
 /* ---- RoPE tables (plain C, shared by all backends) ---- */
 typedef struct fr_rope_config {

@@ -4,7 +4,11 @@
  *   K/V appended to the cache at their positions; attention (GQA, causal, optional window)
  *   x      = x + (attn W_o^T) * attn_scale;  normed = rms_norm(x)      (one residual_norm)
  *   x      = x + (silu(normed W_g^T) * normed W_u^T) W_d^T * mlp_scale; normed = next norm
- * The last residual_norm applies the final norm, so `normed` then feeds the LM head. */
+ * The last residual_norm applies the final norm, so `normed` then feeds the LM head.
+ * Dtypes (see fr_forward_state): x (`res`), the sublayer outputs (`proj`) and the logits are f32;
+ * everything else, the KV cache included, is in the session's compute dtype, so with bf16/f16
+ * compute each op reads and writes 16-bit tensors (computing in f32 inside) and the matmuls take
+ * 16-bit inputs. The op sequence is the same for every compute dtype. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,29 +45,44 @@ void fr_forward_state_free(fr_forward_state *st) {
     memset(st, 0, sizeof *st);
 }
 
-fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_forward_state *st,
-                                fr_error *err) {
+fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dtype compute,
+                                fr_forward_state *st, fr_error *err) {
     memset(st, 0, sizeof *st);
     const fr_config *c = &m->cfg;
+    fr_backend *be = m->backend;
     if (n_ctx < 1 || n_batch < 1)
         return fr_error_set(err, FR_ERR_INVALID, "session: n_ctx %d and n_batch %d must be >= 1",
                             n_ctx, n_batch);
+    if (compute != FR_DTYPE_F32 && compute != FR_DTYPE_BF16 && compute != FR_DTYPE_F16)
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "session: compute type %s is not one of f32, bf16, f16",
+                            fr_dtype_get(compute) ? fr_dtype_name(compute) : "?");
+    /* Asked before anything is allocated, so a backend without 16-bit activations fails here
+     * with one clear message rather than at its first op in the middle of a forward. */
+    if (!fr_backend_accepts_act(be, compute))
+        return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                            "session: %s compute needs 16-bit activations, which the %s backend "
+                            "does not support (use f32 compute)",
+                            fr_dtype_name(compute), fr_backend_name(be));
     if (n_batch > n_ctx) n_batch = n_ctx;
     const size_t C = (size_t)c->hidden, H = (size_t)c->n_heads, Hkv = (size_t)c->n_kv_heads,
                  D = (size_t)c->head_dim, F = (size_t)c->intermediate, V = (size_t)c->vocab,
                  T = (size_t)n_batch, L = (size_t)c->n_layers, N = (size_t)n_ctx;
+    /* bytes per element: f32 for the residual stream, sublayer outputs and logits; the compute
+     * dtype for everything a matmul reads and for the KV cache */
+    const size_t es = (size_t)fr_dtype_get(compute)->block_bytes;
     /* bounded so the lm_head scratch stays small even for 150k-token vocabularies */
     const size_t R = T < 32 ? T : 32;
     st->n_ctx = n_ctx;
     st->n_batch = n_batch;
     st->n_logit_rows = (int)R;
-    fr_backend *be = m->backend;
+    st->compute = compute;
 
-    /* KV cache: [L][K|V][Hkv, N, D] f32 */
+    /* KV cache: [L][K|V][Hkv, N, D] in the compute dtype */
     layout kl = {0};
     size_t per = 0;
     if (__builtin_mul_overflow(Hkv * D, N, &per)) kl.overflow = true;
-    size_t kv_off = reserve(&kl, per, 2 * L * sizeof(float));
+    size_t kv_off = reserve(&kl, per, 2 * L * es);
     (void)kv_off;
     if (kl.overflow)
         return fr_error_set(err, FR_ERR_RANGE, "session: a KV cache of %d tokens is too large",
@@ -80,11 +99,11 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_fo
         return fr_error_prefix(err, "session: KV cache of %d tokens (%zu bytes)", n_ctx, kl.used);
     }
     for (size_t l = 0; l < L; l++) {
-        const size_t base = l * 2 * per * sizeof(float);
+        const size_t base = l * 2 * per * es;
         st->k_cache[l] =
-            fr_tensor_3d(&st->kv_buf, base, FR_DTYPE_F32, (int64_t)Hkv, (int64_t)N, (int64_t)D);
-        st->v_cache[l] = fr_tensor_3d(&st->kv_buf, base + per * sizeof(float), FR_DTYPE_F32,
-                                      (int64_t)Hkv, (int64_t)N, (int64_t)D);
+            fr_tensor_3d(&st->kv_buf, base, compute, (int64_t)Hkv, (int64_t)N, (int64_t)D);
+        st->v_cache[l] = fr_tensor_3d(&st->kv_buf, base + per * es, compute, (int64_t)Hkv,
+                                      (int64_t)N, (int64_t)D);
     }
 
     /* RoPE table for every position the cache can hold */
@@ -105,17 +124,18 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_fo
     }
     st->rope = fr_tensor_2d(&st->rope_buf, 0, FR_DTYPE_F32, (int64_t)N, (int64_t)D);
 
-    /* activations for one chunk of T tokens */
+    /* activations for one chunk of T tokens (every region 64-byte aligned, so 16-bit rows keep
+     * the 16-byte alignment the vector loads of the GPU kernels look for) */
     layout a = {0};
     const size_t o_ids = reserve(&a, T, 4), o_pos = reserve(&a, T, 4);
-    const size_t o_res = reserve(&a, T * C, 4), o_normed = reserve(&a, T * C, 4);
-    const size_t o_q = reserve(&a, T * H * D, 4), o_k = reserve(&a, T * Hkv * D, 4),
-                 o_v = reserve(&a, T * Hkv * D, 4);
-    const size_t o_qr = reserve(&a, T * H * D, 4), o_kr = reserve(&a, T * Hkv * D, 4),
-                 o_vr = reserve(&a, T * Hkv * D, 4);
-    const size_t o_attn = reserve(&a, T * H * D, 4), o_proj = reserve(&a, T * C, 4);
-    const size_t o_gate = reserve(&a, T * F, 4), o_up = reserve(&a, T * F, 4),
-                 o_act = reserve(&a, T * F, 4);
+    const size_t o_res = reserve(&a, T * C, 4), o_normed = reserve(&a, T * C, es);
+    const size_t o_q = reserve(&a, T * H * D, es), o_k = reserve(&a, T * Hkv * D, es),
+                 o_v = reserve(&a, T * Hkv * D, es);
+    const size_t o_qr = reserve(&a, T * H * D, es), o_kr = reserve(&a, T * Hkv * D, es),
+                 o_vr = reserve(&a, T * Hkv * D, es);
+    const size_t o_attn = reserve(&a, T * H * D, es), o_proj = reserve(&a, T * C, 4);
+    const size_t o_gate = reserve(&a, T * F, es), o_up = reserve(&a, T * F, es),
+                 o_act = reserve(&a, T * F, es);
     const size_t o_logits = reserve(&a, R * V, 4);
     const size_t o_step = reserve(&a, 3, 4); /* id, position, argmax */
     if (a.overflow) {
@@ -129,21 +149,24 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_fo
     }
     fr_buffer *sb = &st->scratch;
     const int64_t t = (int64_t)T;
+    const fr_dtype ct = compute;
     st->ids = fr_tensor_1d(sb, o_ids, FR_DTYPE_I32, t);
     st->pos = fr_tensor_1d(sb, o_pos, FR_DTYPE_I32, t);
     st->res = fr_tensor_2d(sb, o_res, FR_DTYPE_F32, t, (int64_t)C);
-    st->normed = fr_tensor_2d(sb, o_normed, FR_DTYPE_F32, t, (int64_t)C);
-    st->q = fr_tensor_2d(sb, o_q, FR_DTYPE_F32, t, (int64_t)(H * D));
-    st->k = fr_tensor_2d(sb, o_k, FR_DTYPE_F32, t, (int64_t)(Hkv * D));
-    st->v = fr_tensor_2d(sb, o_v, FR_DTYPE_F32, t, (int64_t)(Hkv * D));
-    st->qr = fr_tensor_3d(sb, o_qr, FR_DTYPE_F32, (int64_t)H, t, (int64_t)D);
-    st->kr = fr_tensor_3d(sb, o_kr, FR_DTYPE_F32, (int64_t)Hkv, t, (int64_t)D);
-    st->vr = fr_tensor_3d(sb, o_vr, FR_DTYPE_F32, (int64_t)Hkv, t, (int64_t)D);
-    st->attn = fr_tensor_2d(sb, o_attn, FR_DTYPE_F32, t, (int64_t)(H * D));
+    st->normed = fr_tensor_2d(sb, o_normed, ct, t, (int64_t)C);
+    st->q = fr_tensor_2d(sb, o_q, ct, t, (int64_t)(H * D));
+    st->k = fr_tensor_2d(sb, o_k, ct, t, (int64_t)(Hkv * D));
+    st->v = fr_tensor_2d(sb, o_v, ct, t, (int64_t)(Hkv * D));
+    st->qr = fr_tensor_3d(sb, o_qr, ct, (int64_t)H, t, (int64_t)D);
+    st->kr = fr_tensor_3d(sb, o_kr, ct, (int64_t)Hkv, t, (int64_t)D);
+    st->vr = fr_tensor_3d(sb, o_vr, ct, (int64_t)Hkv, t, (int64_t)D);
+    st->attn = fr_tensor_2d(sb, o_attn, ct, t, (int64_t)(H * D));
+    /* f32: the sublayer output is added to the f32 residual stream, and rounding it to 16 bits
+     * first would only add error (cuBLASLt writes f32 from 16-bit inputs at no extra cost) */
     st->proj = fr_tensor_2d(sb, o_proj, FR_DTYPE_F32, t, (int64_t)C);
-    st->gate = fr_tensor_2d(sb, o_gate, FR_DTYPE_F32, t, (int64_t)F);
-    st->up = fr_tensor_2d(sb, o_up, FR_DTYPE_F32, t, (int64_t)F);
-    st->act = fr_tensor_2d(sb, o_act, FR_DTYPE_F32, t, (int64_t)F);
+    st->gate = fr_tensor_2d(sb, o_gate, ct, t, (int64_t)F);
+    st->up = fr_tensor_2d(sb, o_up, ct, t, (int64_t)F);
+    st->act = fr_tensor_2d(sb, o_act, ct, t, (int64_t)F);
     st->logits = fr_tensor_2d(sb, o_logits, FR_DTYPE_F32, (int64_t)R, (int64_t)V);
     st->step_in = fr_tensor_1d(sb, o_step, FR_DTYPE_I32, 2);
     st->step_ids = fr_tensor_1d(sb, o_step, FR_DTYPE_I32, 1);

@@ -271,7 +271,9 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
     if (!st) st = bind_all(&b);
 
     if (!st) {
-        fr_backend_params bp = {.n_threads = params->n_threads, .device = params->device};
+        fr_backend_params bp = {.n_threads = params->n_threads,
+                                .device = params->device,
+                                .quant_act = params->quant_act};
         st = fr_backend_create(params->backend ? params->backend : "cpu", &bp, &m->backend, err);
     }
     if (!st && params->progress) page_in(src, params);

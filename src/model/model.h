@@ -47,26 +47,32 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
 /* ---------------------------------------------------------------- forward state */
 
 /* Called after the embedding (index 0), after each layer i (index i+1, the residual stream) and
- * after the final norm (index n_layers+1), with x = [T, C] f32 on the model's backend holding
- * positions pos0 .. pos0+T-1. For tests (the Hugging Face hidden_states). */
+ * after the final norm (index n_layers+1), with x = [T, C] on the model's backend holding
+ * positions pos0 .. pos0+T-1: f32, except the final norm's output, which is in the state's
+ * compute dtype (st->compute). For tests (the Hugging Face hidden_states). */
 typedef void (*fr_hidden_hook)(void *user, int index, int pos0, const fr_tensor *x);
 
+/* Buffer dtypes: `res` (the residual stream), `proj` (each sublayer's output, added to res) and
+ * `logits` are always f32; every other activation and the KV cache are in the compute dtype
+ * `compute` (f32, bf16 or f16), so with a 16-bit one every matmul reads 16-bit inputs. */
 typedef struct fr_forward_state {
     int n_ctx, n_batch, n_logit_rows;
+    fr_dtype compute;   /* compute dtype */
     fr_buffer kv_buf;   /* all layers' K and V caches */
-    fr_tensor *k_cache; /* [n_layers] of [Hkv, n_ctx, D] f32 */
+    fr_tensor *k_cache; /* [n_layers] of [Hkv, n_ctx, D] compute */
     fr_tensor *v_cache;
     fr_buffer rope_buf;
-    fr_tensor rope; /* [n_ctx, D] */
+    fr_tensor rope; /* [n_ctx, D] f32 */
     fr_buffer scratch;
     fr_tensor ids, pos;      /* [n_batch] i32 */
-    fr_tensor res, normed;   /* [n_batch, C] */
-    fr_tensor q, k, v;       /* [n_batch, H*D], [n_batch, Hkv*D] x2 */
-    fr_tensor qr, kr, vr;    /* [H, n_batch, D], [Hkv, n_batch, D] x2 */
-    fr_tensor attn;          /* [n_batch, H*D] */
-    fr_tensor proj;          /* [n_batch, C] */
-    fr_tensor gate, up, act; /* [n_batch, F] */
-    fr_tensor logits;        /* [n_logit_rows, V] */
+    fr_tensor res;           /* [n_batch, C] f32 */
+    fr_tensor normed;        /* [n_batch, C] compute */
+    fr_tensor q, k, v;       /* [n_batch, H*D], [n_batch, Hkv*D] x2, compute */
+    fr_tensor qr, kr, vr;    /* [H, n_batch, D], [Hkv, n_batch, D] x2, compute */
+    fr_tensor attn;          /* [n_batch, H*D] compute */
+    fr_tensor proj;          /* [n_batch, C] f32 */
+    fr_tensor gate, up, act; /* [n_batch, F] compute */
+    fr_tensor logits;        /* [n_logit_rows, V] f32 */
     /* decode steps: {token id, position} in one [2] i32 (one 8-byte upload per step), viewed as
      * the [1] ids and positions the step's ops read; argmax [1] i32 of the step's logits */
     fr_tensor step_in, step_ids, step_pos, step_argmax;
@@ -74,8 +80,10 @@ typedef struct fr_forward_state {
     void *hook_user;
 } fr_forward_state;
 
-fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_forward_state *st,
-                                fr_error *err);
+/* compute: the compute dtype (FR_DTYPE_F32, _BF16 or _F16); a 16-bit one needs a backend that
+ * accepts 16-bit activations (FR_ERR_UNSUPPORTED otherwise). */
+fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dtype compute,
+                                fr_forward_state *st, fr_error *err);
 void fr_forward_state_free(fr_forward_state *st);
 
 enum { FR_LOGITS_NONE = 0, FR_LOGITS_LAST = 1, FR_LOGITS_ALL = 2 };

@@ -177,9 +177,14 @@ static const fr_backend_ops cpu_ops = {
     .add = fr_cpu_add,
     .scaled_add = fr_cpu_scaled_add,
     .argmax = fr_cpu_argmax,
+    .sample = fr_cpu_sample,
 };
 
 fr_status fr_cpu_backend_create(const fr_backend_params *params, fr_backend **out, fr_error *err) {
+    const fr_quant_act qa = params ? params->quant_act : FR_QUANT_ACT_Q8;
+    if (qa != FR_QUANT_ACT_Q8 && qa != FR_QUANT_ACT_F32)
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "cpu backend: quant_act %d unknown (FR_QUANT_ACT_Q8 or _F32)", (int)qa);
     fr_cpu_ctx *ctx = calloc(1, sizeof *ctx);
     fr_backend *b = calloc(1, sizeof *b);
     if (!ctx || !b) goto nomem;
@@ -187,6 +192,7 @@ fr_status fr_cpu_backend_create(const fr_backend_params *params, fr_backend **ou
     if (!ctx->pool) goto nomem;
     ctx->n_threads = fr_threadpool_size(ctx->pool);
     ctx->k = cpu_pick_kernels();
+    ctx->quant_f32 = qa == FR_QUANT_ACT_F32;
     ctx->scratch = calloc((size_t)ctx->n_threads, sizeof *ctx->scratch);
     ctx->scratch_size = calloc((size_t)ctx->n_threads, sizeof *ctx->scratch_size);
     if (!ctx->scratch || !ctx->scratch_size) goto nomem;

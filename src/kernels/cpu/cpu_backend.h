@@ -12,6 +12,8 @@ typedef struct fr_cpu_ctx {
     int n_threads;
     fr_backend *self;               /* freed with the context */
     const struct fr_cpu_kernels *k; /* SIMD kernels chosen by CPUID (cpu_kernels.h) */
+    /* quantized-weight matmuls on f32 activations (FR_QUANT_ACT_F32) instead of 8-bit ones */
+    bool quant_f32;
     /* per-thread scratch (fr_cpu_scratch in cpu_ops.h): slot i belongs to pool thread i */
     void **scratch;
     size_t *scratch_size;

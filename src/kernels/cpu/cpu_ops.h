@@ -13,6 +13,8 @@
 fr_status fr_cpu_embedding(void *ctx, const fr_tensor *table, const fr_tensor *ids, fr_tensor *out,
                            fr_error *err);
 fr_status fr_cpu_argmax(void *ctx, const fr_tensor *x, fr_tensor *out, fr_error *err);
+fr_status fr_cpu_sample(void *ctx, const fr_tensor *logits, const fr_sample_params *p,
+                        fr_tensor *state, fr_tensor *out, fr_error *err);
 fr_status fr_cpu_rms_norm(void *ctx, const fr_tensor *x, const fr_tensor *w, float eps,
                           fr_tensor *out, fr_error *err);
 fr_status fr_cpu_residual_norm(void *ctx, const fr_tensor *residual, const fr_tensor *x,

@@ -11,7 +11,9 @@
  * L1 while the tile's weight rows pass by.
  *
  * This file holds the driver, the portable scalar kernels and the row dequantizer used by the
- * embedding op; the AVX2 and AVX-512 VNNI kernels are in matmul_quant_avx2.c / _avx512.c. */
+ * embedding op; the AVX2 and AVX-512 VNNI kernels are in matmul_quant_avx2.c / _avx512.c. A
+ * context created with FR_QUANT_ACT_F32 skips the activation quantization and hands the call to
+ * matmul_quantf.c (float activations, weight blocks dequantized in registers). */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -299,7 +301,7 @@ static const fr_qmm_kernels *qmm_pick(const fr_cpu_ctx *ctx) {
 }
 
 const char *fr_cpu_quant_kernels_name(const fr_cpu_ctx *ctx) {
-    return qmm_pick(ctx)->name;
+    return ctx->quant_f32 ? fr_cpu_qmmf_pick(ctx)->name : qmm_pick(ctx)->name;
 }
 
 /* ---------------------------------------------------------------- driver */
@@ -307,6 +309,8 @@ const char *fr_cpu_quant_kernels_name(const fr_cpu_ctx *ctx) {
 typedef struct {
     fr_qmm_args a;
     fr_qmm_fn fn;
+    fr_qgemm_fn gemm; /* packed GEMM (M > GEMV_MAX_M) or NULL */
+    fr_cpu_ctx *ctx;  /* for the per-thread packing scratch */
     fr_qx_fn quantize;
     const char *x;
     int64_t x_stride; /* bytes */
@@ -333,6 +337,15 @@ static void gemm_task(void *varg, int64_t task, int thread) {
     const int64_t n0 = nt * GEMM_NT, n1 = n0 + GEMM_NT < j->N ? n0 + GEMM_NT : j->N;
     const int64_t m0 = mt * j->m_tile, m1 = m0 + j->m_tile < j->M ? m0 + j->m_tile : j->M;
     j->fn(&j->a, n0, n1, m0, m1);
+}
+
+static void qgemm_task(void *varg, int64_t task, int thread) {
+    const qmm_job *j = varg;
+    const int64_t mt = task / j->n_tiles, nt = task % j->n_tiles;
+    const int64_t n0 = nt * FR_QGEMM_NT, n1 = n0 + FR_QGEMM_NT < j->N ? n0 + FR_QGEMM_NT : j->N;
+    const int64_t m0 = mt * j->m_tile, m1 = m0 + j->m_tile < j->M ? m0 + j->m_tile : j->M;
+    /* allocated for every thread before the run (fr_cpu_matmul_quant), so never NULL here */
+    j->gemm(&j->a, n0, n1, m0, m1, j->ctx->scratch[thread]);
 }
 
 static void *quant_scratch(fr_cpu_ctx *ctx, size_t bytes) {
@@ -366,8 +379,10 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
         return fr_error_set(err, FR_ERR_INVALID,
                             "cpu matmul: x / out row strides must be multiples of 4 bytes");
     if (M <= 0 || N <= 0) return FR_OK;
+    if (ctx->quant_f32) return fr_cpu_matmul_quantf(ctx, x, w, bias, out, err);
 
     const bool kfmt = blk == FR_QK_K;
+    const fr_qgemm_fn gemm = M > GEMV_MAX_M ? kk->gemm[w->dtype] : NULL;
     const size_t xrow = kfmt ? fr_qxk_row_bytes(K) : fr_qx32_row_bytes(K);
     /* K == 0 still needs a valid pointer: outputs are then just the bias */
     void *xq = quant_scratch(ctx, xrow * (size_t)M + 64);
@@ -381,7 +396,11 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
               (float *)fr_tensor_host(out), out->stride[0] / (int64_t)sizeof(float),
               bias ? (const float *)fr_tensor_host(bias) : NULL},
         .fn = fn,
-        .quantize = kfmt ? kk->quantize_xk : kk->quantize_x32,
+        .gemm = gemm,
+        .ctx = ctx,
+        .quantize = gemm   ? kk->quantize_x32_plain
+                    : kfmt ? kk->quantize_xk
+                           : kk->quantize_x32,
         .x = (const char *)fr_tensor_host(x),
         .x_stride = x->stride[0],
         .M = M,
@@ -403,6 +422,16 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
     int64_t mt = (int64_t)(GEMM_XTILE / xrow) & ~(int64_t)3;
     mt = mt < 8 ? 8 : mt > 128 ? 128 : mt;
     j.m_tile = mt;
+    if (gemm) {
+        for (int t = 0; t < ctx->n_threads; t++)
+            if (!fr_cpu_scratch(ctx, t, fr_qmm_gemm_pack_bytes(K)))
+                return fr_error_set(err, FR_ERR_NOMEM,
+                                    "cpu matmul: cannot allocate %zu bytes of packed weights",
+                                    fr_qmm_gemm_pack_bytes(K));
+        j.n_tiles = (N + FR_QGEMM_NT - 1) / FR_QGEMM_NT;
+        fr_cpu_run(ctx, j.n_tiles * ((M + mt - 1) / mt), wbytes * (double)M, qgemm_task, &j);
+        return FR_OK;
+    }
     j.n_tiles = (N + GEMM_NT - 1) / GEMM_NT;
     fr_cpu_run(ctx, j.n_tiles * ((M + mt - 1) / mt), wbytes * (double)M, gemm_task, &j);
     return FR_OK;

@@ -82,6 +82,14 @@ void fr_qmm_quantize_x32_paired_avx2(const float *x, void *row, int64_t K) {
     }
 }
 
+void fr_qmm_quantize_x32_plain_avx2(const float *x, void *row, int64_t K) {
+    const int64_t nb = K / FR_QK;
+    int8_t *qs = row;
+    float *d = (float *)(qs + nb * FR_QK), *s = d + nb;
+    for (int64_t b = 0; b < nb; b++)
+        _mm256_storeu_si256((__m256i *)(qs + b * FR_QK), quant_block(x + b * FR_QK, &d[b], &s[b]));
+}
+
 void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K) {
     fr_block_q8_k *y = row;
     for (int64_t b = 0; b < K / FR_QK_K; b++) {
@@ -350,4 +358,6 @@ const fr_qmm_kernels fr_qmm_kernels_avx2 = {
             [FR_DTYPE_Q5_K] = mm_q5_k,
             [FR_DTYPE_Q6_K] = mm_q6_k,
         },
+    .quantize_x32_plain = fr_qmm_quantize_x32_plain_avx2,
+    .gemm = {[FR_DTYPE_Q4_0] = fr_qgemm_q4_0_avx2},
 };

@@ -58,18 +58,51 @@ typedef void (*fr_qmm_fn)(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t 
 /* Quantize one activation row of K floats (K a multiple of the block size) into `row`. */
 typedef void (*fr_qx_fn)(const float *x, void *row, int64_t K);
 
+/* Packed GEMM (M > 8 rows) for some weight types: each task first repacks its weight rows n0..n1
+ * (at most FR_QGEMM_NT) into `pack` (fr_qmm_gemm_pack_bytes(K) bytes, per thread), so that one
+ * 256-bit register holds 4 weights of each of 8 rows and every activation byte quad, broadcast,
+ * serves 8 weight rows at once; the activations come in the plain layout. See
+ * matmul_quant_gemm_avx2.c. */
+#define FR_QGEMM_NT 16
+typedef void (*fr_qgemm_fn)(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                            void *pack);
+size_t fr_qmm_gemm_pack_bytes(int64_t K);
+
 typedef struct fr_qmm_kernels {
     const char *name;
-    fr_qx_fn quantize_x32;        /* legacy formats, in this table's layout (above) */
-    fr_qx_fn quantize_xk;         /* fr_block_q8_k[K/256] */
-    fr_qmm_fn mm[FR_DTYPE_COUNT]; /* by weight dtype; NULL for non-quantized dtypes */
+    fr_qx_fn quantize_x32;            /* legacy formats, in this table's layout (above) */
+    fr_qx_fn quantize_xk;             /* fr_block_q8_k[K/256] */
+    fr_qmm_fn mm[FR_DTYPE_COUNT];     /* by weight dtype; NULL for non-quantized dtypes */
+    fr_qx_fn quantize_x32_plain;      /* the plain layout, for gemm */
+    fr_qgemm_fn gemm[FR_DTYPE_COUNT]; /* packed GEMM where it exists, else NULL (use mm) */
 } fr_qmm_kernels;
 
 extern const fr_qmm_kernels fr_qmm_kernels_scalar;
 extern const fr_qmm_kernels fr_qmm_kernels_avx2;
 extern const fr_qmm_kernels fr_qmm_kernels_avx512;
 
-/* Name of the kernel table a CPU backend context uses ("scalar", "avx2", "avx512-vnni"). */
+/* Float-activation kernels (FR_QUANT_ACT_F32): the same fr_qmm_fn, but xq / xq_stride name the
+ * f32 activation rows themselves (stride in bytes), nothing is quantized. Each weight block is
+ * dequantized in registers (scalar: into one block on the stack) exactly as fr_dequantize_row
+ * does, then multiplied with the f32 activations and summed in f32, so the result differs from a
+ * float64 dot product of the dequantized weights only by f32 rounding (~1e-7 relative), not by
+ * the ~1e-2 of 8-bit activations. Slower than the integer kernels wherever compute-bound (prefill,
+ * and decode of the 4-bit formats, ~0.5x): 8 multiply-adds per instruction instead of 32.
+ * matmul_quantf.c (scalar, dispatch) and matmul_quantf_avx2.c; AVX-512 contexts use the AVX2 table
+ * (this path exists for accuracy, and the AVX2 kernels are the ones the development machine can
+ * test). */
+typedef struct fr_qmmf_kernels {
+    const char *name;
+    fr_qmm_fn mm[FR_DTYPE_COUNT];
+} fr_qmmf_kernels;
+
+extern const fr_qmmf_kernels fr_qmmf_kernels_scalar;
+extern const fr_qmmf_kernels fr_qmmf_kernels_avx2;
+struct fr_cpu_ctx;
+const fr_qmmf_kernels *fr_cpu_qmmf_pick(const struct fr_cpu_ctx *ctx);
+
+/* Name of the kernel table a CPU backend context uses ("scalar", "avx2", "avx512-vnni"; with
+ * float activations "scalar-f32", "avx2-f32"). */
 struct fr_cpu_ctx;
 const char *fr_cpu_quant_kernels_name(const struct fr_cpu_ctx *ctx);
 
@@ -77,5 +110,9 @@ const char *fr_cpu_quant_kernels_name(const struct fr_cpu_ctx *ctx);
  * legacy formats in the paired layout, and q8_k. */
 void fr_qmm_quantize_x32_paired_avx2(const float *x, void *row, int64_t K);
 void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K);
+void fr_qmm_quantize_x32_plain_avx2(const float *x, void *row, int64_t K);
+/* AVX2 packed GEMM kernels (matmul_quant_gemm_avx2.c), also used by the AVX-512 table */
+void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack);
 
 #endif

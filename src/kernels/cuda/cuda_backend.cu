@@ -166,6 +166,8 @@ static fr_backend_ops make_ops(void) {
     fr_backend_ops o;
     memset(&o, 0, sizeof o);
     o.name = "cuda";
+    /* every op converts per element on load and store (fr_cu_load / fr_cu_store) */
+    o.act_dtypes = (1u << FR_DTYPE_F32) | (1u << FR_DTYPE_F16) | (1u << FR_DTYPE_BF16);
     o.destroy = cuda_destroy;
     o.buffer_alloc = cuda_buffer_alloc;
     o.buffer_free = cuda_buffer_free;
@@ -190,6 +192,7 @@ static fr_backend_ops make_ops(void) {
     o.add = fr_cuda_add;
     o.scaled_add = fr_cuda_scaled_add;
     o.argmax = fr_cuda_argmax;
+    o.sample = fr_cuda_sample;
     return o;
 }
 

@@ -230,6 +230,8 @@ fr_status fr_cuda_add(void *ctx, const fr_tensor *a, const fr_tensor *b, fr_tens
 fr_status fr_cuda_scaled_add(void *ctx, const fr_tensor *a, const fr_tensor *b,
                              const fr_tensor *scale, fr_tensor *out, fr_error *err);
 fr_status fr_cuda_argmax(void *ctx, const fr_tensor *x, fr_tensor *out, fr_error *err);
+fr_status fr_cuda_sample(void *ctx, const fr_tensor *logits, const fr_sample_params *p,
+                         fr_tensor *state, fr_tensor *out, fr_error *err);
 
 /* Quantized weights (matmul_quant.cu): the decode GEMV (M <= 8) that dequantizes in registers,
  * and the row dequantizer feeding the prefill GEMM: dst[r, :] = row n0 + r of w as ct (f32, f16

@@ -1,0 +1,144 @@
+/* Packed GEMM for quantized weights on 8-bit activations (prefill, M > 8 rows), AVX2.
+ *
+ * Why: the GEMV-style kernels (matmul_quant_avx2.c) dot one weight row with one activation row
+ * at a time; each pair pays for its own block scaling (convert, scale product, shuffles, FMA)
+ * and a horizontal sum, so only ~1 of 4 vector instructions is a multiply. Here a task first
+ * repacks its (up to 16) weight rows into panels of 8 rows in which one 256-bit register holds
+ * 4 consecutive weights of each of the 8 rows (32-bit lane j = row j). A broadcast quad of
+ * activation bytes then feeds one maddubs that advances 8 output dot products at once, the 8
+ * rows' block scales are one vector, and the outputs of a panel come out as one vector (no
+ * horizontal sums). The packing is paid once per task and serves all its activation rows
+ * (up to 128).
+ *
+ * q4_0 panel layout, per block b (288 bytes): 8 groups g of 32 bytes, lane j of group g = the
+ * unsigned nibble values of row j's elements 4g..4g+3; then the 8 rows' d as f32.
+ * Activations: the plain layout of quant_dot.h (int8 qs in element order, then d[], s[]).
+ * Per block: out += dw*dx*sum(u*q) - 8*dw*s (quant_dot.h). maddubs pair sums are at most
+ * 2*15*127 = 3810, so the 8 groups of a block add up in 16 bits (<= 30480) before one widening. */
+#include "kernels/cpu/quant_dot_x86.h"
+
+#define PANEL_BLOCK_BYTES (8 * 32 + 8 * 4)
+
+size_t fr_qmm_gemm_pack_bytes(int64_t K) {
+    return (size_t)(FR_QGEMM_NT / 8) * (size_t)(K / FR_QK) * PANEL_BLOCK_BYTES + 64;
+}
+
+/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q4_0 panel of nb blocks. */
+static void pack_q4_0(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t nb, uint8_t *dst) {
+    const uint8_t *row[8];
+    for (int j = 0; j < 8; j++)
+        row[j] = r0 + j < n1 ? (const uint8_t *)a->w + (r0 + j) * a->w_stride : NULL;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int64_t b = 0; b < nb; b++, dst += PANEL_BLOCK_BYTES) {
+        __m128i q[8];
+        uint16_t d[8];
+        for (int j = 0; j < 8; j++) {
+            if (row[j]) {
+                const uint8_t *blk = row[j] + b * 18;
+                memcpy(&d[j], blk, 2);
+                q[j] = _mm_loadu_si128((const __m128i *)(blk + 2));
+            } else {
+                d[j] = 0;
+                q[j] = _mm_setzero_si128();
+            }
+        }
+        /* 4x4 transposes of 32-bit words: c[g] = word g (bytes 4g..4g+3) of rows 0..3 */
+        __m128i c[8];
+        for (int h = 0; h < 2; h++) {
+            const __m128i *r = q + 4 * h;
+            const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpacklo_epi32(r[2], r[3]);
+            const __m128i t2 = _mm_unpackhi_epi32(r[0], r[1]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
+            c[4 * h + 0] = _mm_unpacklo_epi64(t0, t1);
+            c[4 * h + 1] = _mm_unpackhi_epi64(t0, t1);
+            c[4 * h + 2] = _mm_unpacklo_epi64(t2, t3);
+            c[4 * h + 3] = _mm_unpackhi_epi64(t2, t3);
+        }
+        for (int g = 0; g < 4; g++) {
+            const __m256i v = _mm256_set_m128i(c[4 + g], c[g]);
+            /* low nibbles are elements 4g..4g+3, high nibbles 16+4g..16+4g+3 */
+            _mm256_storeu_si256((__m256i *)(dst + 32 * g), _mm256_and_si256(v, m4));
+            _mm256_storeu_si256((__m256i *)(dst + 32 * (g + 4)),
+                                _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+        }
+        _mm256_storeu_ps((float *)(dst + 256),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
+    }
+}
+
+/* One panel (8 weight rows from n) against R activation rows from m: out[m+r][n..n+nv). */
+INLINE void panel_q4_0(const fr_qmm_args *a, const uint8_t *pack, int64_t nb, int64_t n, int nv,
+                       int64_t m, const int R) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int8_t *xq[4];
+    const float *xd[4], *xs[4];
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) {
+        xq[r] = (const int8_t *)(a->xq + (m + r) * a->xq_stride);
+        xd[r] = (const float *)(xq[r] + nb * FR_QK);
+        xs[r] = xd[r] + nb;
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pw = pack + b * PANEL_BLOCK_BYTES;
+        __m256i s16[4];
+        for (int r = 0; r < R; r++)
+            s16[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            const __m256i w = loadu(pw + 32 * g);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                int32_t quad;
+                memcpy(&quad, xq[r] + b * FR_QK + 4 * g, 4);
+                s16[r] = _mm256_add_epi16(s16[r], _mm256_maddubs_epi16(w, _mm256_set1_epi32(quad)));
+            }
+        }
+        const __m256 dw = _mm256_loadu_ps((const float *)(pw + 256));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256 sumi = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[r], ones));
+            acc[r] = _mm256_fmadd_ps(sumi, _mm256_mul_ps(dw, _mm256_set1_ps(xd[r][b])), acc[r]);
+            acc[r] = _mm256_fmadd_ps(dw, _mm256_set1_ps(-8.0f * xs[r][b]), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *o = a->out + (m + r) * a->out_stride + n;
+        if (nv == 8) {
+            __m256 v = acc[r];
+            if (a->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a->bias + n));
+            _mm256_storeu_ps(o, v);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, acc[r]);
+            for (int i = 0; i < nv; i++)
+                o[i] = t[i] + (a->bias ? a->bias[n + i] : 0.0f);
+        }
+    }
+}
+
+void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack) {
+    const int64_t nb = a->K / FR_QK;
+    const int64_t np = (n1 - n0 + 7) / 8;
+    uint8_t *pk = pack;
+    for (int64_t p = 0; p < np; p++)
+        pack_q4_0(a, n0 + 8 * p, n1, nb, pk + p * nb * PANEL_BLOCK_BYTES);
+    /* activation rows in groups of 4 outermost: the group (4 x ~1.1 KiB per 1024 of K) stays in
+     * L1 while the task's panels pass by */
+    for (int64_t m = m0; m < m1; m += 4) {
+        const int R = m1 - m < 4 ? (int)(m1 - m) : 4;
+        for (int64_t p = 0; p < np; p++) {
+            const uint8_t *pp = pk + p * nb * PANEL_BLOCK_BYTES;
+            const int64_t n = n0 + 8 * p;
+            const int nv = n1 - n < 8 ? (int)(n1 - n) : 8;
+            if (R == 4)
+                panel_q4_0(a, pp, nb, n, nv, m, 4);
+            else if (R == 3)
+                panel_q4_0(a, pp, nb, n, nv, m, 3);
+            else if (R == 2)
+                panel_q4_0(a, pp, nb, n, nv, m, 2);
+            else
+                panel_q4_0(a, pp, nb, n, nv, m, 1);
+        }
+    }
+}
