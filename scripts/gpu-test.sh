@@ -127,6 +127,7 @@ run_sanitizer() {
 run_sanitizer test_ops
 run_sanitizer test_cuda_graph
 run_sanitizer test_cuda_quant
+run_sanitizer test_cuda_sample
 note "compute-sanitizer memcheck:$san_summary"
 
 result=PASS
