@@ -25,9 +25,10 @@
 #include "kernels/cpu/matmul_quant.h"
 #include "kernels/cpu/quant_dot.h"
 
-#define GEMV_MAX_M 8
-#define GEMM_NT    16           /* weight rows per GEMM tile */
-#define GEMM_XTILE (192 * 1024) /* bytes of quantized activations per GEMM tile (L2-resident) */
+#define GEMV_MAX_M     8
+#define GEMM_NT        16           /* weight rows per GEMM tile */
+#define GEMM_XTILE     (192 * 1024) /* bytes of quantized activations per GEMM tile (L2-resident) */
+#define GEMM_XTILE_F32 (256 * 1024) /* the same for f32 activations (FR_QUANT_ACT_F32) */
 
 /* ---------------------------------------------------------------- scalar activation quantizer */
 
@@ -361,7 +362,12 @@ static void *quant_scratch(fr_cpu_ctx *ctx, size_t bytes) {
 fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tensor *w,
                               const fr_tensor *bias, fr_tensor *out, fr_error *err) {
     const fr_qmm_kernels *kk = qmm_pick(ctx);
-    const fr_qmm_fn fn = (unsigned)w->dtype < FR_DTYPE_COUNT ? kk->mm[w->dtype] : NULL;
+    /* FR_QUANT_ACT_F32: the float kernels of matmul_quantf*.c read x as it is (no quantization,
+     * no packed GEMM); the work split below is the same for both */
+    const bool f32_act = ctx->quant_f32;
+    const fr_qmm_fn fn = (unsigned)w->dtype >= FR_DTYPE_COUNT ? NULL
+                         : f32_act                            ? fr_cpu_qmmf_pick(ctx)->mm[w->dtype]
+                                                              : kk->mm[w->dtype];
     if (!fn)
         return fr_cpu_unsupported_dtype(
             err, "matmul", "w", w, "quantized: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k");
@@ -379,20 +385,26 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
         return fr_error_set(err, FR_ERR_INVALID,
                             "cpu matmul: x / out row strides must be multiples of 4 bytes");
     if (M <= 0 || N <= 0) return FR_OK;
-    if (ctx->quant_f32) return fr_cpu_matmul_quantf(ctx, x, w, bias, out, err);
 
     const bool kfmt = blk == FR_QK_K;
-    const fr_qgemm_fn gemm = M > GEMV_MAX_M ? kk->gemm[w->dtype] : NULL;
-    const size_t xrow = kfmt ? fr_qxk_row_bytes(K) : fr_qx32_row_bytes(K);
-    /* K == 0 still needs a valid pointer: outputs are then just the bias */
-    void *xq = quant_scratch(ctx, xrow * (size_t)M + 64);
-    if (!xq)
-        return fr_error_set(err, FR_ERR_NOMEM,
-                            "cpu matmul: cannot allocate %zu bytes for quantized activations",
-                            xrow * (size_t)M);
+    const fr_qgemm_fn gemm = M > GEMV_MAX_M && !f32_act ? kk->gemm[w->dtype] : NULL;
+    const char *xh = (const char *)fr_tensor_host(x);
+    size_t xrow = 0; /* bytes per activation row as the kernels read it */
+    const void *xq = xh;
+    int64_t xq_stride = x->stride[0];
+    if (!f32_act) {
+        xrow = kfmt ? fr_qxk_row_bytes(K) : fr_qx32_row_bytes(K);
+        xq_stride = (int64_t)xrow;
+        /* K == 0 still needs a valid pointer: outputs are then just the bias */
+        xq = quant_scratch(ctx, xrow * (size_t)M + 64);
+        if (!xq)
+            return fr_error_set(err, FR_ERR_NOMEM,
+                                "cpu matmul: cannot allocate %zu bytes for quantized activations",
+                                xrow * (size_t)M);
+    }
 
     qmm_job j = {
-        .a = {(const char *)fr_tensor_host(w), w->stride[0], K, xq, (int64_t)xrow,
+        .a = {(const char *)fr_tensor_host(w), w->stride[0], K, xq, xq_stride,
               (float *)fr_tensor_host(out), out->stride[0] / (int64_t)sizeof(float),
               bias ? (const float *)fr_tensor_host(bias) : NULL},
         .fn = fn,
@@ -401,13 +413,13 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
         .quantize = gemm   ? kk->quantize_x32_plain
                     : kfmt ? kk->quantize_xk
                            : kk->quantize_x32,
-        .x = (const char *)fr_tensor_host(x),
+        .x = xh,
         .x_stride = x->stride[0],
         .M = M,
         .N = N,
     };
     /* activations once per call; parallel only when there are enough rows to be worth it */
-    fr_cpu_run(ctx, M, (double)M * (double)K * sizeof(float), quantize_task, &j);
+    if (!f32_act) fr_cpu_run(ctx, M, (double)M * (double)K * sizeof(float), quantize_task, &j);
 
     const double wbytes = (double)N * (double)fr_dtype_row_bytes(w->dtype, K);
     if (M <= GEMV_MAX_M) {
@@ -419,7 +431,10 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
         fr_cpu_run(ctx, (N + chunk - 1) / chunk, wbytes * (double)M, gemv_task, &j);
         return FR_OK;
     }
-    int64_t mt = (int64_t)(GEMM_XTILE / xrow) & ~(int64_t)3;
+    /* f32 rows are larger than quantized ones: a tile of them gets a larger L2 budget */
+    const int64_t tile_row = f32_act ? K * (int64_t)sizeof(float) : (int64_t)xrow;
+    const int64_t xtile = f32_act ? GEMM_XTILE_F32 : GEMM_XTILE;
+    int64_t mt = (tile_row > 0 ? xtile / tile_row : 128) & ~(int64_t)3;
     mt = mt < 8 ? 8 : mt > 128 ? 128 : mt;
     j.m_tile = mt;
     if (gemm) {

@@ -18,11 +18,6 @@ __attribute__((weak)) fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_te
                                                     const fr_tensor *w, const fr_tensor *bias,
                                                     fr_tensor *out, fr_error *err);
 
-/* The same product on f32 activations (ctx->quant_f32; matmul_quantf.c): arguments already
- * validated by fr_cpu_matmul_quant (f32 x / out, whole blocks, M and N > 0). */
-fr_status fr_cpu_matmul_quantf(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tensor *w,
-                               const fr_tensor *bias, fr_tensor *out, fr_error *err);
-
 /* Dequantizes one row of n elements (a whole number of blocks) of dtype t to f32. */
 __attribute__((weak)) void fr_cpu_dequantize_row(fr_dtype t, const void *row, float *out,
                                                  int64_t n);

@@ -8,9 +8,8 @@
  * float reference and flip close greedy choices (tests/test_real_model.sh); this path is within
  * f32 rounding of the reference.
  *
- * Work split as in matmul_quant.c: M <= 8 rows (decode) in contiguous chunks of weight rows, each
- * row read from memory once; more rows in tiles of GEMM_NT weight rows x m_tile activation rows
- * whose activations stay in L2. This file holds the scalar kernels and that driver. */
+ * The driver is fr_cpu_matmul_quant (matmul_quant.c), which splits the work the same way for both
+ * activation types. This file holds the scalar kernels and the kernel-table choice. */
 #include <string.h>
 
 #include "core/quant.h"
@@ -18,10 +17,6 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/matmul_quant.h"
 #include "kernels/cpu/quant_dot.h"
-
-#define GEMV_MAX_M 8
-#define GEMM_NT    16           /* weight rows per GEMM tile */
-#define GEMM_XTILE (256 * 1024) /* bytes of f32 activations per GEMM tile (L2-resident) */
 
 /* ---------------------------------------------------------------- scalar kernels */
 
@@ -91,59 +86,4 @@ const fr_qmmf_kernels *fr_cpu_qmmf_pick(const fr_cpu_ctx *ctx) {
         return &fr_qmmf_kernels_avx2;
 #endif
     return &fr_qmmf_kernels_scalar;
-}
-
-typedef struct {
-    fr_qmm_args a;
-    fr_qmm_fn fn;
-    int64_t M, N;
-    int64_t n_chunk;         /* GEMV: weight rows per task */
-    int64_t m_tile, n_tiles; /* GEMM: activation rows per tile, tiles along N */
-} qmmf_job;
-
-static void gemv_task(void *varg, int64_t task, int thread) {
-    const qmmf_job *j = varg;
-    const int64_t n0 = task * j->n_chunk, n1 = n0 + j->n_chunk < j->N ? n0 + j->n_chunk : j->N;
-    j->fn(&j->a, n0, n1, 0, j->M);
-}
-
-static void gemm_task(void *varg, int64_t task, int thread) {
-    const qmmf_job *j = varg;
-    const int64_t mt = task / j->n_tiles, nt = task % j->n_tiles;
-    const int64_t n0 = nt * GEMM_NT, n1 = n0 + GEMM_NT < j->N ? n0 + GEMM_NT : j->N;
-    const int64_t m0 = mt * j->m_tile, m1 = m0 + j->m_tile < j->M ? m0 + j->m_tile : j->M;
-    j->fn(&j->a, n0, n1, m0, m1);
-}
-
-fr_status fr_cpu_matmul_quantf(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tensor *w,
-                               const fr_tensor *bias, fr_tensor *out, fr_error *err) {
-    const fr_qmm_fn fn = fr_cpu_qmmf_pick(ctx)->mm[w->dtype];
-    if (!fn)
-        return fr_cpu_unsupported_dtype(
-            err, "matmul", "w", w, "quantized: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k");
-    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
-    qmmf_job j = {
-        .a = {(const char *)fr_tensor_host(w), w->stride[0], K, (const char *)fr_tensor_host(x),
-              x->stride[0], (float *)fr_tensor_host(out), out->stride[0] / (int64_t)sizeof(float),
-              bias ? (const float *)fr_tensor_host(bias) : NULL},
-        .fn = fn,
-        .M = M,
-        .N = N,
-    };
-    const double wbytes = (double)N * (double)fr_dtype_row_bytes(w->dtype, K);
-    if (M <= GEMV_MAX_M) {
-        /* as matmul_quant.c: ~16 tasks per thread against end-of-op imbalance, >= 8 rows each */
-        int64_t chunk = (N + 16 * ctx->n_threads - 1) / (16 * ctx->n_threads);
-        chunk = chunk < 8 ? 8 : chunk;
-        j.n_chunk = chunk;
-        fr_cpu_run(ctx, (N + chunk - 1) / chunk, wbytes * (double)M, gemv_task, &j);
-        return FR_OK;
-    }
-    const int64_t xrow = K * (int64_t)sizeof(float);
-    int64_t mt = (xrow > 0 ? GEMM_XTILE / xrow : 128) & ~(int64_t)3;
-    mt = mt < 8 ? 8 : mt > 128 ? 128 : mt;
-    j.m_tile = mt;
-    j.n_tiles = (N + GEMM_NT - 1) / GEMM_NT;
-    fr_cpu_run(ctx, j.n_tiles * ((M + mt - 1) / mt), wbytes * (double)M, gemm_task, &j);
-    return FR_OK;
 }
