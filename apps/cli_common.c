@@ -147,9 +147,10 @@ void fr_cli_usage_model(FILE *f) {
                "  --compute TYPE          activation and KV cache precision: f32 (default), "
                "bf16 or f16\n"
                "                          (bf16/f16 need --backend cuda)\n"
-               "  --quant-act TYPE        CPU matmuls with quantized weights: q8 (default, 8-bit\n"
-               "                          activations, fastest) or f32 (float activations,\n"
-               "                          matches a float reference)\n");
+               "  --quant-act TYPE        matmuls with quantized weights: q8 (default, 8-bit\n"
+               "                          activations, fastest; CUDA: decode GEMVs of q8_0,\n"
+               "                          q4_k, q6_k) or f32 (float activations, matches a\n"
+               "                          float reference)\n");
 }
 
 int fr_cli_quant_act(const char *cmd, const char *s, fr_quant_act *out) {

@@ -22,7 +22,7 @@ static void usage(FILE *f) {
                "  --compute TYPE       activation and KV cache precision: f32 (default), bf16 "
                "or f16\n"
                "                       (bf16/f16 need --backend cuda)\n"
-               "  --quant-act TYPE     CPU quantized matmuls: q8 (default) or f32 activations\n"
+               "  --quant-act TYPE     quantized matmuls: q8 (default) or f32 activations\n"
                "  --incremental        prefill the first id, then one decode step per id\n"
                "  --batch N            prefill chunk size (default 256)\n");
 }

@@ -13,6 +13,10 @@
  * GEMV, the f32 GEMM) get 1e-8 as in test_ops; a wrong nibble or scale costs ~1e-3. Paths that
  * round the dequantized weights or the output to 16 bits get 1e-6 (f16) and 3e-5 (bf16).
  *
+ * The matmul cases run twice: with quant_act f32 (thresholds above) and with the default
+ * quant_act q8, where q8_0 / q4_k / q6_k GEMVs quantize activations to 8 bits (threshold 1e-4,
+ * and a check that the error is not f32-small, i.e. that the 8-bit kernel really ran).
+ *
  * Also: a quantized GEMV recorded into a CUDA graph and replayed is bit-identical to the direct
  * call, and fr_cuda_measure_bandwidth measures something (finite and positive; no speed is
  * asserted). Needs a GPU (label `cuda`). */
@@ -27,6 +31,7 @@
 #include "kernels/cuda/cuda_api.h"
 
 static fr_backend *B;
+static bool Q8; /* B quantizes GEMV activations to 8 bits (quant_act q8) */
 static fr_test_rng RNG = {20251125};
 
 static const fr_dtype QTYPES[] = {FR_DTYPE_Q8_0, FR_DTYPE_Q4_0, FR_DTYPE_Q4_1, FR_DTYPE_Q5_0,
@@ -129,7 +134,18 @@ typedef struct {
     bool bias;
 } mm_case;
 
-static double mm_threshold(const mm_case *c) {
+/* Whether the 8-bit-activation GEMV (matmul_quant.cu) takes this case: its types, weights at
+ * the alignment its loads need. */
+static bool q8_path(fr_dtype wt, const mm_case *c) {
+    if (!Q8 || c->M > 8) return false;
+    if (wt == FR_DTYPE_Q8_0 || wt == FR_DTYPE_Q6_K) return c->woff % 2 == 0;
+    return wt == FR_DTYPE_Q4_K && c->woff % 16 == 0;
+}
+
+static double mm_threshold(fr_dtype wt, const mm_case *c) {
+    /* 8-bit activations: a rounding error of up to half a step of max|x|/127 per element, NMSE
+     * ~1.5e-5 for these uniform inputs; a wrong nibble or scale still costs >= 1e-3 */
+    if (q8_path(wt, c)) return 1e-4;
     double thr = 1e-8;
     const fr_dtype rounded_types[2] = {c->M > 8 ? c->xt : FR_DTYPE_F32, c->ot};
     for (int i = 0; i < 2; i++) {
@@ -200,7 +216,11 @@ static void check_matmul(fr_dtype wt, const mm_case *c) {
         }
         if (memcmp(oh + (size_t)(m * ldo + N) * oe, poison, (size_t)(ldo - N) * oe)) pad_ok = false;
     }
-    const double e = fr_test_nmse(got, ref, (size_t)(M * N)), thr = mm_threshold(c);
+    const double e = fr_test_nmse(got, ref, (size_t)(M * N)), thr = mm_threshold(wt, c);
+    /* the 8-bit path really ran: float activations would be exact to ~1e-14 */
+    if (q8_path(wt, c))
+        CHECK(e > 1e-9, "%s M=%lld N=%lld K=%lld: NMSE %.3g, so the q8 GEMV did not run",
+              fr_dtype_name(wt), (long long)M, (long long)N, (long long)K, e);
     CHECK(e < thr,
           "%s x %s -> %s M=%lld N=%lld K=%lld woff=%zu xpad=%lld bias=%d: NMSE %.3g >= %.1g",
           fr_dtype_name(wt), fr_dtype_name(c->xt), fr_dtype_name(c->ot), (long long)M, (long long)N,
@@ -368,7 +388,9 @@ static void test_bandwidth(void) {
 
 int main(void) {
     fr_error err = {0};
-    fr_status s = fr_backend_create("cuda", NULL, &B, &err);
+    /* float activations first (every GEMV exact to f32), then the default 8-bit ones */
+    fr_backend_params bp = {.quant_act = FR_QUANT_ACT_F32};
+    fr_status s = fr_backend_create("cuda", &bp, &B, &err);
     CHECK(s == FR_OK, "cuda backend: %s", err.msg);
     if (s) return fr_test_finish("test_cuda_quant");
     test_matmul();
@@ -377,6 +399,15 @@ int main(void) {
         test_graph(QTYPES[i]);
     }
     test_bandwidth();
+    fr_backend_destroy(B);
+
+    s = fr_backend_create("cuda", NULL, &B, &err);
+    CHECK(s == FR_OK, "cuda backend (quant_act q8): %s", err.msg);
+    if (s) return fr_test_finish("test_cuda_quant");
+    Q8 = true;
+    test_matmul();
+    for (size_t i = 0; i < sizeof QTYPES / sizeof QTYPES[0]; i++)
+        test_graph(QTYPES[i]);
     fr_backend_destroy(B);
     return fr_test_finish("test_cuda_quant");
 }

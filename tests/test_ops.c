@@ -447,6 +447,30 @@ static void test_rope_table(void) {
 
 /* ------------------------------------------------------------------ qk_norm_rope */
 
+/* o = one head x of qk_norm_rope in float64: RMSNorm with nw (mode 1, eps 1e-6), then the
+ * half-split rotation by the cos|sin row cs (modes 1, 2); mode 0 copies. D <= 4096. */
+static void ref_rope_head(const double *x, const double *nw, const double *cs, int mode, int64_t D,
+                          double *o) {
+    const int64_t half = D / 2;
+    double y[4096], r = 1;
+    if (mode == FR_ROPE_MODE_NORM_ROPE) {
+        double ss = 0;
+        for (int64_t i = 0; i < D; i++)
+            ss += x[i] * x[i];
+        r = 1.0 / sqrt(ss / D + 1e-6);
+    }
+    for (int64_t i = 0; i < D; i++)
+        y[i] = x[i] * (mode == FR_ROPE_MODE_NORM_ROPE ? r * nw[i] : 1.0);
+    if (mode == FR_ROPE_MODE_TRANSPOSE) {
+        memcpy(o, y, sizeof(double) * D);
+        return;
+    }
+    for (int64_t i = 0; i < half; i++) {
+        o[i] = y[i] * cs[i] - y[i + half] * cs[half + i];
+        o[i + half] = y[i + half] * cs[i] + y[i] * cs[half + i];
+    }
+}
+
 static void one_rope(int mode, int64_t T, int64_t H, int64_t D, int64_t xpad, int64_t p0) {
     const int64_t P = p0 + 2 * T + 3;
     dt x, nw, rope, pos, out;
@@ -486,30 +510,10 @@ static void one_rope(int mode, int64_t T, int64_t H, int64_t D, int64_t xpad, in
     dt_poison(&out);
     CALL_OK(fr_op_qk_norm_rope(B, &x.t, &nw.t, &rope.t, &pos.t, mode, 1e-6f, &out.t, ERR),
             "qk_norm_rope");
-    const int64_t half = D / 2;
     for (int64_t t = 0; t < T; t++)
-        for (int64_t h = 0; h < H; h++) {
-            const double *xr = xv + (t * H + h) * D;
-            double *o = ref + (h * T + t) * D, y[4096];
-            double r = 1;
-            if (mode == FR_ROPE_MODE_NORM_ROPE) {
-                double ss = 0;
-                for (int64_t i = 0; i < D; i++)
-                    ss += xr[i] * xr[i];
-                r = 1.0 / sqrt(ss / D + 1e-6);
-            }
-            for (int64_t i = 0; i < D; i++)
-                y[i] = xr[i] * (mode == FR_ROPE_MODE_NORM_ROPE ? r * nwv[i] : 1.0);
-            if (mode == FR_ROPE_MODE_TRANSPOSE) {
-                memcpy(o, y, sizeof(double) * D);
-                continue;
-            }
-            const double *cs = tabd + (int64_t)pv[t] * D;
-            for (int64_t i = 0; i < half; i++) {
-                o[i] = y[i] * cs[i] - y[i + half] * cs[half + i];
-                o[i + half] = y[i + half] * cs[i] + y[i] * cs[half + i];
-            }
-        }
+        for (int64_t h = 0; h < H; h++)
+            ref_rope_head(xv + (t * H + h) * D, nwv, tabd + (int64_t)pv[t] * D, mode, D,
+                          ref + (h * T + t) * D);
     char what[96];
     snprintf(what, sizeof what, "qk_norm_rope mode=%d T=%lld H=%lld D=%lld strided=%d", mode,
              (long long)T, (long long)H, (long long)D, xpad > 0);
@@ -592,6 +596,284 @@ static void test_kv_append(void) {
         dt_free(&pos);
         dt_free(&cache);
     }
+}
+
+/* ------------------------------------------------------------------ attn_prepare */
+
+/* NMSE limit for values computed in f32 and then stored as t: the store's own rounding
+ * (relative 2^-11 for f16, 2^-8 for bf16) dominates on every backend. */
+static double tol_stored(fr_dtype t) {
+    return t == FR_DTYPE_F32 ? tol(t) : t == FR_DTYPE_F16 ? 1e-6 : 3e-5;
+}
+
+/* [T, n, D] view of columns [c0, c0 + n*D) of the [T, C] matrix m: q, k or v as a slice of one
+ * fused QKV output, each keeping m's row stride. */
+static fr_tensor cols_view(const dt *m, int64_t c0, int64_t n, int64_t D) {
+    fr_tensor t = m->t;
+    const int64_t e = (int64_t)esize(t.dtype);
+    t.ndim = 3;
+    t.offset += (size_t)(c0 * e);
+    t.shape[1] = n;
+    t.shape[2] = D;
+    t.stride[1] = D * e;
+    t.stride[2] = e;
+    return t;
+}
+
+/* Cache rows (h, pos[t]) with pos[t] in [0, L) must hold ref[(h*T + t)*D ...] (NMSE <= limit,
+ * 0 = exact); every other row must keep its poison, and the row padding too. */
+static void check_cache(const dt *cache, const double *pv, int64_t T, const double *ref,
+                        double limit, const char *what) {
+    const int64_t Hkv = cache->t.shape[0], L = cache->t.shape[1], D = cache->t.shape[2];
+    double *got = malloc(sizeof(double) * Hkv * L * D);
+    double *gw = malloc(sizeof(double) * Hkv * T * D), *rw = malloc(sizeof(double) * Hkv * T * D);
+    const int64_t touched = dt_download(cache, got);
+    int64_t n = 0, foreign = 0;
+    for (int64_t h = 0; h < Hkv; h++)
+        for (int64_t l = 0; l < L; l++) {
+            int64_t t = -1;
+            for (int64_t u = 0; u < T; u++)
+                if ((int64_t)pv[u] == l) t = u;
+            for (int64_t i = 0; i < D; i++) {
+                const double g = got[(h * L + l) * D + i];
+                if (t < 0) {
+                    foreign += !isnan(g);
+                } else {
+                    gw[n] = g;
+                    rw[n++] = ref[(h * T + t) * D + i];
+                }
+            }
+        }
+    const double e = nmse(gw, rw, n);
+    CHECK(e <= limit && foreign == 0 && touched == 0,
+          "[%s] %s: nmse %.3g > %.3g, %lld values in foreign rows, %lld pad bytes", BNAME, what, e,
+          limit, (long long)foreign, (long long)touched);
+    free(got);
+    free(gw);
+    free(rw);
+}
+
+/* The raw bytes of d's buffer (malloc'd). */
+static unsigned char *dt_bytes(const dt *d) {
+    unsigned char *h = malloc(d->bytes);
+    fr_error err = {0};
+    CHECK(fr_buffer_download(&d->buf, 0, h, d->bytes, &err) == FR_OK, "download: %s", err.msg);
+    return h;
+}
+
+/* Whether two tensors made alike hold the same bytes (padding included), or a poisoned tensor
+ * (b NULL) still holds nothing but poison. */
+static bool same_bytes(const dt *a, const dt *b) {
+    unsigned char *ha = dt_bytes(a), *hb = b ? dt_bytes(b) : malloc(a->bytes);
+    if (!b) memset(hb, 0xff, a->bytes);
+    const bool same = (!b || a->bytes == b->bytes) && !memcmp(ha, hb, a->bytes);
+    free(ha);
+    free(hb);
+    return same;
+}
+
+/* float64 results of attn_prepare for the fused [T, C] input xv: q [H,T,D], k (before the
+ * cache's rounding) and v (after it) [Hkv,T,D], all rotated by the table rows pv picks. */
+static void prep_ref(const double *xv, const double *qn, const double *kn, const double *tab,
+                     const double *pv, int mode, fr_dtype ct, int64_t T, int64_t H, int64_t Hkv,
+                     int64_t D, double *qref, double *kref, double *vref) {
+    const int64_t C = (H + 2 * Hkv) * D;
+    for (int64_t t = 0; t < T; t++) {
+        const double *cs = tab + (int64_t)pv[t] * D, *row = xv + t * C;
+        for (int64_t h = 0; h < H; h++)
+            ref_rope_head(row + h * D, qn, cs, mode, D, qref + (h * T + t) * D);
+        for (int64_t h = 0; h < Hkv; h++) {
+            ref_rope_head(row + (H + h) * D, kn, cs, mode, D, kref + (h * T + t) * D);
+            for (int64_t i = 0; i < D; i++)
+                vref[(h * T + t) * D + i] = rounded(ct, row[(H + Hkv + h) * D + i]);
+        }
+    }
+}
+
+static void one_attn_prepare(int mode, fr_dtype ct, int64_t T, int64_t H, int64_t Hkv, int64_t D,
+                             int64_t xpad, int64_t p0) {
+    const int64_t C = (H + 2 * Hkv) * D, P = p0 + 2 * T + 3, L = P - 1;
+    const float eps = 1e-6f;
+    dt qkv, qn, kn, rope, pos, qo, kc, vc, qr, kr, vr, kc2, vc2;
+    dt_make(&qkv, FR_DTYPE_F32, 2, (int64_t[]){T, C}, xpad);
+    dt_make(&qn, FR_DTYPE_F32, 1, (int64_t[]){D}, 0);
+    dt_make(&kn, FR_DTYPE_F32, 1, (int64_t[]){D}, 0);
+    dt_make(&rope, FR_DTYPE_F32, 2, (int64_t[]){P, D}, 0);
+    dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+    dt_make(&qo, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
+    dt_make(&kc, ct, 3, (int64_t[]){Hkv, L, D}, 3); /* row stride > D, as kv_append's test */
+    dt_make(&vc, ct, 3, (int64_t[]){Hkv, L, D}, 3);
+    const fr_tensor q = cols_view(&qkv, 0, H, D), k = cols_view(&qkv, H * D, Hkv, D),
+                    v = cols_view(&qkv, (H + Hkv) * D, Hkv, D);
+    const fr_tensor *qnt = mode == FR_ROPE_MODE_NORM_ROPE ? &qn.t : NULL,
+                    *knt = mode == FR_ROPE_MODE_NORM_ROPE ? &kn.t : NULL;
+    double *xv = rand_vals(T * C), *qnv = rand_vals(D), *knv = rand_vals(D);
+    double *pv = malloc(sizeof(double) * T), *tabd = malloc(sizeof(double) * P * D);
+    double *qref = malloc(sizeof(double) * H * T * D), *got = malloc(sizeof(double) * H * T * D);
+    double *kref = malloc(sizeof(double) * Hkv * T * D),
+           *vref = malloc(sizeof(double) * Hkv * T * D);
+    float *tab = malloc(sizeof(float) * P * D);
+    fr_rope_config cfg = {.theta = 10000.0, .head_dim = (int)D};
+    fr_rope_table_fill(&cfg, (int)P, tab);
+    for (int64_t i = 0; i < P * D; i++)
+        tabd[i] = tab[i];
+    /* positions: an offset run (cache rows below p0 and between stay unwritten), the last one
+     * out of order */
+    for (int64_t t = 0; t < T; t++)
+        pv[t] = (double)(p0 + t);
+    if (T > 2) pv[T - 1] = (double)(p0 + 2 * T);
+    dt_upload(&qkv, xv);
+    dt_upload(&qn, qnv);
+    dt_upload(&kn, knv);
+    dt_upload(&rope, tabd);
+    dt_upload(&pos, pv);
+    dt_poison(&qo);
+    dt_poison(&kc);
+    dt_poison(&vc);
+    CALL_OK(fr_op_attn_prepare(B, &q, &k, &v, qnt, knt, &rope.t, &pos.t, mode, eps, &qo.t, &kc.t,
+                               &vc.t, ERR),
+            "attn_prepare");
+    char what[128], part[160];
+    snprintf(what, sizeof what,
+             "attn_prepare mode=%d %s T=%lld H=%lld/%lld D=%lld pad=%lld p0=%lld", mode,
+             fr_dtype_name(ct), (long long)T, (long long)H, (long long)Hkv, (long long)D,
+             (long long)xpad, (long long)p0);
+    /* (a) float64 references; (b) nothing written outside q_out and the appended rows */
+    prep_ref(xv, qnv, knv, tabd, pv, mode, ct, T, H, Hkv, D, qref, kref, vref);
+    snprintf(part, sizeof part, "%s q_out", what);
+    check_out(&qo, got, qref, tol(FR_DTYPE_F32), part);
+    snprintf(part, sizeof part, "%s k_cache", what);
+    check_cache(&kc, pv, T, kref, tol_stored(ct), part);
+    snprintf(part, sizeof part, "%s v_cache", what);
+    check_cache(&vc, pv, T, vref, 0.0, part); /* a copy is exact */
+
+    /* (c) the same bytes as the five unfused ops */
+    dt_make(&qr, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
+    dt_make(&kr, FR_DTYPE_F32, 3, (int64_t[]){Hkv, T, D}, 0);
+    dt_make(&vr, FR_DTYPE_F32, 3, (int64_t[]){Hkv, T, D}, 0);
+    dt_make(&kc2, ct, 3, (int64_t[]){Hkv, L, D}, 3);
+    dt_make(&vc2, ct, 3, (int64_t[]){Hkv, L, D}, 3);
+    dt_poison(&qr);
+    dt_poison(&kc2);
+    dt_poison(&vc2);
+    CALL_OK(fr_op_qk_norm_rope(B, &q, qnt, &rope.t, &pos.t, mode, eps, &qr.t, ERR), "q rope");
+    CALL_OK(fr_op_qk_norm_rope(B, &k, knt, &rope.t, &pos.t, mode, eps, &kr.t, ERR), "k rope");
+    CALL_OK(fr_op_qk_norm_rope(B, &v, NULL, NULL, NULL, FR_ROPE_MODE_TRANSPOSE, 0.0f, &vr.t, ERR),
+            "v transpose");
+    CALL_OK(fr_op_kv_append(B, &kr.t, &pos.t, &kc2.t, ERR), "k append");
+    CALL_OK(fr_op_kv_append(B, &vr.t, &pos.t, &vc2.t, ERR), "v append");
+    CHECK(same_bytes(&qo, &qr) && same_bytes(&kc, &kc2) && same_bytes(&vc, &vc2),
+          "[%s] %s: not bit-identical to qk_norm_rope x3 + kv_append x2 (q %d, k %d, v %d)", BNAME,
+          what, same_bytes(&qo, &qr), same_bytes(&kc, &kc2), same_bytes(&vc, &vc2));
+
+    if (IS_CPU) {
+        /* (d) a position past the cache, past the table or negative: FR_ERR_RANGE before any
+         * write */
+        const double bad[3] = {(double)L, (double)P, -1.0};
+        const double keep = pv[T - 1];
+        for (int i = 0; i < 3; i++) {
+            pv[T - 1] = bad[i];
+            dt_upload(&pos, pv);
+            dt_poison(&qo);
+            dt_poison(&kc);
+            dt_poison(&vc);
+            fr_error err = {0};
+            const fr_status s = fr_op_attn_prepare(B, &q, &k, &v, qnt, knt, &rope.t, &pos.t, mode,
+                                                   eps, &qo.t, &kc.t, &vc.t, &err);
+            CHECK(s == FR_ERR_RANGE, "[%s] %s: pos %g accepted (status %d)", BNAME, what, bad[i],
+                  s);
+            CHECK(same_bytes(&qo, NULL) && same_bytes(&kc, NULL) && same_bytes(&vc, NULL),
+                  "[%s] %s: pos %g rejected after writing", BNAME, what, bad[i]);
+        }
+        pv[T - 1] = keep;
+    } else {
+        /* GPU backends cannot report a bad position: the cache rows of one past L are skipped,
+         * its query is still rotated (by table row L, which exists as L < P) */
+        pv[0] = (double)L;
+        dt_upload(&pos, pv);
+        dt_poison(&qo);
+        dt_poison(&kc);
+        dt_poison(&vc);
+        CALL_OK(fr_op_attn_prepare(B, &q, &k, &v, qnt, knt, &rope.t, &pos.t, mode, eps, &qo.t,
+                                   &kc.t, &vc.t, ERR),
+                "attn_prepare pos past the cache");
+        prep_ref(xv, qnv, knv, tabd, pv, mode, ct, T, H, Hkv, D, qref, kref, vref);
+        snprintf(part, sizeof part, "%s pos past the cache", what);
+        check_out(&qo, got, qref, tol(FR_DTYPE_F32), part);
+        check_cache(&kc, pv, T, kref, tol_stored(ct), part);
+        check_cache(&vc, pv, T, vref, 0.0, part);
+    }
+    double *host[] = {xv, qnv, knv, pv, tabd, qref, kref, vref, got};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++)
+        free(host[i]);
+    free(tab);
+    dt *all[] = {&qkv, &qn, &kn, &rope, &pos, &qo, &kc, &vc, &qr, &kr, &vr, &kc2, &vc2};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        dt_free(all[i]);
+}
+
+static void test_attn_prepare(void) {
+    if (!fr_backend_has_fused(B, FR_FUSED_ATTN_PREPARE)) {
+        fprintf(stderr, "[%s] attn_prepare: not implemented, skipped\n", BNAME);
+        return;
+    }
+    for (int mode = FR_ROPE_MODE_NORM_ROPE; mode <= FR_ROPE_MODE_ROPE; mode++)
+        for (int di = 0; di < 3; di++) {
+            const fr_dtype ct = PLAIN[di];
+            one_attn_prepare(mode, ct, 1, 4, 2, 64, 0, 0);
+            one_attn_prepare(mode, ct, 3, 6, 3, 16, 5, 5); /* padded QKV rows */
+            one_attn_prepare(mode, ct, 7, 4, 2, 128, 0, 5);
+            one_attn_prepare(mode, ct, 7, 6, 3, 64, 8, 1000); /* padded, far into the table */
+            one_attn_prepare(mode, ct, 33, 8, 2, 128, 0, 3);  /* big enough for the pool */
+        }
+}
+
+/* Validation of attn_prepare: from a valid call, each broken argument in turn must give
+ * FR_ERR_INVALID naming it. */
+static void attn_prepare_invalid(void) {
+    const int64_t T = 2, H = 2, Hkv = 1, D = 4, L = 5;
+    dt qkv, nw, rope, pos, qo, kc, vc;
+    dt_make(&qkv, FR_DTYPE_F32, 2, (int64_t[]){T, (H + 2 * Hkv) * D}, 0);
+    dt_make(&nw, FR_DTYPE_F32, 1, (int64_t[]){D}, 0);
+    dt_make(&rope, FR_DTYPE_F32, 2, (int64_t[]){3, D}, 0);
+    dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+    dt_make(&qo, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
+    dt_make(&kc, FR_DTYPE_F32, 3, (int64_t[]){Hkv, L, D}, 0);
+    dt_make(&vc, FR_DTYPE_F32, 3, (int64_t[]){Hkv, L, D}, 0);
+    dt_poison(&qkv); /* NaN inputs: only the statuses matter here */
+    dt_poison(&nw);
+    dt_poison(&rope);
+    double pv[2] = {0, 1};
+    dt_upload(&pos, pv);
+    /* which argument breaks (0 q, 1 k, 2 v, 3 q_out, 4 k_cache, 5 v_cache: shape[dim] = n;
+     * 6: q_norm NULL in mode 1; 7: mode 0) and the name the message must carry */
+    static const struct {
+        int which, dim, n;
+        const char *name;
+    } cases[] = {{-1, 0, 0, ""},     {1, 2, 2, "k "},      {2, 0, 1, "v "},
+                 {3, 1, 1, "q_out"}, {4, 2, 2, "k_cache"}, {5, 1, 4, "v_cache"},
+                 {0, 2, 3, "q "},    {6, 0, 0, "q_norm"},  {7, 0, 0, "mode"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fr_tensor t[6] = {cols_view(&qkv, 0, H, D),
+                          cols_view(&qkv, H * D, Hkv, D),
+                          cols_view(&qkv, (H + Hkv) * D, Hkv, D),
+                          qo.t,
+                          kc.t,
+                          vc.t};
+        if (cases[i].which >= 0 && cases[i].which < 6)
+            t[cases[i].which].shape[cases[i].dim] = cases[i].n;
+        fr_error err = {0};
+        const fr_status s = fr_op_attn_prepare(
+            B, &t[0], &t[1], &t[2], cases[i].which == 6 ? NULL : &nw.t, &nw.t, &rope.t, &pos.t,
+            cases[i].which == 7 ? FR_ROPE_MODE_TRANSPOSE : FR_ROPE_MODE_NORM_ROPE, 1e-6f, &t[3],
+            &t[4], &t[5], &err);
+        CHECK(i == 0 ? s == FR_OK : s == FR_ERR_INVALID && strstr(err.msg, cases[i].name),
+              "[%s] attn_prepare case %zu (%s): status %d (%s)", BNAME, i, cases[i].name, s,
+              err.msg);
+    }
+    dt *all[] = {&qkv, &nw, &rope, &pos, &qo, &kc, &vc};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        dt_free(all[i]);
 }
 
 /* ------------------------------------------------------------------ attention */
@@ -679,6 +961,115 @@ static void test_attention(void) {
         one_attention(ct, 2, 1, 2, 8, 12, 4, 1, 0, 0);         /* window 1: only itself */
         one_attention(ct, 16, 8, 1, 128, 2100, 2047, 0, 0, 0); /* 2k-context decode */
         one_attention(ct, 20, 1, 3, 24, 90, 70, 0, 0, 0);      /* GQA 20: several head groups */
+    }
+}
+
+/* Attention with 16-bit q, cache and (mostly) output: what --compute bf16|f16 runs, and on CUDA
+ * the tensor-core prefill kernel (16-bit q and cache, D 64 or 128, T >= 16, 16-byte aligned cache
+ * rows). Backends without 16-bit activations skip it. Positions are p0 + t, or with `shuffled`
+ * the same set in a scrambled order (t * 7 mod T), which any backend must handle: each query's
+ * keys follow its own position. */
+static void one_attention_act(fr_dtype ct, fr_dtype ot, int64_t H, int64_t Hkv, int64_t T,
+                              int64_t D, int64_t L, int64_t p0, int window, float scale,
+                              int64_t kpad, bool shuffled) {
+    dt q, k, v, pos, out;
+    dt_make(&q, ct, 3, (int64_t[]){H, T, D}, 0);
+    dt_make(&k, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
+    dt_make(&v, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
+    dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+    dt_make(&out, ot, 3, (int64_t[]){T, H, D}, 0);
+    double *qv = rand_vals(H * T * D), *kv = rand_vals(Hkv * L * D), *vv = rand_vals(Hkv * L * D);
+    for (int64_t i = 0; i < Hkv * L * D; i++)
+        kv[i] *= 3.0; /* sharper softmax */
+    double *pv = malloc(sizeof(double) * T), *ref = malloc(sizeof(double) * T * H * D);
+    double *got = malloc(sizeof(double) * T * H * D), *w = malloc(sizeof(double) * L);
+    for (int64_t t = 0; t < T; t++)
+        pv[t] = (double)(p0 + (shuffled ? t * 7 % T : t)); /* 7 and T coprime in the cases */
+    dt_upload(&q, qv); /* rounds qv, kv, vv to what the backend sees */
+    dt_upload(&k, kv);
+    dt_upload(&v, vv);
+    dt_upload(&pos, pv);
+    dt_poison(&out);
+    fr_attention_params prm = {.scale = scale, .window = window};
+    CALL_OK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, ERR), "attention");
+    const double sc = scale > 0 ? scale : 1.0 / sqrt((double)D);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t kh = h / (H / Hkv), p = (int64_t)pv[t];
+            const int64_t lo = window > 0 ? (p - window + 1 > 0 ? p - window + 1 : 0) : 0;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = lo; j <= p; j++) {
+                double s = 0;
+                for (int64_t i = 0; i < D; i++)
+                    s += qv[(h * T + t) * D + i] * kv[(kh * L + j) * D + i];
+                w[j] = s * sc;
+                mx = fmax(mx, w[j]);
+            }
+            for (int64_t j = lo; j <= p; j++)
+                sum += (w[j] = exp(w[j] - mx));
+            for (int64_t i = 0; i < D; i++) {
+                double o = 0;
+                for (int64_t j = lo; j <= p; j++)
+                    o += w[j] * vv[(kh * L + j) * D + i];
+                ref[(t * H + h) * D + i] = o / sum;
+            }
+        }
+    char what[160];
+    snprintf(what, sizeof what,
+             "attention q/cache %s out %s H=%lld Hkv=%lld T=%lld D=%lld L=%lld p0=%lld W=%d "
+             "pad=%lld%s",
+             fr_dtype_name(ct), fr_dtype_name(ot), (long long)H, (long long)Hkv, (long long)T,
+             (long long)D, (long long)L, (long long)p0, window, (long long)kpad,
+             shuffled ? " shuffled" : "");
+    /* the output store's rounding adds about as much as the kernel's own (see the header) */
+    check_out(&out, got, ref, tol(ct), what);
+    free(qv);
+    free(kv);
+    free(vv);
+    free(pv);
+    free(ref);
+    free(got);
+    free(w);
+    dt_free(&q);
+    dt_free(&k);
+    dt_free(&v);
+    dt_free(&pos);
+    dt_free(&out);
+}
+
+static void test_attention_act(void) {
+    const fr_dtype cts[] = {FR_DTYPE_F16, FR_DTYPE_BF16};
+    for (int di = 0; di < 2; di++) {
+        const fr_dtype ct = cts[di];
+        if (!fr_backend_accepts_act(B, ct)) {
+            fprintf(stderr, "[%s] attention with %s activations: not supported, skipped\n", BNAME,
+                    fr_dtype_name(ct));
+            continue;
+        }
+        /* one full row tile (T * G = 64 rows), keys in one tile */
+        one_attention_act(ct, ct, 8, 2, 16, 64, 40, 0, 0, 0, 0, false);
+        /* GQA 1, D 128, two key tiles, f32 output */
+        one_attention_act(ct, FR_DTYPE_F32, 4, 4, 64, 128, 100, 0, 0, 0, 0, false);
+        /* row tail (100 * 4 rows), cache already holding 150 tokens, rows padded by 16 bytes */
+        one_attention_act(ct, ct, 8, 2, 100, 128, 300, 150, 0, 0, 8, false);
+        /* 257 tokens: 5 row tiles, the last with one row; explicit scale */
+        one_attention_act(ct, ct, 4, 4, 257, 64, 300, 0, 0, 0.2f, 0, false);
+        /* sliding window after an offset: early keys invisible, ranges start mid-tile */
+        one_attention_act(ct, ct, 8, 2, 257, 128, 600, 300, 100, 0, 8, false);
+        /* a window narrower than a tile: most tiles are partly masked for every row */
+        one_attention_act(ct, FR_DTYPE_F32, 4, 4, 100, 64, 200, 37, 5, 0, 8, false);
+        /* positions out of order: each row's own range, not the tile's */
+        one_attention_act(ct, ct, 8, 2, 64, 128, 150, 20, 0, 0, 0, true);
+        one_attention_act(ct, ct, 4, 4, 100, 64, 140, 30, 9, 0, 0, true);
+        /* GQA 10: row tiles split a token's query heads */
+        one_attention_act(ct, ct, 20, 2, 20, 64, 60, 3, 0, 0, 0, false);
+        /* a short chunk far into a long cache (many key tiles per row tile) */
+        one_attention_act(ct, ct, 8, 2, 16, 128, 1100, 1000, 0, 0, 0, false);
+        /* cache rows not 16-byte aligned, D not 64/128, too few tokens: the other kernels,
+         * with 16-bit q */
+        one_attention_act(ct, ct, 4, 2, 33, 64, 80, 10, 0, 0, 3, false);
+        one_attention_act(ct, ct, 4, 2, 20, 96, 80, 10, 0, 0, 0, false);
+        one_attention_act(ct, ct, 8, 2, 5, 128, 300, 200, 0, 0, 0, false);
     }
 }
 
@@ -803,6 +1194,7 @@ static void test_errors(void) {
     big.shape[0] = 4; /* extends past its buffer */
     CHECK(fr_op_silu_mul(B, &big, &big, &big, &err) == FR_ERR_INVALID, "[%s] silu_mul bounds",
           BNAME);
+    attn_prepare_invalid();
 
     /* an op missing from a backend: same context, one NULL entry per op */
     fr_backend_ops ops = *B->ops;
@@ -825,7 +1217,7 @@ static void test_errors(void) {
     fr_tensor o3 = fr_tensor_3d(&fo.buf, 0, FR_DTYPE_F32, 3, 1, 4);
     fr_tensor q3 = fr_tensor_3d(&fa.buf, 0, FR_DTYPE_F32, 1, 3, 4);
     fr_attention_params prm = {0};
-    for (int op = 0; op < 11; op++) {
+    for (int op = 0; op < 12; op++) {
         ops = *B->ops;
         fr_status s = FR_OK;
         const char *name = "";
@@ -874,8 +1266,14 @@ static void test_errors(void) {
             ops.argmax = NULL, name = "argmax";
             s = fr_op_argmax(&fake, &a2, &p1, &err);
             break;
+        case 11:
+            ops.attn_prepare = NULL, name = "attn_prepare";
+            s = fr_op_attn_prepare(&fake, &fa.t, &kv, &kv, NULL, NULL, &rope, &p1, 2, 1e-6f, &fo.t,
+                                   &cache, &cache, &err);
+            break;
         }
-        CHECK(s == FR_ERR_UNSUPPORTED, "[%s] %s missing: status %d (%s)", BNAME, name, s, err.msg);
+        CHECK(s == FR_ERR_UNSUPPORTED && strstr(err.msg, name), "[%s] %s missing: status %d (%s)",
+              BNAME, name, s, err.msg);
     }
     /* the buffers belong to `fake`, whose ctx is the real backend's: free through it */
     ops = *B->ops;
@@ -901,7 +1299,9 @@ static void run_all(void) {
     test_matmul();
     test_rope();
     test_kv_append();
+    test_attn_prepare();
     test_attention();
+    test_attention_act();
     test_elementwise();
     test_argmax();
     test_errors();

@@ -45,6 +45,18 @@ bool fr_backend_accepts_act(const fr_backend *b, fr_dtype t) {
     return (unsigned)t < 32 && (b->ops->act_dtypes & (1u << t)) != 0;
 }
 
+bool fr_backend_has_fused(const fr_backend *b, fr_fused_op op) {
+    switch (op) {
+    case FR_FUSED_MATMUL_MULTI:
+        return b->ops->matmul_multi != NULL;
+    case FR_FUSED_MATMUL_GLU:
+        return b->ops->matmul_glu != NULL;
+    case FR_FUSED_ATTN_PREPARE:
+        return b->ops->attn_prepare != NULL;
+    }
+    return false;
+}
+
 /* ------------------------------------------------------------------ buffers */
 
 fr_status fr_buffer_alloc(fr_backend *b, size_t size, fr_buffer *buf, fr_error *err) {
@@ -227,21 +239,57 @@ fr_status fr_op_rms_norm(fr_backend *b, const fr_tensor *x, const fr_tensor *w, 
     return b->ops->rms_norm(b->ctx, x, w, eps, out, err);
 }
 
+/* x [M,K], w [N,K], bias [N] or NULL, out [M,N]: the argument names carry a suffix in the
+ * fused ops ("w[1]", "w_up"). */
+static fr_status need_matmul(vctx *v, const fr_tensor *x, const char *wn, const fr_tensor *w,
+                             const char *bn, const fr_tensor *bias, const char *on,
+                             const fr_tensor *out) {
+    FR_TRY(need(v, "x", x, 2, ACT_TYPES));
+    FR_TRY(need(v, wn, w, 2, ANY_WEIGHT));
+    FR_TRY(need(v, on, out, 2, ACT_TYPES));
+    FR_TRY(need_shape(v, wn, w, 1, x->shape[1]));
+    FR_TRY(need_shape(v, on, out, 0, x->shape[0]));
+    FR_TRY(need_shape(v, on, out, 1, w->shape[0]));
+    if (bias) {
+        FR_TRY(need(v, bn, bias, 1, F32_ONLY));
+        FR_TRY(need_shape(v, bn, bias, 0, w->shape[0]));
+    }
+    return FR_OK;
+}
+
 fr_status fr_op_matmul(fr_backend *b, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
                        fr_tensor *out, fr_error *err) {
     vctx v = {b, "matmul", err};
     FR_TRY(need_op(&v, b->ops->matmul));
-    FR_TRY(need(&v, "x", x, 2, ACT_TYPES));
-    FR_TRY(need(&v, "w", w, 2, ANY_WEIGHT));
-    FR_TRY(need(&v, "out", out, 2, ACT_TYPES));
-    FR_TRY(need_shape(&v, "w", w, 1, x->shape[1]));
-    FR_TRY(need_shape(&v, "out", out, 0, x->shape[0]));
-    FR_TRY(need_shape(&v, "out", out, 1, w->shape[0]));
-    if (bias) {
-        FR_TRY(need(&v, "bias", bias, 1, F32_ONLY));
-        FR_TRY(need_shape(&v, "bias", bias, 0, w->shape[0]));
-    }
+    FR_TRY(need_matmul(&v, x, "w", w, "bias", bias, "out", out));
     return b->ops->matmul(b->ctx, x, w, bias, out, err);
+}
+
+fr_status fr_op_matmul_multi(fr_backend *b, const fr_tensor *x, int n, const fr_tensor *const *w,
+                             const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err) {
+    vctx v = {b, "matmul_multi", err};
+    FR_TRY(need_op(&v, b->ops->matmul_multi));
+    if (n < 1 || n > 3)
+        return fr_error_set(err, FR_ERR_INVALID, "matmul_multi: %d matrices (1 to 3)", n);
+    for (int i = 0; i < n; i++) {
+        char wn[8], bn[12], on[12];
+        snprintf(wn, sizeof wn, "w[%d]", i);
+        snprintf(bn, sizeof bn, "bias[%d]", i);
+        snprintf(on, sizeof on, "out[%d]", i);
+        FR_TRY(need_matmul(&v, x, wn, w[i], bn, bias ? bias[i] : NULL, on, out[i]));
+    }
+    return b->ops->matmul_multi(b->ctx, x, n, w, bias, out, err);
+}
+
+fr_status fr_op_matmul_glu(fr_backend *b, const fr_tensor *x, const fr_tensor *w_gate,
+                           const fr_tensor *w_up, const fr_tensor *b_gate, const fr_tensor *b_up,
+                           fr_tensor *gate, fr_tensor *up, fr_tensor *out, fr_error *err) {
+    vctx v = {b, "matmul_glu", err};
+    FR_TRY(need_op(&v, b->ops->matmul_glu));
+    FR_TRY(need_matmul(&v, x, "w_gate", w_gate, "b_gate", b_gate, "gate", gate));
+    FR_TRY(need_matmul(&v, x, "w_up", w_up, "b_up", b_up, "up", up));
+    FR_TRY(need_matmul(&v, x, "w_gate", w_gate, "b_gate", b_gate, "out", out));
+    return b->ops->matmul_glu(b->ctx, x, w_gate, w_up, b_gate, b_up, gate, up, out, err);
 }
 
 fr_status fr_op_qk_norm_rope(fr_backend *b, const fr_tensor *x, const fr_tensor *norm_w,
@@ -282,6 +330,51 @@ fr_status fr_op_kv_append(fr_backend *b, const fr_tensor *kv, const fr_tensor *p
     FR_TRY(need_shape(&v, "cache", cache, 0, kv->shape[0]));
     FR_TRY(need_shape(&v, "cache", cache, 2, kv->shape[2]));
     return b->ops->kv_append(b->ctx, kv, pos, cache, err);
+}
+
+fr_status fr_op_attn_prepare(fr_backend *b, const fr_tensor *q, const fr_tensor *k,
+                             const fr_tensor *v, const fr_tensor *q_norm, const fr_tensor *k_norm,
+                             const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
+                             fr_tensor *q_out, fr_tensor *k_cache, fr_tensor *v_cache,
+                             fr_error *err) {
+    vctx c = {b, "attn_prepare", err}; /* not `v`: that is the v tensor */
+    FR_TRY(need_op(&c, b->ops->attn_prepare));
+    /* no transpose-only mode: the fusion exists for the RoPE paths */
+    if (mode != FR_ROPE_MODE_NORM_ROPE && mode != FR_ROPE_MODE_ROPE)
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "attn_prepare: mode %d (expected %d norm+rope or %d rope)", mode,
+                            FR_ROPE_MODE_NORM_ROPE, FR_ROPE_MODE_ROPE);
+    FR_TRY(need(&c, "q", q, 3, ACT_TYPES));
+    FR_TRY(need(&c, "k", k, 3, ACT_TYPES));
+    FR_TRY(need(&c, "v", v, 3, ACT_TYPES));
+    FR_TRY(need(&c, "q_out", q_out, 3, ACT_TYPES));
+    FR_TRY(need(&c, "k_cache", k_cache, 3, ACT_TYPES));
+    FR_TRY(need(&c, "v_cache", v_cache, 3, ACT_TYPES));
+    FR_TRY(need(&c, "rope", rope, 2, F32_ONLY));
+    FR_TRY(need(&c, "pos", pos, 1, I32_ONLY));
+    const int64_t T = q->shape[0], H = q->shape[1], D = q->shape[2], Hkv = k->shape[1];
+    if (D % 2) return bad(&c, "q", q, "head_dim must be even for RoPE");
+    FR_TRY(need_shape(&c, "k", k, 0, T));
+    FR_TRY(need_shape(&c, "k", k, 2, D));
+    for (int d = 0; d < 3; d++)
+        FR_TRY(need_shape(&c, "v", v, d, k->shape[d]));
+    FR_TRY(need_shape(&c, "q_out", q_out, 0, H));
+    FR_TRY(need_shape(&c, "q_out", q_out, 1, T));
+    FR_TRY(need_shape(&c, "q_out", q_out, 2, D));
+    FR_TRY(need_shape(&c, "k_cache", k_cache, 0, Hkv));
+    FR_TRY(need_shape(&c, "k_cache", k_cache, 2, D));
+    for (int d = 0; d < 3; d++)
+        FR_TRY(need_shape(&c, "v_cache", v_cache, d, k_cache->shape[d]));
+    FR_TRY(need_shape(&c, "rope", rope, 1, D));
+    FR_TRY(need_shape(&c, "pos", pos, 0, T));
+    if (mode == FR_ROPE_MODE_NORM_ROPE) {
+        FR_TRY(need(&c, "q_norm", q_norm, 1, F32_ONLY));
+        FR_TRY(need_shape(&c, "q_norm", q_norm, 0, D));
+        FR_TRY(need(&c, "k_norm", k_norm, 1, F32_ONLY));
+        FR_TRY(need_shape(&c, "k_norm", k_norm, 0, D));
+    }
+    return b->ops->attn_prepare(b->ctx, q, k, v, q_norm, k_norm, rope, pos, mode, eps, q_out,
+                                k_cache, v_cache, err);
 }
 
 fr_status fr_op_attention(fr_backend *b, const fr_tensor *q, const fr_tensor *k_cache,

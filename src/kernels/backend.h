@@ -91,11 +91,25 @@ typedef struct fr_backend_ops {
                           fr_tensor *out, fr_error *err);
     fr_status (*matmul)(void *ctx, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
                         fr_tensor *out, fr_error *err);
+    /* Optional fusions of matmul (see fr_backend_has_fused): several matrices sharing x, and
+     * the gate/up pair with its SiLU product. */
+    fr_status (*matmul_multi)(void *ctx, const fr_tensor *x, int n, const fr_tensor *const *w,
+                              const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err);
+    fr_status (*matmul_glu)(void *ctx, const fr_tensor *x, const fr_tensor *w_gate,
+                            const fr_tensor *w_up, const fr_tensor *b_gate, const fr_tensor *b_up,
+                            fr_tensor *gate, fr_tensor *up, fr_tensor *out, fr_error *err);
     fr_status (*qk_norm_rope)(void *ctx, const fr_tensor *x, const fr_tensor *norm_w,
                               const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
                               fr_tensor *out, fr_error *err);
     fr_status (*kv_append)(void *ctx, const fr_tensor *kv, const fr_tensor *pos, fr_tensor *cache,
                            fr_error *err);
+    /* Optional fusion of qk_norm_rope (q, k, v) + kv_append (k, v); NULL when the backend has
+     * none, and the model runner then issues those five ops (fr_backend_has_fused). */
+    fr_status (*attn_prepare)(void *ctx, const fr_tensor *q, const fr_tensor *k, const fr_tensor *v,
+                              const fr_tensor *q_norm, const fr_tensor *k_norm,
+                              const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
+                              fr_tensor *q_out, fr_tensor *k_cache, fr_tensor *v_cache,
+                              fr_error *err);
     fr_status (*attention)(void *ctx, const fr_tensor *q, const fr_tensor *k_cache,
                            const fr_tensor *v_cache, const fr_tensor *pos,
                            const fr_attention_params *p, fr_tensor *out, fr_error *err);
@@ -132,6 +146,14 @@ void fr_backend_destroy(fr_backend *b);
 const char *fr_backend_name(const fr_backend *b);
 /* Whether every op of the backend accepts activations of dtype t (f32 always does). */
 bool fr_backend_accepts_act(const fr_backend *b, fr_dtype t);
+/* The optional fused ops. The model runner asks once, before recording a step, and issues
+ * either the fused op or the unfused sequence it stands for. */
+typedef enum fr_fused_op {
+    FR_FUSED_MATMUL_MULTI, /* matmul_multi: Q, K, V projections of one input */
+    FR_FUSED_MATMUL_GLU,   /* matmul_glu: gate, up and silu_mul */
+    FR_FUSED_ATTN_PREPARE, /* attn_prepare: qk_norm_rope x3 and kv_append x2 */
+} fr_fused_op;
+bool fr_backend_has_fused(const fr_backend *b, fr_fused_op op);
 
 /* ---- buffers ---- */
 fr_status fr_buffer_alloc(fr_backend *b, size_t size, fr_buffer *buf, fr_error *err);
@@ -162,6 +184,20 @@ void fr_graph_free(fr_backend *b, void *graph);
  *                mode 1 normalises each head with norm_w [D] f32 (eps); modes 1,2 rotate pairs
  *                (i, i+D/2) by angle pos[t]*f_i using rope [P,D] (cos | sin); pos [T] i32 < P.
  * kv_append:     cache[h, pos[t], :] = kv[h, t, :]; kv [Hkv,T,D], cache [Hkv,L,D]; pos[t] < L.
+ * matmul_multi:  (optional) out[i] = matmul(x, w[i], bias[i]) for i < n (1..3); every w[i] has
+ *                K columns; bias may be NULL, or hold NULL entries.
+ * matmul_glu:    (optional) out = silu(x w_gate^T + b_gate) * (x w_up^T + b_up), all [M,F];
+ *                gate and up [M,F] are scratch the backend may use (contents undefined after).
+ * attn_prepare:  (optional) qk_norm_rope of q, k and v plus kv_append of k and v, in one call:
+ *                q [T,H,D], k and v [T,Hkv,D], each with its own row strides (e.g. column slices
+ *                of one fused QKV output); mode 1 (norms q_norm/k_norm [D] f32, eps) or 2 (RoPE
+ *                only, norms may be NULL); rope and pos as qk_norm_rope.
+ *                  q_out[h,t,:]          = qk_norm_rope(q)[h,t,:]       q_out [H,T,D]
+ *                  k_cache[h,pos[t],:]   = qk_norm_rope(k)[h,t,:]       caches [Hkv,L,D],
+ *                  v_cache[h,pos[t],:]   = v[t,h,:]                     same shape, pos[t] < L
+ *                Same arithmetic as the unfused ops, so with f32 activations the results are
+ *                bit-identical to them; k goes straight to the cache dtype (one rounding, where
+ *                the unfused path also rounds to the activation dtype in between).
  * attention:     out[t,h,:] = softmax_j(scale * q[h,t,:].k[h/(H/Hkv),j,:]) v[...,j,:] over the keys
  *                allowed by pos[t] and p->window (see fr_attention_params); causal by position.
  * residual_norm: res_out = residual + x * layer_scale (scale [C] f32 or NULL = 1);
@@ -183,6 +219,16 @@ fr_status fr_op_qk_norm_rope(fr_backend *b, const fr_tensor *x, const fr_tensor 
                              fr_tensor *out, fr_error *err);
 fr_status fr_op_kv_append(fr_backend *b, const fr_tensor *kv, const fr_tensor *pos,
                           fr_tensor *cache, fr_error *err);
+fr_status fr_op_matmul_multi(fr_backend *b, const fr_tensor *x, int n, const fr_tensor *const *w,
+                             const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err);
+fr_status fr_op_matmul_glu(fr_backend *b, const fr_tensor *x, const fr_tensor *w_gate,
+                           const fr_tensor *w_up, const fr_tensor *b_gate, const fr_tensor *b_up,
+                           fr_tensor *gate, fr_tensor *up, fr_tensor *out, fr_error *err);
+fr_status fr_op_attn_prepare(fr_backend *b, const fr_tensor *q, const fr_tensor *k,
+                             const fr_tensor *v, const fr_tensor *q_norm, const fr_tensor *k_norm,
+                             const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
+                             fr_tensor *q_out, fr_tensor *k_cache, fr_tensor *v_cache,
+                             fr_error *err);
 fr_status fr_op_attention(fr_backend *b, const fr_tensor *q, const fr_tensor *k_cache,
                           const fr_tensor *v_cache, const fr_tensor *pos,
                           const fr_attention_params *p, fr_tensor *out, fr_error *err);

@@ -2,6 +2,9 @@
  *   normed = rms_norm(x)                       (fused into the previous residual_norm)
  *   q,k,v  = normed W^T (+ bias); q,k: [per-head RMSNorm (Qwen3)] + RoPE; v: transpose
  *   K/V appended to the cache at their positions; attention (GQA, causal, optional window)
+ * Where the backend offers them, fused ops stand in for sequences of these (one matmul_multi for
+ * the three projections, attn_prepare for norm/RoPE/append, matmul_glu for gate, up and SiLU);
+ * the math is the same (a fused op may skip rounding an intermediate to the compute dtype).
  *   x      = x + (attn W_o^T) * attn_scale;  normed = rms_norm(x)      (one residual_norm)
  *   x      = x + (silu(normed W_g^T) * normed W_u^T) W_d^T * mlp_scale; normed = next norm
  * The last residual_norm applies the final norm, so `normed` then feeds the LM head.
@@ -210,18 +213,32 @@ static fr_status layer_forward(const fr_model *m, fr_forward_state *st, int l, i
 
     fr_tensor q = fr_tensor_rows(&st->q, 0, T), k = fr_tensor_rows(&st->k, 0, T),
               v = fr_tensor_rows(&st->v, 0, T);
-    FR_TRY(fr_op_matmul(b, normed, &L->wq, opt(&L->bq), &q, err));
-    FR_TRY(fr_op_matmul(b, normed, &L->wk, opt(&L->bk), &k, err));
-    FR_TRY(fr_op_matmul(b, normed, &L->wv, opt(&L->bv), &v, err));
+    if (fr_backend_has_fused(b, FR_FUSED_MATMUL_MULTI)) {
+        const fr_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
+        const fr_tensor *bias[3] = {opt(&L->bq), opt(&L->bk), opt(&L->bv)};
+        fr_tensor *out[3] = {&q, &k, &v};
+        FR_TRY(fr_op_matmul_multi(b, normed, 3, w, bias, out, err));
+    } else {
+        FR_TRY(fr_op_matmul(b, normed, &L->wq, opt(&L->bq), &q, err));
+        FR_TRY(fr_op_matmul(b, normed, &L->wk, opt(&L->bk), &k, err));
+        FR_TRY(fr_op_matmul(b, normed, &L->wv, opt(&L->bv), &v, err));
+    }
 
     const int mode = c->qk_norm ? FR_ROPE_MODE_NORM_ROPE : FR_ROPE_MODE_ROPE;
     fr_tensor q3 = heads_view(&q, H, D), k3 = heads_view(&k, Hkv, D), v3 = heads_view(&v, Hkv, D);
-    fr_tensor qr = head_major(&st->qr, T), kr = head_major(&st->kr, T), vr = head_major(&st->vr, T);
-    FR_TRY(fr_op_qk_norm_rope(b, &q3, opt(&L->q_norm), &st->rope, pos, mode, eps, &qr, err));
-    FR_TRY(fr_op_qk_norm_rope(b, &k3, opt(&L->k_norm), &st->rope, pos, mode, eps, &kr, err));
-    FR_TRY(fr_op_qk_norm_rope(b, &v3, NULL, NULL, NULL, FR_ROPE_MODE_TRANSPOSE, 0.0f, &vr, err));
-    FR_TRY(fr_op_kv_append(b, &kr, pos, &st->k_cache[l], err));
-    FR_TRY(fr_op_kv_append(b, &vr, pos, &st->v_cache[l], err));
+    fr_tensor qr = head_major(&st->qr, T);
+    if (fr_backend_has_fused(b, FR_FUSED_ATTN_PREPARE)) {
+        FR_TRY(fr_op_attn_prepare(b, &q3, &k3, &v3, opt(&L->q_norm), opt(&L->k_norm), &st->rope,
+                                  pos, mode, eps, &qr, &st->k_cache[l], &st->v_cache[l], err));
+    } else {
+        fr_tensor kr = head_major(&st->kr, T), vr = head_major(&st->vr, T);
+        FR_TRY(fr_op_qk_norm_rope(b, &q3, opt(&L->q_norm), &st->rope, pos, mode, eps, &qr, err));
+        FR_TRY(fr_op_qk_norm_rope(b, &k3, opt(&L->k_norm), &st->rope, pos, mode, eps, &kr, err));
+        FR_TRY(
+            fr_op_qk_norm_rope(b, &v3, NULL, NULL, NULL, FR_ROPE_MODE_TRANSPOSE, 0.0f, &vr, err));
+        FR_TRY(fr_op_kv_append(b, &kr, pos, &st->k_cache[l], err));
+        FR_TRY(fr_op_kv_append(b, &vr, pos, &st->v_cache[l], err));
+    }
 
     fr_tensor attn = fr_tensor_rows(&st->attn, 0, T);
     fr_tensor attn3 = heads_view(&attn, H, D);
@@ -235,9 +252,14 @@ static fr_status layer_forward(const fr_model *m, fr_forward_state *st, int l, i
 
     fr_tensor gate = fr_tensor_rows(&st->gate, 0, T), up = fr_tensor_rows(&st->up, 0, T),
               act = fr_tensor_rows(&st->act, 0, T);
-    FR_TRY(fr_op_matmul(b, normed, &L->w_gate, opt(&L->b_gate), &gate, err));
-    FR_TRY(fr_op_matmul(b, normed, &L->w_up, opt(&L->b_up), &up, err));
-    FR_TRY(fr_op_silu_mul(b, &gate, &up, &act, err));
+    if (fr_backend_has_fused(b, FR_FUSED_MATMUL_GLU)) {
+        FR_TRY(fr_op_matmul_glu(b, normed, &L->w_gate, &L->w_up, opt(&L->b_gate), opt(&L->b_up),
+                                &gate, &up, &act, err));
+    } else {
+        FR_TRY(fr_op_matmul(b, normed, &L->w_gate, opt(&L->b_gate), &gate, err));
+        FR_TRY(fr_op_matmul(b, normed, &L->w_up, opt(&L->b_up), &up, err));
+        FR_TRY(fr_op_silu_mul(b, &gate, &up, &act, err));
+    }
     FR_TRY(fr_op_matmul(b, &act, &L->w_down, opt(&L->b_down), &proj, err));
     const fr_tensor *next_norm = l + 1 < c->n_layers ? &m->layers[l + 1].attn_norm : &m->final_norm;
     return fr_op_residual_norm(b, res, &proj, opt(&L->mlp_scale), next_norm, eps, res, normed, err);

@@ -22,11 +22,21 @@ fr_status fr_cpu_residual_norm(void *ctx, const fr_tensor *residual, const fr_te
                                fr_tensor *res_out, fr_tensor *norm_out, fr_error *err);
 fr_status fr_cpu_matmul(void *ctx, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
                         fr_tensor *out, fr_error *err);
+fr_status fr_cpu_matmul_multi(void *ctx, const fr_tensor *x, int n, const fr_tensor *const *w,
+                              const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err);
+fr_status fr_cpu_matmul_glu(void *ctx, const fr_tensor *x, const fr_tensor *w_gate,
+                            const fr_tensor *w_up, const fr_tensor *b_gate, const fr_tensor *b_up,
+                            fr_tensor *gate, fr_tensor *up, fr_tensor *out, fr_error *err);
 fr_status fr_cpu_qk_norm_rope(void *ctx, const fr_tensor *x, const fr_tensor *norm_w,
                               const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
                               fr_tensor *out, fr_error *err);
 fr_status fr_cpu_kv_append(void *ctx, const fr_tensor *kv, const fr_tensor *pos, fr_tensor *cache,
                            fr_error *err);
+fr_status fr_cpu_attn_prepare(void *ctx, const fr_tensor *q, const fr_tensor *k, const fr_tensor *v,
+                              const fr_tensor *q_norm, const fr_tensor *k_norm,
+                              const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
+                              fr_tensor *q_out, fr_tensor *k_cache, fr_tensor *v_cache,
+                              fr_error *err);
 fr_status fr_cpu_attention(void *ctx, const fr_tensor *q, const fr_tensor *k_cache,
                            const fr_tensor *v_cache, const fr_tensor *pos,
                            const fr_attention_params *p, fr_tensor *out, fr_error *err);

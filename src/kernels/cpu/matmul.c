@@ -279,3 +279,21 @@ fr_status fr_cpu_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, cons
     if (g.failed) return fr_error_set(err, FR_ERR_NOMEM, "cpu matmul: out of scratch memory");
     return FR_OK;
 }
+
+/* matmul_multi and matmul_glu: the fused entries of the interface, here as their definitions
+ * (one matmul per matrix; silu_mul through the gate/up scratch), so every backend offers the
+ * same op set and the fused CUDA kernels have a reference to match. */
+fr_status fr_cpu_matmul_multi(void *ctx, const fr_tensor *x, int n, const fr_tensor *const *w,
+                              const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err) {
+    for (int i = 0; i < n; i++)
+        FR_TRY(fr_cpu_matmul(ctx, x, w[i], bias ? bias[i] : NULL, out[i], err));
+    return FR_OK;
+}
+
+fr_status fr_cpu_matmul_glu(void *ctx, const fr_tensor *x, const fr_tensor *w_gate,
+                            const fr_tensor *w_up, const fr_tensor *b_gate, const fr_tensor *b_up,
+                            fr_tensor *gate, fr_tensor *up, fr_tensor *out, fr_error *err) {
+    FR_TRY(fr_cpu_matmul(ctx, x, w_gate, b_gate, gate, err));
+    FR_TRY(fr_cpu_matmul(ctx, x, w_up, b_up, up, err));
+    return fr_cpu_silu_mul(ctx, gate, up, out, err);
+}

@@ -13,7 +13,10 @@
  * Split-K: when rows x KV heads give too few blocks to fill the GPU (decode), a third grid
  * dimension splits every row's key range into S slices; each block writes (max, sum, acc[D]) to
  * scratch and a merge kernel combines them. S is fixed at launch; the slices are computed on the
- * device from the actual positions, so short and long contexts both spread over all S blocks. */
+ * device from the actual positions, so short and long contexts both spread over all S blocks.
+ *
+ * Prefill with f16/bf16 q and cache (D 64 or 128) goes to the tensor-core kernel of
+ * attention_mma.cu instead; this file keeps f32, other head sizes, and decode. */
 #include "kernels/cuda/cuda_backend.h"
 
 #define FR_CU_ATT_MAX_D      256
@@ -268,7 +271,8 @@ fr_status fr_cuda_attention_init(fr_cuda_ctx *c, fr_error *err) {
     cudaError_t e = fr_cu_att_raise_smem_all<float>();
     if (e == cudaSuccess) e = fr_cu_att_raise_smem_all<__half>();
     if (e == cudaSuccess) e = fr_cu_att_raise_smem_all<__nv_bfloat16>();
-    return e == cudaSuccess ? FR_OK : fr_cu_fail(err, "backend_create (attention smem)", e);
+    if (e != cudaSuccess) return fr_cu_fail(err, "backend_create (attention smem)", e);
+    return fr_cuda_attention_mma_init(c, err);
 }
 
 fr_status fr_cuda_attention(void *vctx, const fr_tensor *q, const fr_tensor *k_cache,
@@ -294,6 +298,9 @@ fr_status fr_cuda_attention(void *vctx, const fr_tensor *q, const fr_tensor *k_c
     if (k_cache->shape[0] > 65535)
         return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda attention: %lld kv heads (max 65535)",
                             (long long)k_cache->shape[0]);
+    /* prefill with 16-bit q and cache: the tensor-core kernel, when it takes the call */
+    st = fr_cuda_attention_mma(c, q, k_cache, v_cache, pos, p, out, err);
+    if (st != FR_ERR_UNSUPPORTED) return st;
     a.q = fr_cu_ptr(q);
     a.q_sh = fr_cu_estride(q, 0);
     a.q_st = fr_cu_estride(q, 1);

@@ -10,6 +10,7 @@
 #define FR_CU_LT_WORKSPACE    (32u << 20)
 #define FR_CU_WCONV_BYTES     (64u << 20)
 #define FR_CU_ATTN_PART_BYTES (16u << 20)
+#define FR_CU_XQ_ELEMS        (8u << 16) /* 8 activation rows of up to 65536 elements */
 
 static void cuda_destroy(void *vctx) {
     fr_cuda_ctx *c = (fr_cuda_ctx *)vctx;
@@ -28,6 +29,8 @@ static void cuda_destroy(void *vctx) {
     cudaFree(c->lt_ws);
     cudaFree(c->wconv);
     cudaFree(c->attn_part);
+    cudaFree(c->xq);
+    cudaFree(c->xq_scale);
     if (c->stream) cudaStreamDestroy(c->stream);
     cudaGetLastError(); /* nothing to report from a destructor; don't leave a sticky error */
     free(c->self);
@@ -184,8 +187,11 @@ static fr_backend_ops make_ops(void) {
     o.embedding = fr_cuda_embedding;
     o.rms_norm = fr_cuda_rms_norm;
     o.matmul = fr_cuda_matmul;
+    o.matmul_multi = fr_cuda_matmul_multi;
+    o.matmul_glu = fr_cuda_matmul_glu;
     o.qk_norm_rope = fr_cuda_qk_norm_rope;
     o.kv_append = fr_cuda_kv_append;
+    o.attn_prepare = fr_cuda_attn_prepare;
     o.attention = fr_cuda_attention;
     o.residual_norm = fr_cuda_residual_norm;
     o.silu_mul = fr_cuda_silu_mul;
@@ -230,6 +236,14 @@ fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **o
     }
     c->device = dev;
     c->self = b;
+    c->quant_act = params ? params->quant_act : FR_QUANT_ACT_Q8;
+    if (c->quant_act != FR_QUANT_ACT_Q8 && c->quant_act != FR_QUANT_ACT_F32) {
+        free(c);
+        free(b);
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "cuda backend: quant_act %d unknown (FR_QUANT_ACT_Q8 or _F32)",
+                            (int)params->quant_act);
+    }
     if ((e = cudaSetDevice(dev)) != cudaSuccess)
         return create_fail(c, fr_cu_fail(err, "backend_create (set device)", e));
     cudaDeviceProp prop;
@@ -254,9 +268,12 @@ fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **o
     c->lt_ws_size = FR_CU_LT_WORKSPACE;
     c->wconv_size = FR_CU_WCONV_BYTES;
     c->attn_part_size = FR_CU_ATTN_PART_BYTES;
+    c->xq_size = FR_CU_XQ_ELEMS;
     if ((e = cudaMalloc(&c->lt_ws, c->lt_ws_size)) != cudaSuccess ||
         (e = cudaMalloc(&c->wconv, c->wconv_size)) != cudaSuccess ||
-        (e = cudaMalloc((void **)&c->attn_part, c->attn_part_size)) != cudaSuccess)
+        (e = cudaMalloc((void **)&c->attn_part, c->attn_part_size)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&c->xq, c->xq_size)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&c->xq_scale, c->xq_size / 32 * sizeof(float))) != cudaSuccess)
         return create_fail(c, fr_cu_fail(err, "backend_create (scratch)", e));
     fr_status s = fr_cuda_attention_init(c, err);
     if (s) return create_fail(c, s);

@@ -37,7 +37,12 @@ typedef struct fr_cuda_ctx {
     struct fr_cu_lt_cache *lt_cache; /* cuBLASLt plans by problem shape (matmul.cu) */
     float *attn_part;                /* split-K attention partials: [T, H, splits, D + 2] */
     size_t attn_part_size;
-    fr_backend *self; /* freed with the context */
+    bool attn_mma; /* prefill attention may use the tensor-core kernel (attention_mma.cu) */
+    fr_quant_act quant_act; /* activations of quantized decode GEMVs (matmul_quant.cu) */
+    int8_t *xq;             /* those activations quantized: [M, K] int8 ... */
+    float *xq_scale;        /* ... and one scale per 32 of them */
+    size_t xq_size;         /* capacity of xq in elements (xq_scale holds xq_size / 32) */
+    fr_backend *self;       /* freed with the context */
 } fr_cuda_ctx;
 
 /* ---- error helpers ---- */
@@ -204,6 +209,95 @@ __device__ __forceinline__ float fr_cu_block_sum(float v, float *red) {
     return fr_cu_warp_sum(v);
 }
 
+/* ---- the output rows of one decode GEMV launch ----
+ * Up to three weight matrices that share the input x (the Q, K and V projections), each with its
+ * own bias and output; or (glu) a gate/up pair whose two results for row n become one output
+ * silu(gate) * up, so the pair is a single launch with no gate/up round trip through memory.
+ * Rows are numbered across the matrices: [0, end[0]) is matrix 0, [end[0], end[1]) matrix 1, ...
+ * Every matrix has the same dtype (w_dtype) and K; every output the same dtype. */
+#define FR_CU_ROWSET_MAX 3
+typedef struct fr_cu_rowset {
+    const char *w[FR_CU_ROWSET_MAX];
+    int64_t ldw[FR_CU_ROWSET_MAX]; /* bytes */
+    const float *bias[FR_CU_ROWSET_MAX];
+    char *out[FR_CU_ROWSET_MAX];
+    int64_t ldo[FR_CU_ROWSET_MAX]; /* elements */
+    int64_t end[FR_CU_ROWSET_MAX];
+    int nseg;
+    int w_dtype, o_dtype;
+    bool glu; /* nseg == 2, equal row counts; results go to out[0] */
+} fr_cu_rowset;
+
+static inline fr_cu_rowset fr_cu_rowset_of(int n, const fr_tensor *const *w,
+                                           const fr_tensor *const *bias, fr_tensor *const *out,
+                                           bool glu) {
+    fr_cu_rowset o;
+    memset(&o, 0, sizeof o);
+    o.nseg = n;
+    o.glu = glu;
+    o.w_dtype = w[0]->dtype;
+    o.o_dtype = out[0]->dtype;
+    int64_t rows = 0;
+    for (int s = 0; s < n; s++) {
+        o.w[s] = fr_cu_ptr(w[s]);
+        o.ldw[s] = w[s]->stride[0];
+        o.bias[s] = bias && bias[s] ? (const float *)fr_cu_ptr(bias[s]) : NULL;
+        o.out[s] = fr_cu_ptr(glu ? out[0] : out[s]);
+        o.ldo[s] = fr_cu_estride(glu ? out[0] : out[s], 0);
+        rows += w[s]->shape[0];
+        o.end[s] = rows;
+    }
+    return o;
+}
+
+/* Work items of a launch: rows, or gate/up pairs. */
+__host__ __device__ __forceinline__ int64_t fr_cu_rowset_items(const fr_cu_rowset &o) {
+    return o.glu ? o.end[0] : o.end[o.nseg - 1];
+}
+__device__ __forceinline__ int fr_cu_rowset_seg(const fr_cu_rowset &o, int64_t g) {
+    return (o.nseg > 1 && g >= o.end[0]) + (o.nseg > 2 && g >= o.end[1]);
+}
+__device__ __forceinline__ int64_t fr_cu_rowset_start(const fr_cu_rowset &o, int s) {
+    return s == 0 ? 0 : (s == 1 ? o.end[0] : o.end[1]);
+}
+/* Row g of the set, or (seg >= 0) row g of matrix seg. */
+__device__ __forceinline__ const char *fr_cu_rowset_row(const fr_cu_rowset &o, int seg, int64_t g) {
+    const int s = seg >= 0 ? seg : fr_cu_rowset_seg(o, g);
+    const int64_t n = seg >= 0 ? g : g - fr_cu_rowset_start(o, s);
+    return o.w[s] + n * o.ldw[s];
+}
+
+/* Reduces a warp's accumulators acc[r][m] (R rows from item g0 on; with GLU, the gate and up
+ * rows of pair g0) and stores them with their bias: lane m writes activation row m. */
+template <int R, int MM, bool GLU>
+__device__ __forceinline__ void fr_cu_rowset_store(const fr_cu_rowset &o, int64_t g0, int64_t items,
+                                                   int M, int lane, float (&acc)[R][MM]) {
+    if constexpr (GLU) {
+        const float bg = o.bias[0] ? o.bias[0][g0] : 0.0f, bu = o.bias[1] ? o.bias[1][g0] : 0.0f;
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+            const float g = fr_cu_warp_sum(acc[0][m]) + bg, u = fr_cu_warp_sum(acc[R - 1][m]) + bu;
+            if (m < M && lane == m)
+                fr_cu_store(o.out[0], m * o.ldo[0] + g0, o.o_dtype, g / (1.0f + __expf(-g)) * u);
+        }
+    } else {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int64_t g = g0 + r;
+            const bool valid = g < items;
+            const int s = fr_cu_rowset_seg(o, g);
+            const int64_t n = g - fr_cu_rowset_start(o, s);
+            const float b = valid && o.bias[s] ? o.bias[s][n] : 0.0f;
+#pragma unroll
+            for (int m = 0; m < MM; m++) {
+                const float sum = fr_cu_warp_sum(acc[r][m]); /* every lane holds the total */
+                if (m < M && lane == m && valid)
+                    fr_cu_store(o.out[s], m * o.ldo[s] + n, o.o_dtype, sum + b);
+            }
+        }
+    }
+}
+
 /* ---- op entry points (one file per op family) ---- */
 
 fr_status fr_cuda_embedding(void *ctx, const fr_tensor *table, const fr_tensor *ids, fr_tensor *out,
@@ -215,11 +309,21 @@ fr_status fr_cuda_residual_norm(void *ctx, const fr_tensor *residual, const fr_t
                                 fr_tensor *res_out, fr_tensor *norm_out, fr_error *err);
 fr_status fr_cuda_matmul(void *ctx, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
                          fr_tensor *out, fr_error *err);
+fr_status fr_cuda_matmul_multi(void *ctx, const fr_tensor *x, int n, const fr_tensor *const *w,
+                               const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err);
+fr_status fr_cuda_matmul_glu(void *ctx, const fr_tensor *x, const fr_tensor *w_gate,
+                             const fr_tensor *w_up, const fr_tensor *b_gate, const fr_tensor *b_up,
+                             fr_tensor *gate, fr_tensor *up, fr_tensor *out, fr_error *err);
 fr_status fr_cuda_qk_norm_rope(void *ctx, const fr_tensor *x, const fr_tensor *norm_w,
                                const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
                                fr_tensor *out, fr_error *err);
 fr_status fr_cuda_kv_append(void *ctx, const fr_tensor *kv, const fr_tensor *pos, fr_tensor *cache,
                             fr_error *err);
+fr_status fr_cuda_attn_prepare(void *ctx, const fr_tensor *q, const fr_tensor *k,
+                               const fr_tensor *v, const fr_tensor *q_norm, const fr_tensor *k_norm,
+                               const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
+                               fr_tensor *q_out, fr_tensor *k_cache, fr_tensor *v_cache,
+                               fr_error *err);
 fr_status fr_cuda_attention(void *ctx, const fr_tensor *q, const fr_tensor *k_cache,
                             const fr_tensor *v_cache, const fr_tensor *pos,
                             const fr_attention_params *p, fr_tensor *out, fr_error *err);
@@ -233,11 +337,19 @@ fr_status fr_cuda_argmax(void *ctx, const fr_tensor *x, fr_tensor *out, fr_error
 fr_status fr_cuda_sample(void *ctx, const fr_tensor *logits, const fr_sample_params *p,
                          fr_tensor *state, fr_tensor *out, fr_error *err);
 
-/* Quantized weights (matmul_quant.cu): the decode GEMV (M <= 8) that dequantizes in registers,
- * and the row dequantizer feeding the prefill GEMM: dst[r, :] = row n0 + r of w as ct (f32, f16
- * or bf16), rows packed densely (K elements each). */
+/* Quantized weights: the decode GEMV (M <= 8), with 8-bit activations where the type and
+ * quant_act allow (matmul_quant.cu), else with float activations dequantizing in registers
+ * (fr_cuda_gemv_quantf, matmul_quantf.cu); and the row dequantizer feeding the prefill GEMM:
+ * dst[r, :] = row n0 + r of w as ct (f32, f16 or bf16), rows packed densely (K elements each). */
 fr_status fr_cuda_gemv_quant(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
                              const float *bias, fr_tensor *out, fr_error *err);
+/* The 8-bit-activation GEMV over a whole row set in one launch (plus the activation
+ * quantization); FR_ERR_UNSUPPORTED, with nothing launched, when it cannot take it (type,
+ * alignment, quant_act f32). */
+fr_status fr_cuda_gemv_quant_rows(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
+                                  fr_error *err);
+fr_status fr_cuda_gemv_quantf(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
+                              const float *bias, fr_tensor *out, fr_error *err);
 fr_status fr_cuda_dequant_rows(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,
                                fr_dtype ct, void *dst, fr_error *err);
 
@@ -247,5 +359,14 @@ void fr_cuda_matmul_release(fr_cuda_ctx *c);
 /* Called once at context creation: raises shared-memory limits of kernels that need more than
  * the default 48 KB (must not happen during capture). */
 fr_status fr_cuda_attention_init(fr_cuda_ctx *c, fr_error *err);
+
+/* The tensor-core flash attention for prefill (attention_mma.cu): fr_cuda_attention offers it
+ * every call first; FR_ERR_UNSUPPORTED, with nothing launched and err untouched, when it cannot
+ * take the call (dtypes, D, too few tokens, alignment: see the file). Its init, called from
+ * fr_cuda_attention_init, sets c->attn_mma once (sm_80+ and enough shared memory). */
+fr_status fr_cuda_attention_mma(fr_cuda_ctx *c, const fr_tensor *q, const fr_tensor *k_cache,
+                                const fr_tensor *v_cache, const fr_tensor *pos,
+                                const fr_attention_params *p, fr_tensor *out, fr_error *err);
+fr_status fr_cuda_attention_mma_init(fr_cuda_ctx *c, fr_error *err);
 
 #endif

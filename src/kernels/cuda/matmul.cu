@@ -59,27 +59,30 @@ template <int E> __device__ __forceinline__ void fr_cu_load_x(const __nv_bfloat1
 #define FR_CU_GEMV_WARPS 8
 
 /* Rows per warp: with one activation row a warp streams one weight row (x is tiny and cached);
- * with several, each chunk of x read from L1 serves two weight rows, halving that traffic. */
-template <int MM> struct fr_cu_gemv_shape {
-    static constexpr int R = MM == 1 ? 1 : 2; /* weight rows per warp */
-    static constexpr int U = MM == 1 ? 4 : 2; /* 16-byte loads in flight per row and lane */
+ * with several, each chunk of x read from L1 serves two weight rows, halving that traffic. A
+ * gate/up pair (GLU) is always two rows: the warp needs both results for its output. */
+template <int MM, bool GLU> struct fr_cu_gemv_shape {
+    static constexpr int R = (MM == 1 && !GLU) ? 1 : 2; /* weight rows per warp */
+    static constexpr int U = (MM == 1 && !GLU) ? 4 : 2; /* 16-byte loads in flight per row, lane */
 };
 
 /* MM: compile-time bound on M (1, 2, 4, 8) so accumulators stay in registers; M <= MM at run
- * time. VEC: rows of w and x are 16-byte aligned, so whole chunks are loaded as uint4. */
-template <typename XT, typename WT, int MM, bool VEC>
+ * time. VEC: rows of w and x are 16-byte aligned, so whole chunks are loaded as uint4. The
+ * weight rows come from a row set (fr_cu_rowset): up to three matrices in one launch. */
+template <typename XT, typename WT, int MM, bool VEC, bool GLU>
 __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
-    fr_cu_gemv_kernel(const XT *__restrict__ x, int64_t ldx, const WT *__restrict__ w, int64_t ldw,
-                      const float *__restrict__ bias, void *out, int64_t ldo, int o_dtype, int M,
-                      int64_t N, int64_t K) {
-    constexpr int R = fr_cu_gemv_shape<MM>::R, U = fr_cu_gemv_shape<MM>::U;
+    fr_cu_gemv_kernel(const XT *__restrict__ x, int64_t ldx, fr_cu_rowset o, int M, int64_t K) {
+    constexpr int R = fr_cu_gemv_shape<MM, GLU>::R, U = fr_cu_gemv_shape<MM, GLU>::U;
     const int lane = threadIdx.x & 31;
-    const int64_t n0 = ((int64_t)blockIdx.x * FR_CU_GEMV_WARPS + (threadIdx.x >> 5)) * R;
-    if (n0 >= N) return; /* whole warp */
+    const int64_t items = fr_cu_rowset_items(o);
+    const int64_t g0 =
+        ((int64_t)blockIdx.x * FR_CU_GEMV_WARPS + (threadIdx.x >> 5)) * (GLU ? 1 : R);
+    if (g0 >= items) return; /* whole warp */
     const WT *wr[R];
 #pragma unroll
-    for (int r = 0; r < R; r++) /* a row past N re-reads row N-1; its result is dropped */
-        wr[r] = w + (n0 + r < N ? n0 + r : N - 1) * ldw;
+    for (int r = 0; r < R; r++) /* a row past the end re-reads the last; its result is dropped */
+        wr[r] = (const WT *)fr_cu_rowset_row(o, GLU ? r : -1,
+                                             GLU ? g0 : (g0 + r < items ? g0 + r : items - 1));
     float acc[R][MM];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -156,87 +159,80 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int64_t n = n0 + r;
-        const float b = bias && n < N ? bias[n] : 0.0f;
-#pragma unroll
-        for (int m = 0; m < MM; m++) {
-            const float s = fr_cu_warp_sum(acc[r][m]); /* every lane holds the total */
-            if (m < M && lane == m && n < N) fr_cu_store(out, m * ldo + n, o_dtype, s + b);
-        }
-    }
+    fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
 }
 
 static bool fr_cu_aligned16(const void *p, int64_t ld, int esize) {
     return ((uintptr_t)p % 16) == 0 && ((ld * esize) % 16) == 0;
 }
 
-template <typename XT, typename WT, int MM>
-static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr_tensor *w,
-                          const float *bias, fr_tensor *out) {
-    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
-    const unsigned blocks = fr_cu_blocks(N, FR_CU_GEMV_WARPS * fr_cu_gemv_shape<MM>::R);
+template <typename XT, typename WT, int MM, bool GLU>
+static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr_cu_rowset &o) {
+    const int64_t M = x->shape[0], K = x->shape[1];
+    const unsigned blocks = fr_cu_blocks(
+        fr_cu_rowset_items(o), FR_CU_GEMV_WARPS * (GLU ? 1 : fr_cu_gemv_shape<MM, GLU>::R));
     const XT *xp = (const XT *)fr_cu_ptr(x);
-    const WT *wp = (const WT *)fr_cu_ptr(w);
     if (vec)
-        fr_cu_gemv_kernel<XT, WT, MM, true><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
-            xp, fr_cu_estride(x, 0), wp, fr_cu_estride(w, 0), bias, fr_cu_ptr(out),
-            fr_cu_estride(out, 0), out->dtype, (int)M, N, K);
+        fr_cu_gemv_kernel<XT, WT, MM, true, GLU><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
+            xp, fr_cu_estride(x, 0), o, (int)M, K);
     else
-        fr_cu_gemv_kernel<XT, WT, MM, false><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
-            xp, fr_cu_estride(x, 0), wp, fr_cu_estride(w, 0), bias, fr_cu_ptr(out),
-            fr_cu_estride(out, 0), out->dtype, (int)M, N, K);
+        fr_cu_gemv_kernel<XT, WT, MM, false, GLU><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
+            xp, fr_cu_estride(x, 0), o, (int)M, K);
 }
 
-template <typename XT, typename WT>
-static void fr_cu_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
-                             const float *bias, fr_tensor *out) {
-    const bool vec = fr_cu_aligned16(fr_cu_ptr(w), fr_cu_estride(w, 0), sizeof(WT)) &&
-                     fr_cu_aligned16(fr_cu_ptr(x), fr_cu_estride(x, 0), sizeof(XT));
+template <typename XT, typename WT, bool GLU>
+static void fr_cu_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
+    bool vec = fr_cu_aligned16(fr_cu_ptr(x), fr_cu_estride(x, 0), sizeof(XT));
+    for (int s = 0; s < o.nseg; s++)
+        vec = vec && fr_cu_aligned16(o.w[s], o.ldw[s], 1);
     const int64_t M = x->shape[0];
     if (M == 1)
-        fr_cu_gemv_mm<XT, WT, 1>(c, vec, x, w, bias, out);
+        fr_cu_gemv_mm<XT, WT, 1, GLU>(c, vec, x, o);
     else if (M == 2)
-        fr_cu_gemv_mm<XT, WT, 2>(c, vec, x, w, bias, out);
+        fr_cu_gemv_mm<XT, WT, 2, GLU>(c, vec, x, o);
     else if (M <= 4)
-        fr_cu_gemv_mm<XT, WT, 4>(c, vec, x, w, bias, out);
+        fr_cu_gemv_mm<XT, WT, 4, GLU>(c, vec, x, o);
     else
-        fr_cu_gemv_mm<XT, WT, 8>(c, vec, x, w, bias, out);
+        fr_cu_gemv_mm<XT, WT, 8, GLU>(c, vec, x, o);
 }
 
-template <typename XT>
-static fr_status fr_cu_gemv_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
-                                   const float *bias, fr_tensor *out, fr_error *err) {
-    switch (w->dtype) {
+template <typename XT, bool GLU>
+static fr_status fr_cu_gemv_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
+                                   fr_error *err) {
+    switch (o.w_dtype) {
     case FR_DTYPE_F32:
-        fr_cu_gemv_typed<XT, float>(c, x, w, bias, out);
+        fr_cu_gemv_typed<XT, float, GLU>(c, x, o);
         break;
     case FR_DTYPE_F16:
-        fr_cu_gemv_typed<XT, __half>(c, x, w, bias, out);
+        fr_cu_gemv_typed<XT, __half, GLU>(c, x, o);
         break;
     case FR_DTYPE_BF16:
-        fr_cu_gemv_typed<XT, __nv_bfloat16>(c, x, w, bias, out);
+        fr_cu_gemv_typed<XT, __nv_bfloat16, GLU>(c, x, o);
         break;
     default:
-        /* Quantized types: a GEMV that dequantizes blocks in registers goes here. */
-        return fr_error_set(err, FR_ERR_UNSUPPORTED,
-                            "cuda matmul: weight dtype %s is not supported yet",
-                            fr_dtype_name(w->dtype));
+        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda matmul: weight dtype %s in a float GEMV",
+                            fr_dtype_name((fr_dtype)o.w_dtype));
     }
     return fr_cu_launched(err, "matmul (gemv)");
 }
 
-static fr_status fr_cu_gemv(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
-                            const float *bias, fr_tensor *out, fr_error *err) {
+template <bool GLU>
+static fr_status fr_cu_gemv_x(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
+                              fr_error *err) {
     switch (x->dtype) {
     case FR_DTYPE_F16:
-        return fr_cu_gemv_launch<__half>(c, x, w, bias, out, err);
+        return fr_cu_gemv_launch<__half, GLU>(c, x, o, err);
     case FR_DTYPE_BF16:
-        return fr_cu_gemv_launch<__nv_bfloat16>(c, x, w, bias, out, err);
+        return fr_cu_gemv_launch<__nv_bfloat16, GLU>(c, x, o, err);
     default:
-        return fr_cu_gemv_launch<float>(c, x, w, bias, out, err);
+        return fr_cu_gemv_launch<float, GLU>(c, x, o, err);
     }
+}
+
+/* One launch for the whole row set (plain types). */
+static fr_status fr_cu_gemv_rows(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
+                                 fr_error *err) {
+    return o.glu ? fr_cu_gemv_x<true>(c, x, o, err) : fr_cu_gemv_x<false>(c, x, o, err);
 }
 
 /* ------------------------------------------------------------------ SIMT GEMM fallback */
@@ -645,8 +641,10 @@ fr_status fr_cuda_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, con
     if (s) return s;
     const float *b = bias ? (const float *)fr_cu_ptr(bias) : NULL;
     const bool quant = fr_dtype_get(w->dtype)->quantized;
-    if (x->shape[0] <= FR_CU_GEMV_MAX_M)
-        return quant ? fr_cuda_gemv_quant(c, x, w, b, out, err) : fr_cu_gemv(c, x, w, b, out, err);
+    if (x->shape[0] <= FR_CU_GEMV_MAX_M) {
+        if (quant) return fr_cuda_gemv_quant(c, x, w, b, out, err);
+        return fr_cu_gemv_rows(c, x, fr_cu_rowset_of(1, &w, &bias, &out, false), err);
+    }
     s = fr_cu_gemm_lt(c, x, w, b, out, err);
     if (s != FR_ERR_UNSUPPORTED) return s;
     FR_LOG_D("cuda matmul: cuBLASLt declined x %s w %s out %s M=%lld N=%lld K=%lld; SIMT GEMM",
@@ -654,4 +652,48 @@ fr_status fr_cuda_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, con
              (long long)x->shape[0], (long long)w->shape[0], (long long)x->shape[1]);
     return quant ? fr_cu_gemm_simt_quant(c, x, w, b, out, err)
                  : fr_cu_gemm_simt(c, x, w, b, out, err);
+}
+
+/* ------------------------------------------------------------------ fused entries */
+
+/* A row set in one GEMV launch: decode only, one weight dtype, one output dtype. */
+static fr_status fr_cu_rows_one_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
+                                       fr_error *err) {
+    if (x->shape[0] > FR_CU_GEMV_MAX_M) return FR_ERR_UNSUPPORTED;
+    if (fr_dtype_get((fr_dtype)o.w_dtype)->quantized) return fr_cuda_gemv_quant_rows(c, x, o, err);
+    return fr_cu_gemv_rows(c, x, o, err);
+}
+
+fr_status fr_cuda_matmul_multi(void *vctx, const fr_tensor *x, int n, const fr_tensor *const *w,
+                               const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err) {
+    fr_cuda_ctx *c = (fr_cuda_ctx *)vctx;
+    fr_status s = fr_cu_enter(c, err, "matmul_multi");
+    if (s) return s;
+    bool same = n <= FR_CU_ROWSET_MAX;
+    for (int i = 1; i < n && same; i++)
+        same = w[i]->dtype == w[0]->dtype && out[i]->dtype == out[0]->dtype;
+    if (same) {
+        s = fr_cu_rows_one_launch(c, x, fr_cu_rowset_of(n, w, bias, out, false), err);
+        if (s != FR_ERR_UNSUPPORTED) return s;
+    }
+    for (int i = 0; i < n; i++)
+        FR_TRY(fr_cuda_matmul(c, x, w[i], bias ? bias[i] : NULL, out[i], err));
+    return FR_OK;
+}
+
+fr_status fr_cuda_matmul_glu(void *vctx, const fr_tensor *x, const fr_tensor *w_gate,
+                             const fr_tensor *w_up, const fr_tensor *b_gate, const fr_tensor *b_up,
+                             fr_tensor *gate, fr_tensor *up, fr_tensor *out, fr_error *err) {
+    fr_cuda_ctx *c = (fr_cuda_ctx *)vctx;
+    fr_status s = fr_cu_enter(c, err, "matmul_glu");
+    if (s) return s;
+    if (w_gate->dtype == w_up->dtype) {
+        const fr_tensor *w[2] = {w_gate, w_up}, *b[2] = {b_gate, b_up};
+        fr_tensor *o[2] = {out, out};
+        s = fr_cu_rows_one_launch(c, x, fr_cu_rowset_of(2, w, b, o, true), err);
+        if (s != FR_ERR_UNSUPPORTED) return s;
+    }
+    FR_TRY(fr_cuda_matmul(c, x, w_gate, b_gate, gate, err));
+    FR_TRY(fr_cuda_matmul(c, x, w_up, b_up, up, err));
+    return fr_cuda_silu_mul(c, gate, up, out, err);
 }

@@ -1,262 +1,329 @@
-/* matmul with quantized weights (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k), blocks used
- * exactly as stored.
+/* Decode GEMV with quantized weights and 8-bit activations (quant_act q8, the default), for the
+ * types whose blocks dominate real files: q8_0, q4_k and q6_k (the Q8_0, Q4_K_M and Q5_K_M
+ * mixes). Other types, and quant_act f32, take the float-activation GEMV of matmul_quantf.cu.
  *
- * Decode GEMV (M <= 8): one warp per weight row. The row is walked in tiles of 1024 elements
- * (32 legacy blocks or 4 super-blocks, 576 to 1088 bytes). A tile's bytes are fetched with
- * 16-byte loads of the aligned chunks that cover it (rows of most types are not 16-byte
- * aligned, so the chunk grid is the tensor's, not the row's), parked in the warp's slice of
- * shared memory, and decoded from there: each lane takes four groups of eight elements, spread
- * so that a warp's activation loads are contiguous. The next tile's loads are issued before the
- * current tile is decoded, so every warp keeps a tile in flight. Weights are never dequantized
- * to memory: values exist only in registers, and each is applied to all M activation rows.
+ * Why 8-bit activations: a float GEMV spends ~5 instructions per weight (unpack, convert, scale,
+ * FMA), which on an H100 costs more time than reading a 4-bit weight from DRAM. With x quantized
+ * once per call to int8 in blocks of 32 (scale = max|x| / 127, as llama.cpp's q8_1), four
+ * products are one dp4a, unpacking a nibble costs a fraction of an instruction, and the kernel
+ * becomes memory-bound. The quantization error is that of the CPU backend's q8 path (~1e-5
+ * NMSE per dot product).
  *
- * Prefill (M > 8): matmul.cu converts one chunk of rows at a time into its scratch buffer with
- * fr_cuda_dequant_rows and runs cuBLASLt on it. */
+ * Layout: one warp per weight row. A row is cut into "units" (16 to 32 weights a lane decodes
+ * from one load group: half a q8_0 block, 16 nibble bytes of a q4_k super-block, 16 elements of
+ * a q6_k super-block); lane l takes units l, l+32, ... and keeps FR_CUQ8_U units of loads in
+ * flight before it uses any. Weights are read straight from global memory into registers,
+ * 16 bytes at a time where the format keeps 16-byte alignment (q4_k) and 2 bytes at a time
+ * where it does not (q8_0 and q6_k blocks are 34 and 210 bytes). */
 #include "kernels/cuda/quant_dev.h"
 
-#define FR_CUQ_WARPS      8
-#define FR_CUQ_TILE       1024 /* elements per tile */
-#define FR_CUQ_TILE_BYTES 1088 /* largest tile: 32 q8_0 blocks */
-/* the tile plus up to 15 bytes before it in its first 16-byte chunk, whole chunks */
-#define FR_CUQ_SLICE  ((FR_CUQ_TILE_BYTES + 15 + 15) / 16 * 16)
-#define FR_CUQ_CHUNKS 3 /* 16-byte loads per lane per tile: ceil(SLICE / 16 / 32) */
+#define FR_CUQ8_WARPS 8
+#define FR_CUQ8_U     4 /* units in flight per lane */
 
-static_assert(FR_CUQ_CHUNKS * 32 * 16 >= FR_CUQ_SLICE, "a tile fits the loads of one warp");
+/* ------------------------------------------------------------------ activation quantization */
 
-/* The aligned 16-byte chunk at a: one load when it lies inside [lo, hi) (the weight tensor),
- * otherwise only the bytes inside, one at a time (never a read outside the tensor). */
-__device__ __forceinline__ uint4 fr_cuq_chunk(uintptr_t a, uintptr_t lo, uintptr_t hi) {
-    if (a >= lo && a + 16 <= hi) return __ldg((const uint4 *)a);
-    uint32_t v[4] = {0, 0, 0, 0};
-    for (int i = 0; i < 16; i++)
-        if (a + i >= lo && a + i < hi)
-            v[i >> 2] |= (uint32_t)(*(const uint8_t *)(a + i)) << (8 * (i & 3));
-    return make_uint4(v[0], v[1], v[2], v[3]);
-}
-
-/* Where tile t of a row sits: first block, block count, aligned start, offset into the chunk. */
-typedef struct fr_cuq_tile {
-    int64_t b0;
-    int nb;
-    uintptr_t a0;
-    int off, nch;
-} fr_cuq_tile;
-
-template <int QT>
-__device__ __forceinline__ fr_cuq_tile fr_cuq_tile_at(const uint8_t *row, int64_t nblk, int64_t t) {
-    constexpr int BB = fr_cuq<QT>::BB, TB = FR_CUQ_TILE / fr_cuq<QT>::BE;
-    fr_cuq_tile tl;
-    tl.b0 = t * TB;
-    tl.nb = (int)(nblk - tl.b0 < TB ? nblk - tl.b0 : TB);
-    const uintptr_t p = (uintptr_t)(row + tl.b0 * BB);
-    tl.a0 = p & ~(uintptr_t)15;
-    tl.off = (int)(p - tl.a0);
-    tl.nch = (tl.off + tl.nb * BB + 15) >> 4;
-    return tl;
-}
-
-template <int MM, typename XT>
-__device__ __forceinline__ void fr_cuq_fma8(const float *wf, const XT *x, int64_t ldx, int M,
-                                            bool xvec, float *acc) {
-#pragma unroll
-    for (int m = 0; m < MM; m++) {
-        if (m >= M) break;
-        const XT *xp = x + m * ldx;
-        float xf[8];
-        if (xvec) {
-            if constexpr (sizeof(XT) == 4) {
-                const float4 a = *(const float4 *)xp, b = *((const float4 *)xp + 1);
-                xf[0] = a.x, xf[1] = a.y, xf[2] = a.z, xf[3] = a.w;
-                xf[4] = b.x, xf[5] = b.y, xf[6] = b.z, xf[7] = b.w;
-            } else {
-                fr_cu_w16<XT>::cvt(*(const uint4 *)xp, xf);
-            }
-        } else {
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                xf[i] = fr_cu_to_f32(xp[i]);
-        }
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            acc[m] = fmaf(wf[i], xf[i], acc[m]);
-    }
-}
-
-/* xvec: x rows are 16-byte aligned with a stride of whole 16-byte chunks, so eight elements
- * starting at a multiple of eight load as one or two vectors. */
-template <int QT, typename XT, int MM>
-__global__ void __launch_bounds__(FR_CUQ_WARPS * 32)
-    fr_cuq_gemv_kernel(const XT *__restrict__ x, int64_t ldx, bool xvec,
-                       const uint8_t *__restrict__ w, int64_t ldw, uintptr_t w_lo, uintptr_t w_hi,
-                       const float *__restrict__ bias, void *out, int64_t ldo, int o_dtype, int M,
-                       int64_t N, int64_t K) {
-    constexpr int BE = fr_cuq<QT>::BE, BB = fr_cuq<QT>::BB;
-    __shared__ __align__(16) uint8_t slices[FR_CUQ_WARPS][FR_CUQ_SLICE];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t n = (int64_t)blockIdx.x * FR_CUQ_WARPS + warp;
-    if (n >= N) return; /* whole warp; no block-wide barrier below */
-    uint8_t *sl = slices[warp];
-    const uint8_t *row = w + n * ldw;
-    const int64_t nblk = K / BE, ntiles = (nblk * BE + FR_CUQ_TILE - 1) / FR_CUQ_TILE;
-
-    float acc[MM];
-#pragma unroll
-    for (int m = 0; m < MM; m++)
-        acc[m] = 0.0f;
-
-    uint4 r[FR_CUQ_CHUNKS];
-    fr_cuq_tile cur = fr_cuq_tile_at<QT>(row, nblk, 0);
-#pragma unroll
-    for (int i = 0; i < FR_CUQ_CHUNKS; i++) {
-        const int c = lane + 32 * i;
-        if (c < cur.nch) r[i] = fr_cuq_chunk(cur.a0 + 16 * (uintptr_t)c, w_lo, w_hi);
-    }
-    for (int64_t t = 0; t < ntiles; t++) {
-        __syncwarp(); /* the previous tile is decoded: its slice may be overwritten */
-#pragma unroll
-        for (int i = 0; i < FR_CUQ_CHUNKS; i++) {
-            const int c = lane + 32 * i;
-            if (c < cur.nch) *(uint4 *)(sl + 16 * c) = r[i];
-        }
-        __syncwarp();
-        fr_cuq_tile nxt = cur;
-        if (t + 1 < ntiles) { /* in flight while this tile is decoded */
-            nxt = fr_cuq_tile_at<QT>(row, nblk, t + 1);
-#pragma unroll
-            for (int i = 0; i < FR_CUQ_CHUNKS; i++) {
-                const int c = lane + 32 * i;
-                if (c < nxt.nch) r[i] = fr_cuq_chunk(nxt.a0 + 16 * (uintptr_t)c, w_lo, w_hi);
-            }
-        }
-        const uint8_t *blocks = sl + cur.off;
-        const int nel = cur.nb * BE;
-        const XT *xt = x + cur.b0 * BE;
-#pragma unroll
-        for (int s = 0; s < 4; s++) {
-            const int e0 = 8 * (lane + 32 * s);
-            if (e0 < nel) {
-                float wf[8];
-                fr_cuq_deq8<QT>(blocks + (e0 / BE) * BB, (e0 % BE) / 8, wf);
-                fr_cuq_fma8<MM>(wf, xt + e0, ldx, M, xvec, acc);
-            }
-        }
-        cur = nxt;
-    }
-    const float b = bias ? bias[n] : 0.0f;
-#pragma unroll
-    for (int m = 0; m < MM; m++) {
-        const float s = fr_cu_warp_sum(acc[m]);
-        if (m < M && lane == m) fr_cu_store(out, m * ldo + n, o_dtype, s + b);
-    }
-}
-
-template <int QT, typename XT, int MM>
-static void fr_cuq_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
-                           const float *bias, fr_tensor *out) {
-    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
-    const int64_t ldx = fr_cu_estride(x, 0), ldw = w->stride[0];
-    const uint8_t *wp = (const uint8_t *)fr_cu_ptr(w);
-    const uintptr_t lo = (uintptr_t)wp, hi = lo + (uintptr_t)((N - 1) * ldw) +
-                                             (uintptr_t)(K / fr_cuq<QT>::BE) * fr_cuq<QT>::BB;
-    const bool xvec = (uintptr_t)fr_cu_ptr(x) % 16 == 0 && (ldx * (int64_t)sizeof(XT)) % 16 == 0;
-    fr_cuq_gemv_kernel<QT, XT, MM>
-        <<<fr_cu_blocks(N, FR_CUQ_WARPS), FR_CUQ_WARPS * 32, 0, c->stream>>>(
-            (const XT *)fr_cu_ptr(x), ldx, xvec, wp, ldw, lo, hi, bias, fr_cu_ptr(out),
-            fr_cu_estride(out, 0), out->dtype, (int)M, N, K);
-}
-
-template <int QT, typename XT>
-static void fr_cuq_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
-                              const float *bias, fr_tensor *out) {
-    const int64_t M = x->shape[0];
-    if (M == 1)
-        fr_cuq_gemv_mm<QT, XT, 1>(c, x, w, bias, out);
-    else if (M == 2)
-        fr_cuq_gemv_mm<QT, XT, 2>(c, x, w, bias, out);
-    else if (M <= 4)
-        fr_cuq_gemv_mm<QT, XT, 4>(c, x, w, bias, out);
-    else
-        fr_cuq_gemv_mm<QT, XT, 8>(c, x, w, bias, out);
-}
-
+/* xq[m, k] = round(x[m, k] / xd[m, k / 32]), xd = max|x| / 127 over the 32-element block; one
+ * warp per block, one element per lane. */
 template <typename XT>
-static void fr_cuq_gemv_x(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w, const float *bias,
-                          fr_tensor *out) {
-    FR_CUQ_DISPATCH(w->dtype, fr_cuq_gemv_typed<QT, XT>(c, x, w, bias, out));
+__global__ void fr_cuq8_quantize_kernel(const XT *__restrict__ x, int64_t ldx, int64_t K,
+                                        int64_t nblk, int8_t *__restrict__ xq,
+                                        float *__restrict__ xd) {
+    const int lane = threadIdx.x & 31;
+    const int64_t blk = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (blk >= nblk) return;
+    const int64_t per_row = K / 32, m = blk / per_row, k = (blk - m * per_row) * 32 + lane;
+    const float v = fr_cu_to_f32(x[m * ldx + k]);
+    const float amax = fr_cu_warp_max(fabsf(v));
+    const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    xq[m * K + k] = (int8_t)__float2int_rn(v * inv);
+    if (lane == 0) xd[blk] = d;
+}
+
+/* ------------------------------------------------------------------ per-type units */
+
+__device__ __forceinline__ uint32_t fr_cuq8_u16(const uint8_t *p) {
+    return *(const uint16_t *)p;
+}
+/* Four bytes at a 2-byte-aligned address. */
+__device__ __forceinline__ int fr_cuq8_i32_a2(const uint8_t *p) {
+    return (int)(fr_cuq8_u16(p) | fr_cuq8_u16(p + 2) << 16);
+}
+__device__ __forceinline__ int fr_cuq8_sum4(int x) {
+    return __dp4a(x, 0x01010101, 0);
+}
+
+/* One unit of a row: load() issues its global loads (registers only), dot() consumes them
+ * against one row of quantized activations (xq: that row's int8 values, xd: its block scales). */
+template <int QT> struct fr_cuq8_unit;
+
+/* q8_0: unit = half a block, 16 weights: d (f16) and four ints of qs. */
+template <> struct fr_cuq8_unit<FR_DTYPE_Q8_0> {
+    static constexpr int UE = 16, ALIGN = 2;
+    float d;
+    int q[4];
+    int64_t e0; /* first element of the unit in the row */
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
+        const uint8_t *b = row + (u >> 1) * 34;
+        const uint8_t *qs = b + 2 + 16 * (u & 1);
+        d = __half2float(__ushort_as_half((unsigned short)fr_cuq8_u16(b)));
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            q[i] = fr_cuq8_i32_a2(qs + 4 * i);
+        e0 = u * 16;
+    }
+    __device__ __forceinline__ float dot(const int8_t *xq, const float *xd) const {
+        const int4 x = *(const int4 *)(xq + e0);
+        int s = __dp4a(q[0], x.x, 0);
+        s = __dp4a(q[1], x.y, s);
+        s = __dp4a(q[2], x.z, s);
+        s = __dp4a(q[3], x.w, s);
+        return d * xd[e0 >> 5] * (float)s;
+    }
+};
+
+/* q4_k: unit = 16 of the 128 nibble bytes of a super-block (j = 0..7): low nibbles are 16
+ * weights of sub-block 2c (c = j/2), high nibbles the matching 16 of sub-block 2c+1. The
+ * super-block's 16-byte head (d, dmin, 12 bytes of packed 6-bit scales and mins) is loaded by
+ * each of its eight lanes; L1 serves the repeats. */
+template <> struct fr_cuq8_unit<FR_DTYPE_Q4_K> {
+    static constexpr int UE = 32, ALIGN = 16;
+    uint4 head, qs;
+    int64_t e0; /* element of the low group's first weight */
+    int sub;    /* 2c */
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
+        const uint8_t *b = row + (u >> 3) * 144;
+        const int j = (int)(u & 7);
+        head = __ldg((const uint4 *)b);
+        qs = __ldg((const uint4 *)(b + 16 + 16 * j));
+        sub = 2 * (j >> 1);
+        e0 = (u >> 3) * 256 + 64 * (j >> 1) + 16 * (j & 1);
+    }
+    /* byte i (0..11) of the packed scales */
+    __device__ __forceinline__ int sbyte(int i) const {
+        const uint32_t w = i < 4 ? head.y : (i < 8 ? head.z : head.w);
+        return (int)((w >> (8 * (i & 3))) & 0xFF);
+    }
+    __device__ __forceinline__ void scale_min(int j, float &sc, float &mn) const {
+        int s, m;
+        if (j < 4) {
+            s = sbyte(j) & 63;
+            m = sbyte(j + 4) & 63;
+        } else {
+            s = (sbyte(j + 4) & 0xF) | ((sbyte(j - 4) >> 6) << 4);
+            m = (sbyte(j + 4) >> 4) | ((sbyte(j) >> 6) << 4);
+        }
+        sc = (float)s;
+        mn = (float)m;
+    }
+    __device__ __forceinline__ float dot(const int8_t *xq, const float *xd) const {
+        const int4 xl = *(const int4 *)(xq + e0), xh = *(const int4 *)(xq + e0 + 32);
+        const int w[4] = {(int)qs.x, (int)qs.y, (int)qs.z, (int)qs.w};
+        const int xlo[4] = {xl.x, xl.y, xl.z, xl.w}, xhi[4] = {xh.x, xh.y, xh.z, xh.w};
+        int sl = 0, sh = 0, ml = 0, mh = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            sl = __dp4a(w[i] & 0x0F0F0F0F, xlo[i], sl);
+            sh = __dp4a((w[i] >> 4) & 0x0F0F0F0F, xhi[i], sh);
+            ml = __dp4a(0x01010101, xlo[i], ml);
+            mh = __dp4a(0x01010101, xhi[i], mh);
+        }
+        const float d = __half2float(__ushort_as_half((unsigned short)(head.x & 0xFFFF)));
+        const float dmin = __half2float(__ushort_as_half((unsigned short)(head.x >> 16)));
+        float scl, mnl, sch, mnh;
+        scale_min(sub, scl, mnl);
+        scale_min(sub + 1, sch, mnh);
+        const float dl = xd[e0 >> 5], dh = xd[(e0 + 32) >> 5];
+        return dl * (d * scl * (float)sl - dmin * mnl * (float)ml) +
+               dh * (d * sch * (float)sh - dmin * mnh * (float)mh);
+    }
+};
+
+/* q6_k: unit = (half h, i = 0..7): low-nibble weights 8i..8i+7 of the half (ql[64h + 8i ..]) and
+ * high-nibble weights 64+8i .. of the same bytes; their 2 high bits come from qh[32h + 8(i%4)
+ * ..] at bit pairs 2(i/4) and 4 + 2(i/4). Each group of eight has its own int8 scale. */
+template <> struct fr_cuq8_unit<FR_DTYPE_Q6_K> {
+    static constexpr int UE = 16, ALIGN = 2;
+    int ql[2], qh[2];
+    float d, sl, sh;
+    int shift;
+    int64_t e0; /* element of the low group's first weight */
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
+        const uint8_t *b = row + (u >> 4) * 210;
+        const int h = (int)((u >> 3) & 1), i = (int)(u & 7);
+        const uint8_t *pl = b + 64 * h + 8 * i, *ph = b + 128 + 32 * h + 8 * (i & 3);
+        ql[0] = fr_cuq8_i32_a2(pl);
+        ql[1] = fr_cuq8_i32_a2(pl + 4);
+        qh[0] = fr_cuq8_i32_a2(ph);
+        qh[1] = fr_cuq8_i32_a2(ph + 4);
+        const int8_t *sc = (const int8_t *)(b + 192) + 8 * h + (i >> 1);
+        sl = (float)sc[0];
+        sh = (float)sc[4];
+        d = __half2float(__ushort_as_half((unsigned short)fr_cuq8_u16(b + 208)));
+        shift = 2 * (i >> 2);
+        e0 = (u >> 4) * 256 + 128 * h + 8 * i;
+    }
+    __device__ __forceinline__ float dot(const int8_t *xq, const float *xd) const {
+        const int2 xl = *(const int2 *)(xq + e0), xh = *(const int2 *)(xq + e0 + 64);
+        const int xlo[2] = {xl.x, xl.y}, xhi[2] = {xh.x, xh.y};
+        int s_lo = 0, s_hi = 0;
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            /* 6-bit values 0..63, re-centred to -32..31 so they fit a signed byte */
+            const int lo = (ql[k] & 0x0F0F0F0F) | (((qh[k] >> shift) & 0x03030303) << 4);
+            const int hi =
+                ((ql[k] >> 4) & 0x0F0F0F0F) | (((qh[k] >> (shift + 4)) & 0x03030303) << 4);
+            s_lo = __dp4a((int)__vsubss4(lo, 0x20202020), xlo[k], s_lo);
+            s_hi = __dp4a((int)__vsubss4(hi, 0x20202020), xhi[k], s_hi);
+        }
+        return d * (sl * xd[e0 >> 5] * (float)s_lo + sh * xd[(e0 + 64) >> 5] * (float)s_hi);
+    }
+};
+
+/* ------------------------------------------------------------------ GEMV */
+
+/* Row set items (one row, or with GLU a gate/up pair) are one warp each; the R rows of an item
+ * share every activation load. */
+template <int QT, int MM, bool GLU>
+__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
+    fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq, const float *__restrict__ xd, int64_t K,
+                        int M, fr_cu_rowset o) {
+    typedef fr_cuq8_unit<QT> unit;
+    constexpr int R = GLU ? 2 : 1;
+    const int lane = threadIdx.x & 31;
+    const int64_t items = fr_cu_rowset_items(o);
+    const int64_t g0 = (int64_t)blockIdx.x * FR_CUQ8_WARPS + (threadIdx.x >> 5);
+    if (g0 >= items) return; /* whole warp */
+    const uint8_t *row[R];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+        row[r] = (const uint8_t *)fr_cu_rowset_row(o, GLU ? r : -1, g0);
+    const int64_t nu = K / unit::UE;
+    float acc[R][MM];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MM; m++)
+            acc[r][m] = 0.0f;
+    for (int64_t u0 = lane; u0 < nu; u0 += 32 * FR_CUQ8_U) {
+        unit wu[R][FR_CUQ8_U];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int i = 0; i < FR_CUQ8_U; i++)
+                if (u0 + 32 * i < nu) wu[r][i].load(row[r], u0 + 32 * i);
+#pragma unroll
+        for (int i = 0; i < FR_CUQ8_U; i++) {
+            if (u0 + 32 * i < nu) {
+#pragma unroll
+                for (int m = 0; m < MM; m++)
+                    if (m < M)
+#pragma unroll
+                        for (int r = 0; r < R; r++)
+                            acc[r][m] += wu[r][i].dot(xq + m * K, xd + m * (K / 32));
+            }
+        }
+    }
+    fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
+}
+
+template <int QT, int MM, bool GLU>
+static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_cu_rowset &o, int64_t M, int64_t K) {
+    const unsigned grid = fr_cu_blocks(fr_cu_rowset_items(o), FR_CUQ8_WARPS);
+    fr_cuq8_gemv_kernel<QT, MM, GLU>
+        <<<grid, FR_CUQ8_WARPS * 32, 0, c->stream>>>(c->xq, c->xq_scale, K, (int)M, o);
+}
+
+template <int QT, bool GLU>
+static void fr_cuq8_gemv_typed(fr_cuda_ctx *c, const fr_cu_rowset &o, int64_t M, int64_t K) {
+    if (M == 1)
+        fr_cuq8_gemv_mm<QT, 1, GLU>(c, o, M, K);
+    else if (M == 2)
+        fr_cuq8_gemv_mm<QT, 2, GLU>(c, o, M, K);
+    else if (M <= 4)
+        fr_cuq8_gemv_mm<QT, 4, GLU>(c, o, M, K);
+    else
+        fr_cuq8_gemv_mm<QT, 8, GLU>(c, o, M, K);
+}
+
+template <bool GLU>
+static void fr_cuq8_gemv_dispatch(fr_cuda_ctx *c, const fr_cu_rowset &o, int64_t M, int64_t K) {
+    switch (o.w_dtype) {
+    case FR_DTYPE_Q8_0:
+        fr_cuq8_gemv_typed<FR_DTYPE_Q8_0, GLU>(c, o, M, K);
+        break;
+    case FR_DTYPE_Q4_K:
+        fr_cuq8_gemv_typed<FR_DTYPE_Q4_K, GLU>(c, o, M, K);
+        break;
+    default:
+        fr_cuq8_gemv_typed<FR_DTYPE_Q6_K, GLU>(c, o, M, K);
+        break;
+    }
+}
+
+/* Whether the q8 path takes this row set: a type with units above, and the alignment its loads
+ * assume (every matrix's start and row stride). */
+static bool fr_cuq8_takes(const fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
+    const int64_t M = x->shape[0], K = x->shape[1];
+    if (c->quant_act != FR_QUANT_ACT_Q8 || K % 32 != 0 || (size_t)(M * K) > c->xq_size || M > 8)
+        return false;
+    int align;
+    switch (o.w_dtype) {
+    case FR_DTYPE_Q8_0:
+        align = fr_cuq8_unit<FR_DTYPE_Q8_0>::ALIGN;
+        break;
+    case FR_DTYPE_Q4_K:
+        align = fr_cuq8_unit<FR_DTYPE_Q4_K>::ALIGN;
+        break;
+    case FR_DTYPE_Q6_K:
+        align = fr_cuq8_unit<FR_DTYPE_Q6_K>::ALIGN;
+        break;
+    default:
+        return false;
+    }
+    for (int s = 0; s < o.nseg; s++)
+        if ((uintptr_t)o.w[s] % (uintptr_t)align != 0 || o.ldw[s] % align != 0) return false;
+    return true;
+}
+
+static void fr_cuq8_quantize(fr_cuda_ctx *c, const fr_tensor *x) {
+    const int64_t M = x->shape[0], K = x->shape[1], nblk = M * (K / 32);
+    const int64_t ldx = fr_cu_estride(x, 0);
+    const unsigned grid = fr_cu_blocks(nblk, 8);
+    switch (x->dtype) {
+    case FR_DTYPE_F16:
+        fr_cuq8_quantize_kernel<__half><<<grid, 256, 0, c->stream>>>(
+            (const __half *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+        break;
+    case FR_DTYPE_BF16:
+        fr_cuq8_quantize_kernel<__nv_bfloat16><<<grid, 256, 0, c->stream>>>(
+            (const __nv_bfloat16 *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+        break;
+    default:
+        fr_cuq8_quantize_kernel<float><<<grid, 256, 0, c->stream>>>(
+            (const float *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+        break;
+    }
+}
+
+fr_status fr_cuda_gemv_quant_rows(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
+                                  fr_error *err) {
+    if (!fr_cuq8_takes(c, x, o) || fr_cu_blocks(fr_cu_rowset_items(o), FR_CUQ8_WARPS) > 0x7fffffffu)
+        return FR_ERR_UNSUPPORTED;
+    const int64_t M = x->shape[0], K = x->shape[1];
+    fr_cuq8_quantize(c, x);
+    fr_status s = fr_cu_launched(err, "matmul (quantize activations)");
+    if (s) return s;
+    if (o.glu)
+        fr_cuq8_gemv_dispatch<true>(c, o, M, K);
+    else
+        fr_cuq8_gemv_dispatch<false>(c, o, M, K);
+    return fr_cu_launched(err, "matmul (quantized gemv, 8-bit activations)");
 }
 
 fr_status fr_cuda_gemv_quant(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
                              const float *bias, fr_tensor *out, fr_error *err) {
-    if (!fr_cuq_supported(w->dtype))
-        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda matmul: weight dtype %s unsupported",
-                            fr_dtype_name(w->dtype));
-    if (x->shape[0] > 8)
-        return fr_error_set(err, FR_ERR_INVALID, "cuda matmul: quantized GEMV with %lld rows",
-                            (long long)x->shape[0]);
-    if (fr_cu_blocks(w->shape[0], FR_CUQ_WARPS) > 0x7fffffffu)
-        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda matmul: %lld weight rows",
-                            (long long)w->shape[0]);
-    switch (x->dtype) {
-    case FR_DTYPE_F16:
-        fr_cuq_gemv_x<__half>(c, x, w, bias, out);
-        break;
-    case FR_DTYPE_BF16:
-        fr_cuq_gemv_x<__nv_bfloat16>(c, x, w, bias, out);
-        break;
-    default:
-        fr_cuq_gemv_x<float>(c, x, w, bias, out);
-        break;
-    }
-    return fr_cu_launched(err, "matmul (quantized gemv)");
-}
-
-/* ------------------------------------------------------------------ dequantization */
-
-/* dst[r, :] (dense, K per row) = row n0 + r of w, as CT; one thread per group of eight. */
-template <int QT, typename CT>
-__global__ void fr_cuq_dequant_kernel(const uint8_t *w, int64_t ldw, int64_t n0, int64_t rows,
-                                      int64_t K, CT *dst) {
-    constexpr int BE = fr_cuq<QT>::BE, BB = fr_cuq<QT>::BB;
-    const int64_t gpr = K / 8, total = rows * gpr;
-    for (int64_t g = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; g < total;
-         g += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t r = g / gpr, e0 = 8 * (g - r * gpr);
-        float f[8];
-        fr_cuq_deq8<QT>(w + (n0 + r) * ldw + (e0 / BE) * BB, (int)(e0 % BE) / 8, f);
-        CT *d = dst + r * K + e0;
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            d[i] = fr_cu_from_f32<CT>(f[i]);
-    }
-}
-
-template <typename CT>
-static void fr_cuq_dequant_to(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,
-                              CT *dst) {
-    const int64_t K = w->shape[1];
-    unsigned blocks = fr_cu_blocks(rows * (K / 8), 256);
-    if (blocks > (unsigned)c->n_sm * 16) blocks = (unsigned)c->n_sm * 16;
-    if (blocks == 0) blocks = 1;
-    const uint8_t *wp = (const uint8_t *)fr_cu_ptr(w);
-    FR_CUQ_DISPATCH(w->dtype, fr_cuq_dequant_kernel<QT, CT>
-                    <<<blocks, 256, 0, c->stream>>>(wp, w->stride[0], n0, rows, K, dst));
-}
-
-fr_status fr_cuda_dequant_rows(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,
-                               fr_dtype ct, void *dst, fr_error *err) {
-    if (!fr_cuq_supported(w->dtype))
-        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda matmul: weight dtype %s unsupported",
-                            fr_dtype_name(w->dtype));
-    switch (ct) {
-    case FR_DTYPE_F16:
-        fr_cuq_dequant_to(c, w, n0, rows, (__half *)dst);
-        break;
-    case FR_DTYPE_BF16:
-        fr_cuq_dequant_to(c, w, n0, rows, (__nv_bfloat16 *)dst);
-        break;
-    default:
-        fr_cuq_dequant_to(c, w, n0, rows, (float *)dst);
-        break;
-    }
-    return fr_cu_launched(err, "matmul (dequantize rows)");
+    fr_cu_rowset o = fr_cu_rowset_of(1, &w, NULL, &out, false);
+    o.bias[0] = bias;
+    fr_status s = fr_cuda_gemv_quant_rows(c, x, o, err);
+    return s == FR_ERR_UNSUPPORTED ? fr_cuda_gemv_quantf(c, x, w, bias, out, err) : s;
 }

@@ -1,0 +1,323 @@
+/* The fused matmul ops (matmul_multi, matmul_glu) on every backend named in FR_TEST_BACKENDS
+ * (comma list, default "cpu"; tests/test_cuda_fused_ops.sh runs it on CUDA) against the unfused
+ * sequence they stand for, run on the same backend with the same inputs:
+ *   matmul_multi(x, {w0, w1, w2})  ==  matmul(x, w0); matmul(x, w1); matmul(x, w2)
+ *   matmul_glu(x, wg, wu)          ==  matmul(x, wg) -> g; matmul(x, wu) -> u; silu_mul(g, u)
+ * bit for bit, with f32 outputs (a fused kernel keeps the per-row arithmetic of the plain one;
+ * the unfused ops are themselves checked against float64 in test_ops / test_cuda_quant). Also a
+ * float64 sanity bound, so two equally wrong paths cannot pass together.
+ *
+ * Cases: weights f32 / f16 / bf16 and q8_0 / q4_0 / q4_k / q6_k (with and without a shared
+ * dtype, so backends that fuse only one dtype fall back); decode sizes (M = 1, 3, 8) and a
+ * prefill size (M = 20); biases on some matrices; activations in every dtype the backend
+ * accepts; outputs with padded rows whose padding must stay untouched. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/testutil.h"
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "kernels/backend.h"
+
+static fr_backend *B;
+static const char *BNAME;
+static fr_test_rng RNG = {20261126};
+
+typedef struct {
+    fr_buffer buf;
+    fr_tensor t;
+    size_t bytes;
+} dev_t2;
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of host memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void put(fr_dtype t, unsigned char *p, float v) {
+    if (t == FR_DTYPE_F32) {
+        memcpy(p, &v, 4);
+    } else {
+        uint16_t h = t == FR_DTYPE_F16 ? fr_f32_to_f16(v) : fr_f32_to_bf16(v);
+        memcpy(p, &h, 2);
+    }
+}
+
+static float get(fr_dtype t, const unsigned char *p) {
+    if (t == FR_DTYPE_F32) {
+        float v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
+}
+
+/* A [rows, cols] tensor of dtype t on B, rows padded by `pad` elements, filled from `host`
+ * (bytes) or poisoned with 0xff. */
+static void dev_make(dev_t2 *d, fr_dtype t, int64_t rows, int64_t cols, int64_t pad,
+                     const void *host) {
+    const size_t row = fr_dtype_row_bytes(t, cols + pad);
+    d->bytes = (size_t)rows * row;
+    fr_error err = {0};
+    fr_status s = fr_buffer_alloc(B, d->bytes, &d->buf, &err);
+    if (s) {
+        fprintf(stderr, "buffer_alloc: %s\n", err.msg);
+        exit(1);
+    }
+    d->t = fr_tensor_2d(&d->buf, 0, t, rows, cols);
+    d->t.stride[0] = (int64_t)row;
+    if (host) {
+        s = fr_buffer_upload(&d->buf, 0, host, d->bytes, &err);
+    } else {
+        unsigned char *p = xmalloc(d->bytes);
+        memset(p, 0xff, d->bytes);
+        s = fr_buffer_upload(&d->buf, 0, p, d->bytes, &err);
+        free(p);
+    }
+    CHECK(s == FR_OK, "upload: %s", err.msg);
+}
+
+static unsigned char *dev_read(const dev_t2 *d) {
+    unsigned char *p = xmalloc(d->bytes);
+    fr_error err = {0};
+    fr_status s = fr_backend_sync(B, &err);
+    if (!s) s = fr_buffer_download(&d->buf, 0, p, d->bytes, &err);
+    CHECK(s == FR_OK, "download: %s", err.msg);
+    return p;
+}
+
+/* A weight [N, K] of dtype t; deq gets the values the backend sees (float). */
+static void make_weight(dev_t2 *d, fr_dtype t, int64_t N, int64_t K, float *deq) {
+    const size_t row = fr_dtype_row_bytes(t, K);
+    unsigned char *host = xmalloc((size_t)N * row);
+    float *vals = xmalloc((size_t)K * sizeof(float));
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t k = 0; k < K; k++)
+            vals[k] = fr_test_rng_sym(&RNG);
+        unsigned char *dst = host + (size_t)n * row;
+        if (fr_dtype_get(t)->quantized) {
+            fr_error err = {0};
+            CHECK(fr_quantize_row(t, vals, dst, K, &err) == FR_OK, "quantize: %s", err.msg);
+            fr_dequantize_row(t, dst, deq + n * K, K);
+        } else {
+            for (int64_t k = 0; k < K; k++) {
+                put(t, dst + (size_t)k * fr_dtype_get(t)->block_bytes, vals[k]);
+                deq[n * K + k] = get(t, dst + (size_t)k * fr_dtype_get(t)->block_bytes);
+            }
+        }
+    }
+    dev_make(d, t, N, K, 0, host);
+    free(vals);
+    free(host);
+}
+
+static void make_vec(dev_t2 *d, int64_t n, float *vals) {
+    for (int64_t i = 0; i < n; i++)
+        vals[i] = fr_test_rng_sym(&RNG);
+    dev_make(d, FR_DTYPE_F32, 1, n, 0, vals);
+    d->t = fr_tensor_1d(&d->buf, 0, FR_DTYPE_F32, n);
+}
+
+static void dev_free(dev_t2 *d) {
+    fr_buffer_free(&d->buf);
+}
+
+static double silu(double g) {
+    return g / (1.0 + exp(-g));
+}
+
+/* x . w[n] + b[n] in float64, x as the device holds it. */
+static double ref_dot(const float *x, const float *w, int64_t K, const float *b, int64_t n) {
+    double acc = b ? b[n] : 0.0;
+    for (int64_t k = 0; k < K; k++)
+        acc += (double)x[k] * (double)w[n * K + k];
+    return acc;
+}
+
+/* The fused result agrees with float64 up to the weights' and activations' quantization: a
+ * loose NMSE bound (the exact checks are the bitwise ones). */
+static void check_ref(const char *what, const unsigned char *got, int64_t M, int64_t N, int64_t ld,
+                      const double *ref) {
+    float *g = xmalloc((size_t)(M * N) * sizeof(float));
+    for (int64_t m = 0; m < M; m++)
+        memcpy(g + m * N, got + (size_t)(m * ld) * 4, (size_t)N * 4);
+    const double e = fr_test_nmse(g, ref, (size_t)(M * N));
+    CHECK(e < 1e-3, "[%s] %s: NMSE %.3g against float64", BNAME, what, e);
+    free(g);
+}
+
+static void one_case(const fr_dtype wt[3], fr_dtype xt, int64_t M, int64_t K, bool with_bias) {
+    const int64_t N[3] = {37, 13, 13}, pad = 3;
+    char what[160];
+    snprintf(what, sizeof what, "w %s/%s/%s x %s M=%lld K=%lld bias=%d", fr_dtype_name(wt[0]),
+             fr_dtype_name(wt[1]), fr_dtype_name(wt[2]), fr_dtype_name(xt), (long long)M,
+             (long long)K, with_bias);
+
+    /* activations */
+    const size_t xe = (size_t)fr_dtype_get(xt)->block_bytes;
+    unsigned char *xh = xmalloc((size_t)M * (size_t)(K + pad) * xe);
+    float *xv = xmalloc((size_t)(M * K) * sizeof(float));
+    memset(xh, 0, (size_t)M * (size_t)(K + pad) * xe);
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t k = 0; k < K; k++) {
+            unsigned char *p = xh + ((size_t)(m * (K + pad) + k)) * xe;
+            put(xt, p, fr_test_rng_sym(&RNG));
+            xv[m * K + k] = get(xt, p);
+        }
+    dev_t2 x;
+    dev_make(&x, xt, M, K, pad, xh);
+
+    dev_t2 w[3], bias[3], fo[3], uo[3];
+    float *wd[3], *bv[3];
+    for (int i = 0; i < 3; i++) {
+        wd[i] = xmalloc((size_t)(N[i] * K) * sizeof(float));
+        make_weight(&w[i], wt[i], N[i], K, wd[i]);
+        bv[i] = NULL;
+        if (with_bias && i != 1) {
+            bv[i] = xmalloc((size_t)N[i] * sizeof(float));
+            make_vec(&bias[i], N[i], bv[i]);
+        }
+        dev_make(&fo[i], FR_DTYPE_F32, M, N[i], pad, NULL);
+        dev_make(&uo[i], FR_DTYPE_F32, M, N[i], pad, NULL);
+    }
+
+    /* matmul_multi against three matmuls */
+    fr_error err = {0};
+    const fr_tensor *wp[3] = {&w[0].t, &w[1].t, &w[2].t};
+    const fr_tensor *bp[3] = {bv[0] ? &bias[0].t : NULL, bv[1] ? &bias[1].t : NULL,
+                              bv[2] ? &bias[2].t : NULL};
+    fr_tensor *op[3] = {&fo[0].t, &fo[1].t, &fo[2].t};
+    fr_status s = fr_op_matmul_multi(B, &x.t, 3, wp, bp, op, &err);
+    CHECK(s == FR_OK, "[%s] matmul_multi %s: %s", BNAME, what, err.msg);
+    for (int i = 0; i < 3 && s == FR_OK; i++) {
+        s = fr_op_matmul(B, &x.t, wp[i], bp[i], &uo[i].t, &err);
+        CHECK(s == FR_OK, "[%s] matmul %s: %s", BNAME, what, err.msg);
+    }
+    for (int i = 0; i < 3; i++) {
+        unsigned char *f = dev_read(&fo[i]), *u = dev_read(&uo[i]);
+        CHECK(!memcmp(f, u, fo[i].bytes), "[%s] matmul_multi %s: matrix %d differs from matmul",
+              BNAME, what, i);
+        double *ref = xmalloc((size_t)(M * N[i]) * sizeof(double));
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N[i]; n++)
+                ref[m * N[i] + n] = ref_dot(xv + m * K, wd[i], K, bv[i], n);
+        check_ref(what, f, M, N[i], N[i] + pad, ref);
+        free(ref);
+        free(f);
+        free(u);
+    }
+
+    /* matmul_glu with w[1] (gate) and w[2] (up) of the same shape, against matmul x2 + silu_mul;
+     * the reference path writes gate/up in f32 so both see the same values */
+    const int64_t F = N[1];
+    dev_t2 gs, us, act, act_ref;
+    dev_make(&gs, FR_DTYPE_F32, M, F, 0, NULL);
+    dev_make(&us, FR_DTYPE_F32, M, F, 0, NULL);
+    dev_make(&act, FR_DTYPE_F32, M, F, pad, NULL);
+    dev_make(&act_ref, FR_DTYPE_F32, M, F, pad, NULL);
+    s = fr_op_matmul_glu(B, &x.t, &w[1].t, &w[2].t, bp[1], bp[2], &gs.t, &us.t, &act.t, &err);
+    CHECK(s == FR_OK, "[%s] matmul_glu %s: %s", BNAME, what, err.msg);
+    if (!s) s = fr_op_matmul(B, &x.t, &w[1].t, bp[1], &gs.t, &err);
+    if (!s) s = fr_op_matmul(B, &x.t, &w[2].t, bp[2], &us.t, &err);
+    if (!s) s = fr_op_silu_mul(B, &gs.t, &us.t, &act_ref.t, &err);
+    CHECK(s == FR_OK, "[%s] unfused glu %s: %s", BNAME, what, err.msg);
+    unsigned char *a = dev_read(&act), *ar = dev_read(&act_ref);
+    CHECK(!memcmp(a, ar, act.bytes), "[%s] matmul_glu %s differs from matmul + silu_mul", BNAME,
+          what);
+    double *ref = xmalloc((size_t)(M * F) * sizeof(double));
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < F; n++)
+            ref[m * F + n] = silu(ref_dot(xv + m * K, wd[1], K, bv[1], n)) *
+                             ref_dot(xv + m * K, wd[2], K, bv[2], n);
+    check_ref(what, a, M, F, F + pad, ref);
+    free(ref);
+    free(a);
+    free(ar);
+    dev_free(&gs);
+    dev_free(&us);
+    dev_free(&act);
+    dev_free(&act_ref);
+
+    for (int i = 0; i < 3; i++) {
+        dev_free(&w[i]);
+        if (bv[i]) dev_free(&bias[i]);
+        dev_free(&fo[i]);
+        dev_free(&uo[i]);
+        free(wd[i]);
+        free(bv[i]);
+    }
+    dev_free(&x);
+    free(xh);
+    free(xv);
+}
+
+static void test_errors(void) {
+    dev_t2 x, w, o;
+    float wd[4 * 32];
+    make_weight(&w, FR_DTYPE_F32, 4, 32, wd);
+    dev_make(&x, FR_DTYPE_F32, 2, 32, 0, NULL);
+    dev_make(&o, FR_DTYPE_F32, 2, 5, 0, NULL); /* 5 columns: w has 4 rows */
+    const fr_tensor *wp[1] = {&w.t};
+    fr_tensor *op[1] = {&o.t};
+    fr_error err = {0};
+    fr_status s = fr_op_matmul_multi(B, &x.t, 1, wp, NULL, op, &err);
+    CHECK(s == FR_ERR_INVALID && strstr(err.msg, "out[0]"), "[%s] matmul_multi shape: %d %s", BNAME,
+          s, err.msg);
+    s = fr_op_matmul_multi(B, &x.t, 4, wp, NULL, op, &err);
+    CHECK(s == FR_ERR_INVALID, "[%s] matmul_multi with 4 matrices: %d", BNAME, s);
+    s = fr_op_matmul_glu(B, &x.t, &w.t, &w.t, NULL, NULL, &o.t, &o.t, &o.t, &err);
+    CHECK(s == FR_ERR_INVALID && strstr(err.msg, "matmul_glu"), "[%s] matmul_glu shape: %d %s",
+          BNAME, s, err.msg);
+    dev_free(&x);
+    dev_free(&w);
+    dev_free(&o);
+}
+
+static void run_all(void) {
+    const fr_dtype plain[] = {FR_DTYPE_F32, FR_DTYPE_F16, FR_DTYPE_BF16};
+    const fr_dtype quant[] = {FR_DTYPE_Q8_0, FR_DTYPE_Q4_0, FR_DTYPE_Q4_K, FR_DTYPE_Q6_K};
+    const fr_dtype acts[] = {FR_DTYPE_F32, FR_DTYPE_BF16, FR_DTYPE_F16};
+    const int64_t Ms[] = {1, 3, 8, 20};
+    for (size_t a = 0; a < 3; a++) {
+        if (!fr_backend_accepts_act(B, acts[a])) continue;
+        for (size_t mi = 0; mi < 4; mi++) {
+            const int64_t M = Ms[mi];
+            for (size_t i = 0; i < 3; i++) {
+                const fr_dtype wt[3] = {plain[i], plain[i], plain[i]};
+                one_case(wt, acts[a], M, 96 + 8 * (int64_t)i, mi % 2 == 1);
+            }
+            for (size_t i = 0; i < 4; i++) {
+                const fr_dtype wt[3] = {quant[i], quant[i], quant[i]};
+                one_case(wt, acts[a], M, 512, mi % 2 == 0);
+            }
+            /* one dtype per matrix, as in Q4_K_M files (v in q6_k): no single launch */
+            const fr_dtype mixed[3] = {FR_DTYPE_Q4_K, FR_DTYPE_Q4_K, FR_DTYPE_Q6_K};
+            one_case(mixed, acts[a], M, 256, true);
+        }
+    }
+    test_errors();
+}
+
+int main(void) {
+    const char *env = getenv("FR_TEST_BACKENDS");
+    char list[256];
+    snprintf(list, sizeof list, "%s", env && *env ? env : "cpu");
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        fr_error err = {0};
+        fr_status s = fr_backend_create(tok, NULL, &B, &err);
+        CHECK(s == FR_OK, "create backend %s: %s", tok, err.msg);
+        if (s) continue;
+        BNAME = tok;
+        run_all();
+        fr_backend_destroy(B);
+    }
+    return fr_test_finish("test_fused_ops");
+}
