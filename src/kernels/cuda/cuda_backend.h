@@ -298,6 +298,47 @@ __device__ __forceinline__ void fr_cu_rowset_store(const fr_cu_rowset &o, int64_
     }
 }
 
+/* ---- split-K for decode GEMVs ----
+ * A GEMV with few output rows (N = 1024 in a 0.6B model) gives one warp per row too few warps
+ * to keep the memory system busy; then ks warps (2, 4 or 8) of a block share a row, each
+ * taking every ks-th stretch of K, and their partial sums meet in shared memory. ks grows
+ * while the launch has fewer than 16 warps per SM and every lane keeps at least two loads
+ * (`loads`: a lane's loads over the whole row with ks = 1). */
+static inline int fr_cu_splitk(const fr_cuda_ctx *c, int64_t warps, int64_t loads) {
+    int ks = 1;
+    while (ks < 8 && warps * ks < (int64_t)c->n_sm * 16 && loads >= 4 * ks)
+        ks *= 2;
+    return ks;
+}
+
+/* Sums the ks partial accumulators of each row into the row's first warp (its lane 0; other
+ * lanes and warps end with zeros, so a following warp sum gives the total). Every warp of the
+ * block must call it (it holds a barrier); red has room for 8 warps x R x MM floats. */
+template <int R, int MM>
+__device__ __forceinline__ void fr_cu_splitk_reduce(float (&acc)[R][MM], int ks, int warp, int lane,
+                                                    float *red) {
+    if (ks == 1) return;
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+            const float s = fr_cu_warp_sum(acc[r][m]);
+            if (lane == 0) red[(warp * R + r) * MM + m] = s;
+        }
+    __syncthreads();
+    const int lead = warp - warp % ks;
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+            float t = 0.0f;
+            if (warp == lead && lane == 0)
+                for (int p = 0; p < ks; p++)
+                    t += red[((lead + p) * R + r) * MM + m];
+            acc[r][m] = t;
+        }
+}
+
 /* ---- op entry points (one file per op family) ---- */
 
 fr_status fr_cuda_embedding(void *ctx, const fr_tensor *table, const fr_tensor *ids, fr_tensor *out,

@@ -71,13 +71,16 @@ template <int MM, bool GLU> struct fr_cu_gemv_shape {
  * weight rows come from a row set (fr_cu_rowset): up to three matrices in one launch. */
 template <typename XT, typename WT, int MM, bool VEC, bool GLU>
 __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
-    fr_cu_gemv_kernel(const XT *__restrict__ x, int64_t ldx, fr_cu_rowset o, int M, int64_t K) {
+    fr_cu_gemv_kernel(const XT *__restrict__ x, int64_t ldx, fr_cu_rowset o, int M, int64_t K,
+                      int ks) {
+    __shared__ float red[FR_CU_GEMV_WARPS * 2 * MM];
     constexpr int R = fr_cu_gemv_shape<MM, GLU>::R, U = fr_cu_gemv_shape<MM, GLU>::U;
     const int lane = threadIdx.x & 31;
     const int64_t items = fr_cu_rowset_items(o);
-    const int64_t g0 =
-        ((int64_t)blockIdx.x * FR_CU_GEMV_WARPS + (threadIdx.x >> 5)) * (GLU ? 1 : R);
-    if (g0 >= items) return; /* whole warp */
+    const int warp = threadIdx.x >> 5, part = warp % ks; /* ks warps share a row, split on K */
+    int64_t g0 = ((int64_t)blockIdx.x * (FR_CU_GEMV_WARPS / ks) + warp / ks) * (GLU ? 1 : R);
+    const bool active = g0 < items;
+    if (!active) g0 = items - 1; /* loads stay in bounds; nothing is stored */
     const WT *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) /* a row past the end re-reads the last; its result is dropped */
@@ -93,22 +96,23 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
     if (VEC) {
         constexpr int E = fr_cu_w16<WT>::E;
         const int64_t nv = K / E;
-        int64_t i = lane;
+        const int64_t step = 32 * ks;
+        int64_t i = lane + 32 * part;
         /* Several independent 16-byte loads in flight before the first use. */
-        for (; i + (U - 1) * 32 < nv; i += U * 32) {
+        for (; i + (U - 1) * step < nv; i += U * step) {
             uint4 u[R][U];
 #pragma unroll
             for (int r = 0; r < R; r++)
 #pragma unroll
                 for (int j = 0; j < U; j++)
-                    u[r][j] = __ldg((const uint4 *)wr[r] + i + j * 32);
+                    u[r][j] = __ldg((const uint4 *)wr[r] + i + j * step);
 #pragma unroll
             for (int j = 0; j < U; j++) {
                 float wf[R][E];
 #pragma unroll
                 for (int r = 0; r < R; r++)
                     fr_cu_w16<WT>::cvt(u[r][j], wf[r]);
-                const int64_t k = (i + j * 32) * E;
+                const int64_t k = (i + j * step) * E;
 #pragma unroll
                 for (int m = 0; m < MM; m++) {
                     if (m < M) {
@@ -123,7 +127,7 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
                 }
             }
         }
-        for (; i < nv; i += 32) {
+        for (; i < nv; i += step) {
             float wf[R][E];
 #pragma unroll
             for (int r = 0; r < R; r++)
@@ -144,7 +148,7 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
         }
         k_tail = nv * E;
     }
-    for (int64_t k = k_tail + lane; k < K; k += 32) {
+    for (int64_t k = k_tail + lane + 32 * part; k < K; k += 32 * ks) {
         float wv[R];
 #pragma unroll
         for (int r = 0; r < R; r++)
@@ -159,7 +163,8 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
             }
         }
     }
-    fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
+    fr_cu_splitk_reduce<R, MM>(acc, ks, warp, lane, red);
+    if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
 }
 
 static bool fr_cu_aligned16(const void *p, int64_t ld, int esize) {
@@ -169,15 +174,17 @@ static bool fr_cu_aligned16(const void *p, int64_t ld, int esize) {
 template <typename XT, typename WT, int MM, bool GLU>
 static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr_cu_rowset &o) {
     const int64_t M = x->shape[0], K = x->shape[1];
-    const unsigned blocks = fr_cu_blocks(
-        fr_cu_rowset_items(o), FR_CU_GEMV_WARPS * (GLU ? 1 : fr_cu_gemv_shape<MM, GLU>::R));
+    constexpr int R = GLU ? 1 : fr_cu_gemv_shape<MM, GLU>::R; /* items per warp */
+    const int64_t warps = fr_cu_blocks(fr_cu_rowset_items(o), R);
+    const int ks = fr_cu_splitk(c, warps, K / fr_cu_w16<WT>::E / 32);
+    const unsigned blocks = fr_cu_blocks(warps, FR_CU_GEMV_WARPS / ks);
     const XT *xp = (const XT *)fr_cu_ptr(x);
     if (vec)
         fr_cu_gemv_kernel<XT, WT, MM, true, GLU><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
-            xp, fr_cu_estride(x, 0), o, (int)M, K);
+            xp, fr_cu_estride(x, 0), o, (int)M, K, ks);
     else
         fr_cu_gemv_kernel<XT, WT, MM, false, GLU><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
-            xp, fr_cu_estride(x, 0), o, (int)M, K);
+            xp, fr_cu_estride(x, 0), o, (int)M, K, ks);
 }
 
 template <typename XT, typename WT, bool GLU>

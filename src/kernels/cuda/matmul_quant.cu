@@ -39,6 +39,38 @@ __global__ void fr_cuq8_quantize_kernel(const XT *__restrict__ x, int64_t ldx, i
     if (lane == 0) xd[blk] = d;
 }
 
+/* The same quantization done by every block of a GEMV into its shared memory (when x is small
+ * enough), which saves the separate launch: threads take chunks of 8 elements, four neighbours
+ * form a 32-element block. Same arithmetic as fr_cuq8_quantize_kernel, so the results are the
+ * same bits either way. Every thread of the block must call it (it ends with a barrier). */
+__device__ __forceinline__ void fr_cuq8_quantize_local(const void *x, int64_t ldx, int x_dtype,
+                                                       int M, int64_t K, int8_t *xq, float *xd) {
+    const int64_t per_row = K / 8, nch = M * per_row;
+    for (int64_t c0 = 0; c0 < nch; c0 += blockDim.x) {
+        const int64_t c = c0 + threadIdx.x;
+        const bool valid = c < nch;
+        const int64_t m = valid ? c / per_row : 0, k = valid ? (c - m * per_row) * 8 : 0;
+        float v[8], amax = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            v[i] = valid ? fr_cu_load(x, m * ldx + k + i, x_dtype) : 0.0f;
+            amax = fmaxf(amax, fabsf(v[i]));
+        }
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+        const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        uint32_t q[2] = {0, 0};
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            q[i >> 2] |= (uint32_t)(uint8_t)(int8_t)__float2int_rn(v[i] * inv) << (8 * (i & 3));
+        if (valid) {
+            *(uint2 *)(xq + m * K + k) = make_uint2(q[0], q[1]);
+            if ((k & 31) == 0) xd[m * (K / 32) + k / 32] = d;
+        }
+    }
+    __syncthreads();
+}
+
 /* ------------------------------------------------------------------ per-type units */
 
 __device__ __forceinline__ uint32_t fr_cuq8_u16(const uint8_t *p) {
@@ -52,18 +84,23 @@ __device__ __forceinline__ int fr_cuq8_sum4(int x) {
     return __dp4a(x, 0x01010101, 0);
 }
 
-/* One unit of a row: load() issues its global loads (registers only), dot() consumes them
- * against one row of quantized activations (xq: that row's int8 values, xd: its block scales). */
+/* One unit of a row: load() reads its bytes into registers, dot() consumes them against one row
+ * of quantized activations (xq: that row's int8 values, xd: its block scales). load() gets the
+ * blocks it reads from (the row in global memory, or the warp's staged copy of a round: UPB
+ * units per block of BB bytes), the unit's index there (ur) and in the row (u). STAGED types
+ * have blocks at 2-byte alignment only: the kernel first copies their bytes to shared memory
+ * with aligned 16-byte loads, then load() picks them apart there. */
 template <int QT> struct fr_cuq8_unit;
 
 /* q8_0: unit = half a block, 16 weights: d (f16) and four ints of qs. */
 template <> struct fr_cuq8_unit<FR_DTYPE_Q8_0> {
-    static constexpr int UE = 16, ALIGN = 2;
+    static constexpr int UE = 16, UPB = 2, BB = 34, ALIGN = 2;
+    static constexpr bool STAGED = true;
     float d;
     int q[4];
     int64_t e0; /* first element of the unit in the row */
-    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
-        const uint8_t *b = row + (u >> 1) * 34;
+    __device__ __forceinline__ void load(const uint8_t *blocks, int64_t ur, int64_t u) {
+        const uint8_t *b = blocks + (ur >> 1) * 34;
         const uint8_t *qs = b + 2 + 16 * (u & 1);
         d = __half2float(__ushort_as_half((unsigned short)fr_cuq8_u16(b)));
 #pragma unroll
@@ -86,12 +123,13 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q8_0> {
  * super-block's 16-byte head (d, dmin, 12 bytes of packed 6-bit scales and mins) is loaded by
  * each of its eight lanes; L1 serves the repeats. */
 template <> struct fr_cuq8_unit<FR_DTYPE_Q4_K> {
-    static constexpr int UE = 32, ALIGN = 16;
+    static constexpr int UE = 32, UPB = 8, BB = 144, ALIGN = 16;
+    static constexpr bool STAGED = false;
     uint4 head, qs;
     int64_t e0; /* element of the low group's first weight */
     int sub;    /* 2c */
-    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
-        const uint8_t *b = row + (u >> 3) * 144;
+    __device__ __forceinline__ void load(const uint8_t *blocks, int64_t ur, int64_t u) {
+        const uint8_t *b = blocks + (ur >> 3) * 144;
         const int j = (int)(u & 7);
         head = __ldg((const uint4 *)b);
         qs = __ldg((const uint4 *)(b + 16 + 16 * j));
@@ -142,13 +180,14 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q4_K> {
  * high-nibble weights 64+8i .. of the same bytes; their 2 high bits come from qh[32h + 8(i%4)
  * ..] at bit pairs 2(i/4) and 4 + 2(i/4). Each group of eight has its own int8 scale. */
 template <> struct fr_cuq8_unit<FR_DTYPE_Q6_K> {
-    static constexpr int UE = 16, ALIGN = 2;
+    static constexpr int UE = 16, UPB = 16, BB = 210, ALIGN = 2;
+    static constexpr bool STAGED = true;
     int ql[2], qh[2];
     float d, sl, sh;
     int shift;
     int64_t e0; /* element of the low group's first weight */
-    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
-        const uint8_t *b = row + (u >> 4) * 210;
+    __device__ __forceinline__ void load(const uint8_t *blocks, int64_t ur, int64_t u) {
+        const uint8_t *b = blocks + (ur >> 4) * 210;
         const int h = (int)((u >> 3) & 1), i = (int)(u & 7);
         const uint8_t *pl = b + 64 * h + 8 * i, *ph = b + 128 + 32 * h + 8 * (i & 3);
         ql[0] = fr_cuq8_i32_a2(pl);
@@ -181,39 +220,102 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q6_K> {
 
 /* ------------------------------------------------------------------ GEMV */
 
-/* Row set items (one row, or with GLU a gate/up pair) are one warp each; the R rows of an item
- * share every activation load. */
+/* Rows per item (R), units per round (RU), the staged bytes of a round per row (SL: the
+ * round's blocks plus the partial 16-byte chunks at both ends), chunk loads per lane (CH), and
+ * the kernel's static shared memory. */
+template <int QT, bool GLU> struct fr_cuq8_shape {
+    typedef fr_cuq8_unit<QT> unit;
+    static constexpr int R = GLU ? 2 : 1, RU = 32 * FR_CUQ8_U;
+    static constexpr int SL = (RU / unit::UPB * unit::BB + 15) / 16 * 16 + 16;
+    static constexpr int CH = (SL / 16 + 31) / 32;
+    static constexpr size_t STATIC_SMEM = (unit::STAGED ? (size_t)FR_CUQ8_WARPS * R * SL : 16) +
+                                          sizeof(float) * FR_CUQ8_WARPS * 2 * 8;
+};
+
+/* Row set items (one row, or with GLU a gate/up pair) are one warp each (ks warps with
+ * split-K); the R rows of an item share every activation load. A row is walked in rounds of
+ * 32 * FR_CUQ8_U units (a whole number of blocks); round j belongs to part j % ks. */
 template <int QT, int MM, bool GLU>
 __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
-    fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq, const float *__restrict__ xd, int64_t K,
-                        int M, fr_cu_rowset o) {
+    fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq_g, const float *__restrict__ xd_g,
+                        const void *x, int64_t ldx, int x_dtype, bool local, int64_t K, int M,
+                        fr_cu_rowset o, int ks) {
+    /* x quantized: by this block into shared memory (local), or before the launch (xq_g) */
+    extern __shared__ __align__(16) int8_t xq_s[];
+    const int8_t *xq = xq_g;
+    const float *xd = xd_g;
+    if (local) {
+        float *xd_s = (float *)(xq_s + M * K);
+        fr_cuq8_quantize_local(x, ldx, x_dtype, M, K, xq_s, xd_s);
+        xq = xq_s;
+        xd = xd_s;
+    }
     typedef fr_cuq8_unit<QT> unit;
-    constexpr int R = GLU ? 2 : 1;
+    typedef fr_cuq8_shape<QT, GLU> shape;
+    constexpr int R = shape::R, RU = shape::RU, SL = shape::SL, CH = shape::CH;
+    __shared__ float red[FR_CUQ8_WARPS * 2 * MM];
+    __shared__ __align__(16)
+        uint8_t stage[unit::STAGED ? FR_CUQ8_WARPS * R : 1][unit::STAGED ? SL : 16];
     const int lane = threadIdx.x & 31;
     const int64_t items = fr_cu_rowset_items(o);
-    const int64_t g0 = (int64_t)blockIdx.x * FR_CUQ8_WARPS + (threadIdx.x >> 5);
-    if (g0 >= items) return; /* whole warp */
+    const int warp = threadIdx.x >> 5, part = warp % ks;
+    int64_t g0 = (int64_t)blockIdx.x * (FR_CUQ8_WARPS / ks) + warp / ks;
+    const bool active = g0 < items;
+    if (!active) g0 = items - 1; /* loads stay in bounds; nothing is stored */
+    const int64_t nu = K / unit::UE, row_bytes = nu / unit::UPB * unit::BB;
     const uint8_t *row[R];
+    uintptr_t lo[R], hi[R]; /* the matrix a row belongs to, for the staged chunk loads */
 #pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        const int seg = GLU ? r : fr_cu_rowset_seg(o, g0);
         row[r] = (const uint8_t *)fr_cu_rowset_row(o, GLU ? r : -1, g0);
-    const int64_t nu = K / unit::UE;
+        const int64_t rows = o.end[seg] - fr_cu_rowset_start(o, seg);
+        lo[r] = (uintptr_t)o.w[seg];
+        hi[r] = lo[r] + (uintptr_t)((rows - 1) * o.ldw[seg] + row_bytes);
+    }
     float acc[R][MM];
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int m = 0; m < MM; m++)
             acc[r][m] = 0.0f;
-    for (int64_t u0 = lane; u0 < nu; u0 += 32 * FR_CUQ8_U) {
+    for (int64_t u0 = (int64_t)part * RU; u0 < nu; u0 += (int64_t)ks * RU) {
+        const uint8_t *blocks[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if constexpr (unit::STAGED) {
+                const int64_t n_round = nu - u0 < RU ? nu - u0 : RU;
+                const uintptr_t p = (uintptr_t)(row[r] + u0 / unit::UPB * unit::BB);
+                const uintptr_t a0 = p & ~(uintptr_t)15;
+                const int off = (int)(p - a0),
+                          nch = (off + (int)(n_round / unit::UPB) * unit::BB + 15) >> 4;
+                uint8_t *sl = stage[warp * R + r];
+                uint4 ch[CH];
+#pragma unroll
+                for (int j = 0; j < CH; j++)
+                    if (lane + 32 * j < nch)
+                        ch[j] = fr_cuq_chunk(a0 + 16 * (uintptr_t)(lane + 32 * j), lo[r], hi[r]);
+                __syncwarp(); /* the previous round is decoded */
+#pragma unroll
+                for (int j = 0; j < CH; j++)
+                    if (lane + 32 * j < nch) *(uint4 *)(sl + 16 * (lane + 32 * j)) = ch[j];
+                blocks[r] = sl + off;
+            } else {
+                blocks[r] = row[r] + u0 / unit::UPB * unit::BB;
+            }
+        }
+        if constexpr (unit::STAGED) __syncwarp();
         unit wu[R][FR_CUQ8_U];
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
-            for (int i = 0; i < FR_CUQ8_U; i++)
-                if (u0 + 32 * i < nu) wu[r][i].load(row[r], u0 + 32 * i);
+            for (int i = 0; i < FR_CUQ8_U; i++) {
+                const int ur = lane + 32 * i;
+                if (u0 + ur < nu) wu[r][i].load(blocks[r], ur, u0 + ur);
+            }
 #pragma unroll
         for (int i = 0; i < FR_CUQ8_U; i++) {
-            if (u0 + 32 * i < nu) {
+            if (u0 + lane + 32 * i < nu) {
 #pragma unroll
                 for (int m = 0; m < MM; m++)
                     if (m < M)
@@ -223,39 +325,54 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
             }
         }
     }
-    fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
+    fr_cu_splitk_reduce<R, MM>(acc, ks, warp, lane, red);
+    if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
+}
+
+/* Whether each block quantizes x itself: x (1 byte an element) and its scales must fit next
+ * to the kernel's static shared memory in the 48 KB a block gets without opting in. */
+static size_t fr_cuq8_local_bytes(int64_t M, int64_t K) {
+    return (size_t)(M * K) + (size_t)(M * K / 32) * sizeof(float);
+}
+template <int QT, bool GLU> static bool fr_cuq8_local(int64_t M, int64_t K) {
+    return fr_cuq8_local_bytes(M, K) + fr_cuq8_shape<QT, GLU>::STATIC_SMEM <= 48 * 1024;
 }
 
 template <int QT, int MM, bool GLU>
-static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_cu_rowset &o, int64_t M, int64_t K) {
-    const unsigned grid = fr_cu_blocks(fr_cu_rowset_items(o), FR_CUQ8_WARPS);
-    fr_cuq8_gemv_kernel<QT, MM, GLU>
-        <<<grid, FR_CUQ8_WARPS * 32, 0, c->stream>>>(c->xq, c->xq_scale, K, (int)M, o);
+static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
+    const int64_t M = x->shape[0], K = x->shape[1], items = fr_cu_rowset_items(o);
+    const bool local = fr_cuq8_local<QT, GLU>(M, K);
+    const size_t smem = local ? fr_cuq8_local_bytes(M, K) : 0;
+    const int ks = fr_cu_splitk(c, items, K / fr_cuq8_unit<QT>::UE / 32);
+    const unsigned grid = fr_cu_blocks(items, FR_CUQ8_WARPS / ks);
+    fr_cuq8_gemv_kernel<QT, MM, GLU><<<grid, FR_CUQ8_WARPS * 32, smem, c->stream>>>(
+        c->xq, c->xq_scale, fr_cu_ptr(x), fr_cu_estride(x, 0), x->dtype, local, K, (int)M, o, ks);
 }
 
 template <int QT, bool GLU>
-static void fr_cuq8_gemv_typed(fr_cuda_ctx *c, const fr_cu_rowset &o, int64_t M, int64_t K) {
+static void fr_cuq8_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
+    const int64_t M = x->shape[0];
     if (M == 1)
-        fr_cuq8_gemv_mm<QT, 1, GLU>(c, o, M, K);
+        fr_cuq8_gemv_mm<QT, 1, GLU>(c, x, o);
     else if (M == 2)
-        fr_cuq8_gemv_mm<QT, 2, GLU>(c, o, M, K);
+        fr_cuq8_gemv_mm<QT, 2, GLU>(c, x, o);
     else if (M <= 4)
-        fr_cuq8_gemv_mm<QT, 4, GLU>(c, o, M, K);
+        fr_cuq8_gemv_mm<QT, 4, GLU>(c, x, o);
     else
-        fr_cuq8_gemv_mm<QT, 8, GLU>(c, o, M, K);
+        fr_cuq8_gemv_mm<QT, 8, GLU>(c, x, o);
 }
 
 template <bool GLU>
-static void fr_cuq8_gemv_dispatch(fr_cuda_ctx *c, const fr_cu_rowset &o, int64_t M, int64_t K) {
+static void fr_cuq8_gemv_dispatch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
     switch (o.w_dtype) {
     case FR_DTYPE_Q8_0:
-        fr_cuq8_gemv_typed<FR_DTYPE_Q8_0, GLU>(c, o, M, K);
+        fr_cuq8_gemv_typed<FR_DTYPE_Q8_0, GLU>(c, x, o);
         break;
     case FR_DTYPE_Q4_K:
-        fr_cuq8_gemv_typed<FR_DTYPE_Q4_K, GLU>(c, o, M, K);
+        fr_cuq8_gemv_typed<FR_DTYPE_Q4_K, GLU>(c, x, o);
         break;
     default:
-        fr_cuq8_gemv_typed<FR_DTYPE_Q6_K, GLU>(c, o, M, K);
+        fr_cuq8_gemv_typed<FR_DTYPE_Q6_K, GLU>(c, x, o);
         break;
     }
 }
@@ -310,13 +427,30 @@ fr_status fr_cuda_gemv_quant_rows(fr_cuda_ctx *c, const fr_tensor *x, const fr_c
     if (!fr_cuq8_takes(c, x, o) || fr_cu_blocks(fr_cu_rowset_items(o), FR_CUQ8_WARPS) > 0x7fffffffu)
         return FR_ERR_UNSUPPORTED;
     const int64_t M = x->shape[0], K = x->shape[1];
-    fr_cuq8_quantize(c, x);
-    fr_status s = fr_cu_launched(err, "matmul (quantize activations)");
-    if (s) return s;
+    bool local;
+    switch (o.w_dtype) { /* the types fr_cuq8_takes admits */
+    case FR_DTYPE_Q8_0:
+        local = o.glu ? fr_cuq8_local<FR_DTYPE_Q8_0, true>(M, K)
+                      : fr_cuq8_local<FR_DTYPE_Q8_0, false>(M, K);
+        break;
+    case FR_DTYPE_Q4_K:
+        local = o.glu ? fr_cuq8_local<FR_DTYPE_Q4_K, true>(M, K)
+                      : fr_cuq8_local<FR_DTYPE_Q4_K, false>(M, K);
+        break;
+    default:
+        local = o.glu ? fr_cuq8_local<FR_DTYPE_Q6_K, true>(M, K)
+                      : fr_cuq8_local<FR_DTYPE_Q6_K, false>(M, K);
+        break;
+    }
+    if (!local) { /* too big to quantize per block: once, before the GEMV */
+        fr_cuq8_quantize(c, x);
+        fr_status s = fr_cu_launched(err, "matmul (quantize activations)");
+        if (s) return s;
+    }
     if (o.glu)
-        fr_cuq8_gemv_dispatch<true>(c, o, M, K);
+        fr_cuq8_gemv_dispatch<true>(c, x, o);
     else
-        fr_cuq8_gemv_dispatch<false>(c, o, M, K);
+        fr_cuq8_gemv_dispatch<false>(c, x, o);
     return fr_cu_launched(err, "matmul (quantized gemv, 8-bit activations)");
 }
 

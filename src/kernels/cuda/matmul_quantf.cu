@@ -24,17 +24,6 @@
 
 static_assert(FR_CUQ_CHUNKS * 32 * 16 >= FR_CUQ_SLICE, "a tile fits the loads of one warp");
 
-/* The aligned 16-byte chunk at a: one load when it lies inside [lo, hi) (the weight tensor),
- * otherwise only the bytes inside, one at a time (never a read outside the tensor). */
-__device__ __forceinline__ uint4 fr_cuq_chunk(uintptr_t a, uintptr_t lo, uintptr_t hi) {
-    if (a >= lo && a + 16 <= hi) return __ldg((const uint4 *)a);
-    uint32_t v[4] = {0, 0, 0, 0};
-    for (int i = 0; i < 16; i++)
-        if (a + i >= lo && a + i < hi)
-            v[i >> 2] |= (uint32_t)(*(const uint8_t *)(a + i)) << (8 * (i & 3));
-    return make_uint4(v[0], v[1], v[2], v[3]);
-}
-
 /* Where tile t of a row sits: first block, block count, aligned start, offset into the chunk. */
 typedef struct fr_cuq_tile {
     int64_t b0;
@@ -187,7 +176,7 @@ static void fr_cuq_gemv_x(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w
 }
 
 fr_status fr_cuda_gemv_quantf(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
-                             const float *bias, fr_tensor *out, fr_error *err) {
+                              const float *bias, fr_tensor *out, fr_error *err) {
     if (!fr_cuq_supported(w->dtype))
         return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda matmul: weight dtype %s unsupported",
                             fr_dtype_name(w->dtype));

@@ -220,4 +220,15 @@ __device__ __forceinline__ void fr_cuq_deq8<FR_DTYPE_Q6_K>(const uint8_t *b, int
     }
 }
 
+/* The aligned 16-byte chunk at a: one load when it lies inside [lo, hi) (the weight tensor),
+ * otherwise only the bytes inside, one at a time (never a read outside the tensor). */
+__device__ __forceinline__ uint4 fr_cuq_chunk(uintptr_t a, uintptr_t lo, uintptr_t hi) {
+    if (a >= lo && a + 16 <= hi) return __ldg((const uint4 *)a);
+    uint32_t v[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 16; i++)
+        if (a + i >= lo && a + i < hi)
+            v[i >> 2] |= (uint32_t)(*(const uint8_t *)(a + i)) << (8 * (i & 3));
+    return make_uint4(v[0], v[1], v[2], v[3]);
+}
+
 #endif
