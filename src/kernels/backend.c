@@ -117,6 +117,22 @@ fr_status fr_buffer_from_host(fr_backend *b, void *ptr, size_t size, fr_buffer *
     return s;
 }
 
+fr_status fr_buffer_from_host_at(fr_backend *b, void *ptr, size_t size, size_t key, fr_buffer *buf,
+                                 size_t *shift, fr_error *err) {
+    *shift = 0;
+    if (b->ops->buffer_wrap_host || key >= size) return fr_buffer_from_host(b, ptr, size, buf, err);
+    const size_t a = FR_BUFFER_PLACE_ALIGN, sh = (a - key % a) % a;
+    fr_status s = fr_buffer_alloc(b, size + sh, buf, err);
+    if (s) return s;
+    s = fr_buffer_upload(buf, sh, ptr, size, err);
+    if (s) {
+        fr_buffer_free(buf);
+        return s;
+    }
+    *shift = sh;
+    return FR_OK;
+}
+
 /* ------------------------------------------------------------------ streams and graphs */
 
 #define OPTIONAL_CALL(b, fn, ...) ((b)->ops->fn ? (b)->ops->fn((b)->ctx, __VA_ARGS__) : FR_OK)

@@ -165,6 +165,13 @@ fr_status fr_buffer_download(const fr_buffer *buf, size_t offset, void *dst, siz
 /* Wraps host memory without a copy when the backend can; otherwise allocates and uploads. */
 fr_status fr_buffer_from_host(fr_backend *b, void *ptr, size_t size, fr_buffer *buf,
                               fr_error *err);
+/* As fr_buffer_from_host, but when the backend copies, byte `key` of ptr lands on a multiple of
+ * FR_BUFFER_PLACE_ALIGN in the buffer: ptr[0] sits at *shift (0 when wrapped). A safetensors
+ * file's tensors start after a header of any length, so without this a GPU would see every
+ * weight at whatever alignment the header left (vector loads need 16 bytes). */
+#define FR_BUFFER_PLACE_ALIGN 256
+fr_status fr_buffer_from_host_at(fr_backend *b, void *ptr, size_t size, size_t key,
+                                 fr_buffer *buf, size_t *shift, fr_error *err);
 
 fr_status fr_backend_begin(fr_backend *b, fr_error *err);
 fr_status fr_backend_end(fr_backend *b, fr_error *err);

@@ -91,7 +91,8 @@ static fr_status bind_matrix(binder *b, const char *name, int64_t rows, int64_t 
                             src_file(b->m, w), name, w->nbytes, (long long)rows, (long long)cols,
                             fr_dtype_name(w->dtype));
     if (b->counting) return FR_OK;
-    *t = fr_tensor_2d(&b->m->region_bufs[w->region], w->offset, w->dtype, rows, cols);
+    *t = fr_tensor_2d(&b->m->region_bufs[w->region], w->offset + b->m->region_shift[w->region],
+                      w->dtype, rows, cols);
     b->m->n_params += rows * cols;
     b->m->weight_bytes += w->nbytes;
     note_dtype(b->m, w);
@@ -213,6 +214,7 @@ void fr_model_free(fr_model *m) {
     for (int i = 0; i < m->n_region_bufs; i++)
         fr_buffer_free(&m->region_bufs[i]);
     free(m->region_bufs);
+    free(m->region_shift);
     free(m->layers);
     fr_weights_free(m->src);
     if (m->backend) fr_backend_destroy(m->backend);
@@ -261,8 +263,10 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
     m->layers = calloc((size_t)cfg->n_layers, sizeof *m->layers);
     m->region_bufs =
         calloc((size_t)(src->n_regions > 0 ? src->n_regions : 1), sizeof *m->region_bufs);
+    m->region_shift =
+        calloc((size_t)(src->n_regions > 0 ? src->n_regions : 1), sizeof *m->region_shift);
     fr_status st = FR_OK;
-    if (!m->path || !m->layers || !m->region_bufs)
+    if (!m->path || !m->layers || !m->region_bufs || !m->region_shift)
         st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", path);
     if (!st) st = fr_config_validate(cfg, path, err);
 
@@ -281,8 +285,13 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
     m->n_region_bufs = src->n_regions;
     for (int i = 0; !st && i < src->n_regions; i++) {
         if (src->regions[i].size == 0) continue;
-        st = fr_buffer_from_host(m->backend, src->regions[i].base, src->regions[i].size,
-                                 &m->region_bufs[i], err);
+        /* the region's first tensor on an aligned address (then, in practice, all of them) */
+        size_t first = src->regions[i].size;
+        for (int k = 0; k < src->n_weights; k++)
+            if (src->weights[k].region == i && src->weights[k].offset < first)
+                first = src->weights[k].offset;
+        st = fr_buffer_from_host_at(m->backend, src->regions[i].base, src->regions[i].size, first,
+                                    &m->region_bufs[i], &m->region_shift[i], err);
         if (st) fr_error_prefix(err, "%s", src->regions[i].file);
     }
 

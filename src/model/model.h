@@ -29,6 +29,7 @@ struct fr_model {
     fr_backend *backend;
     fr_weight_source *src;
     fr_buffer *region_bufs; /* one per source region, wrapping the mapped file */
+    size_t *region_shift;   /* where byte 0 of each region sits in its buffer */
     int n_region_bufs;
     fr_buffer vec_buf; /* every f32 vector */
     fr_tensor embed, lm_head, final_norm;

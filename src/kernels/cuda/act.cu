@@ -19,6 +19,7 @@ enum { FR_CU_SILU_MUL, FR_CU_ADD, FR_CU_SCALED_ADD };
 template <int OP>
 __global__ void fr_cu_binary_kernel(fr_cu_view a, fr_cu_view b, const float *scale, void *out,
                                     int64_t ldo, int o_dtype, int64_t F) {
+    fr_cu_pdl_trigger(); /* silu_mul feeds the down projection's GEMV */
     const int64_t t = blockIdx.x;
     for (int64_t c = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; c < F;
          c += (int64_t)gridDim.y * blockDim.x) {

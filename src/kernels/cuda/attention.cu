@@ -101,6 +101,7 @@ template <typename KT, int DPL>
 __global__ void __launch_bounds__(FR_CU_ATT_ROWS * 32)
     fr_cu_att_kernel(fr_cu_att_args a, int S, bool vec, float *part) {
     extern __shared__ __align__(16) unsigned char fr_cu_att_smem_raw[];
+    fr_cu_pdl_trigger(); /* the output projection's GEMV may start fetching its weights */
     const int64_t D = a.D;
     int64_t *rlo = (int64_t *)fr_cu_att_smem_raw, *rhi = rlo + FR_CU_ATT_ROWS; /* key slices */
     float *Ks = (float *)(rhi + FR_CU_ATT_ROWS); /* [TK][D+1]: padded, lanes read other rows */
@@ -204,6 +205,7 @@ __global__ void __launch_bounds__(FR_CU_ATT_ROWS * 32)
 }
 
 __global__ void fr_cu_att_merge_kernel(fr_cu_att_args a, int S, const float *part) {
+    fr_cu_pdl_trigger();
     const int64_t th = blockIdx.x, t = th / a.H, h = th % a.H;
     const float *pp = part + th * S * (a.D + 2);
     float mb = -INFINITY;

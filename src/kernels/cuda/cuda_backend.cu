@@ -256,6 +256,9 @@ fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **o
                                            dev, prop.name, prop.major, prop.minor));
     c->n_sm = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
+    /* FR_CUDA_PDL=0 turns programmatic dependent launch off (to measure what it buys) */
+    const char *pdl_env = getenv("FR_CUDA_PDL");
+    c->pdl = prop.major >= 9 && !(pdl_env && pdl_env[0] == '0');
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return create_fail(c, fr_cu_fail(err, "backend_create (stream)", e));
     cublasStatus_t bs = cublasLtCreate(&c->lt);

@@ -39,6 +39,7 @@ typedef struct fr_cuda_ctx {
     size_t attn_part_size;
     bool attn_mma; /* prefill attention may use the tensor-core kernel (attention_mma.cu) */
     fr_quant_act quant_act; /* activations of quantized decode GEMVs (matmul_quant.cu) */
+    bool pdl;               /* GEMVs use programmatic dependent launch (sm_90+) */
     int8_t *xq;             /* those activations quantized: [M, K] int8 ... */
     float *xq_scale;        /* ... and one scale per 32 of them */
     size_t xq_size;         /* capacity of xq in elements (xq_scale holds xq_size / 32) */
@@ -207,6 +208,46 @@ __device__ __forceinline__ float fr_cu_block_sum(float v, float *red) {
     __syncthreads();
     v = lane < nw ? red[lane] : 0.0f;
     return fr_cu_warp_sum(v);
+}
+
+/* ---- programmatic dependent launch (sm_90) ----
+ * A decode step is a chain of short kernels; normally each starts only when the previous one
+ * has finished. GEMVs are launched with programmatic stream serialization (fr_cu_launch_pdl),
+ * so they may start as soon as the kernel before them has called fr_cu_pdl_trigger: they
+ * fetch their first weights (which nothing in the chain writes) and only then wait in
+ * fr_cu_pdl_wait until that kernel has completed and its writes are visible. A kernel never
+ * writes global memory before its wait, so the overlap cannot race. Both are no-ops when the
+ * launch was an ordinary one, and on older GPUs. */
+__device__ __forceinline__ void fr_cu_pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void fr_cu_pdl_trigger(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+/* Pulls [p, p + n) toward L2 (one line per lane and 128 bytes) while a kernel waits. */
+__device__ __forceinline__ void fr_cu_prefetch_l2(const void *p, int64_t n, int lane) {
+    for (int64_t o = (int64_t)lane * 128; o < n; o += 32 * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)p + o));
+}
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t fr_cu_launch_pdl(const fr_cuda_ctx *c, void (*kernel)(KArgs...),
+                                           dim3 grid, dim3 block, size_t smem, Args &&...args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = c->pdl ? 1 : 0;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c->stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
 }
 
 /* ---- the output rows of one decode GEMV launch ----

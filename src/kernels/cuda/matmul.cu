@@ -86,6 +86,13 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
     for (int r = 0; r < R; r++) /* a row past the end re-reads the last; its result is dropped */
         wr[r] = (const WT *)fr_cu_rowset_row(o, GLU ? r : -1,
                                              GLU ? g0 : (g0 + r < items ? g0 + r : items - 1));
+        /* weights first (nothing before us writes them), then wait for x */
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int64_t first = (int64_t)part * 32 * 16, n = K * (int64_t)sizeof(WT) - first;
+        fr_cu_prefetch_l2((const char *)wr[r] + first, n < 4096 ? n : 4096, lane);
+    }
+    fr_cu_pdl_wait();
     float acc[R][MM];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -163,6 +170,7 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
             }
         }
     }
+    fr_cu_pdl_trigger();
     fr_cu_splitk_reduce<R, MM>(acc, ks, warp, lane, red);
     if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
 }
@@ -179,12 +187,13 @@ static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr
     const int ks = fr_cu_splitk(c, warps, K / fr_cu_w16<WT>::E / 32);
     const unsigned blocks = fr_cu_blocks(warps, FR_CU_GEMV_WARPS / ks);
     const XT *xp = (const XT *)fr_cu_ptr(x);
+    const int64_t ldx = fr_cu_estride(x, 0);
     if (vec)
-        fr_cu_gemv_kernel<XT, WT, MM, true, GLU><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
-            xp, fr_cu_estride(x, 0), o, (int)M, K, ks);
+        fr_cu_launch_pdl(c, fr_cu_gemv_kernel<XT, WT, MM, true, GLU>, dim3(blocks),
+                         dim3(FR_CU_GEMV_WARPS * 32), 0, xp, ldx, o, (int)M, K, ks);
     else
-        fr_cu_gemv_kernel<XT, WT, MM, false, GLU><<<blocks, FR_CU_GEMV_WARPS * 32, 0, c->stream>>>(
-            xp, fr_cu_estride(x, 0), o, (int)M, K, ks);
+        fr_cu_launch_pdl(c, fr_cu_gemv_kernel<XT, WT, MM, false, GLU>, dim3(blocks),
+                         dim3(FR_CU_GEMV_WARPS * 32), 0, xp, ldx, o, (int)M, K, ks);
 }
 
 template <typename XT, typename WT, bool GLU>

@@ -28,6 +28,7 @@ template <typename XT>
 __global__ void fr_cuq8_quantize_kernel(const XT *__restrict__ x, int64_t ldx, int64_t K,
                                         int64_t nblk, int8_t *__restrict__ xq,
                                         float *__restrict__ xd) {
+    fr_cu_pdl_trigger(); /* the GEMV after us may start fetching its weights */
     const int lane = threadIdx.x & 31;
     const int64_t blk = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (blk >= nblk) return;
@@ -244,6 +245,21 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
     extern __shared__ __align__(16) int8_t xq_s[];
     const int8_t *xq = xq_g;
     const float *xd = xd_g;
+    {
+        /* this warp's first weights (nothing before us writes them), then wait for x */
+        typedef fr_cuq8_shape<QT, GLU> sh;
+        const int64_t items = fr_cu_rowset_items(o), nu = K / sh::unit::UE;
+        const int warp = threadIdx.x >> 5, part = warp % ks;
+        int64_t g = (int64_t)blockIdx.x * (FR_CUQ8_WARPS / ks) + warp / ks;
+        if (g >= items) g = items - 1;
+        const int64_t first = (int64_t)part * sh::RU / sh::unit::UPB * sh::unit::BB;
+        const int64_t n = nu / sh::unit::UPB * sh::unit::BB - first;
+#pragma unroll
+        for (int r = 0; r < sh::R; r++)
+            fr_cu_prefetch_l2(fr_cu_rowset_row(o, GLU ? r : -1, g) + first, n < 4096 ? n : 4096,
+                              threadIdx.x & 31);
+    }
+    fr_cu_pdl_wait();
     if (local) {
         float *xd_s = (float *)(xq_s + M * K);
         fr_cuq8_quantize_local(x, ldx, x_dtype, M, K, xq_s, xd_s);
@@ -325,6 +341,7 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
             }
         }
     }
+    fr_cu_pdl_trigger();
     fr_cu_splitk_reduce<R, MM>(acc, ks, warp, lane, red);
     if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
 }
@@ -345,8 +362,9 @@ static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rows
     const size_t smem = local ? fr_cuq8_local_bytes(M, K) : 0;
     const int ks = fr_cu_splitk(c, items, K / fr_cuq8_unit<QT>::UE / 32);
     const unsigned grid = fr_cu_blocks(items, FR_CUQ8_WARPS / ks);
-    fr_cuq8_gemv_kernel<QT, MM, GLU><<<grid, FR_CUQ8_WARPS * 32, smem, c->stream>>>(
-        c->xq, c->xq_scale, fr_cu_ptr(x), fr_cu_estride(x, 0), x->dtype, local, K, (int)M, o, ks);
+    fr_cu_launch_pdl(c, fr_cuq8_gemv_kernel<QT, MM, GLU>, dim3(grid), dim3(FR_CUQ8_WARPS * 32),
+                     smem, c->xq, c->xq_scale, (const void *)fr_cu_ptr(x), fr_cu_estride(x, 0),
+                     (int)x->dtype, local, K, (int)M, o, ks);
 }
 
 template <int QT, bool GLU>

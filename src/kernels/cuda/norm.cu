@@ -9,18 +9,41 @@ static int fr_cu_norm_threads(int64_t C) {
     return 256;
 }
 
+/* Elements per thread kept in registers between the two passes (C <= 1024 * FR_CU_NORM_REG);
+ * wider rows re-read pass 1's values. */
+#define FR_CU_NORM_REG 8
+
 __global__ void fr_cu_rms_norm_kernel(const void *x, int64_t ldx, int x_dtype, const float *w,
                                       float eps, void *out, int64_t ldo, int o_dtype, int64_t C) {
     __shared__ float red[32];
+    fr_cu_pdl_trigger(); /* a following GEMV may start fetching its weights */
     const int64_t t = blockIdx.x;
     const int64_t xr = t * ldx, orow = t * ldo;
+    const bool in_regs = C <= (int64_t)blockDim.x * FR_CU_NORM_REG;
+    float v[FR_CU_NORM_REG], wv[FR_CU_NORM_REG];
     float ss = 0.0f;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-        float v = fr_cu_load(x, xr + c, x_dtype);
-        ss += v * v;
+#pragma unroll
+    for (int i = 0; i < FR_CU_NORM_REG; i++) {
+        const int64_t c = threadIdx.x + (int64_t)i * blockDim.x;
+        v[i] = in_regs && c < C ? fr_cu_load(x, xr + c, x_dtype) : 0.0f;
+        wv[i] = in_regs && c < C ? w[c] : 0.0f; /* in flight during the reduction */
+        ss += v[i] * v[i];
     }
+    if (!in_regs)
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+            float u = fr_cu_load(x, xr + c, x_dtype);
+            ss += u * u;
+        }
     ss = fr_cu_block_sum(ss, red);
     const float inv = rsqrtf(ss / (float)C + eps);
+    if (in_regs) {
+#pragma unroll
+        for (int i = 0; i < FR_CU_NORM_REG; i++) {
+            const int64_t c = threadIdx.x + (int64_t)i * blockDim.x;
+            if (c < C) fr_cu_store(out, orow + c, o_dtype, v[i] * inv * wv[i]);
+        }
+        return;
+    }
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
         fr_cu_store(out, orow + c, o_dtype, fr_cu_load(x, xr + c, x_dtype) * inv * w[c]);
 }
@@ -37,25 +60,50 @@ fr_status fr_cuda_rms_norm(void *vctx, const fr_tensor *x, const fr_tensor *w, f
     return fr_cu_launched(err, "rms_norm");
 }
 
-/* res_out may alias residual: each thread reads an element before writing it, and pass 2 reads
- * back only what the same thread wrote in pass 1. */
+/* res_out may alias residual: each thread reads an element before writing it, and pass 2 uses
+ * only what the same thread produced in pass 1 (from registers, or re-read for wide rows). */
 __global__ void fr_cu_residual_norm_kernel(const void *res, int64_t ldr, int r_dtype, const void *x,
                                            int64_t ldx, int x_dtype, const float *scale,
                                            const float *w, float eps, void *res_out, int64_t ldro,
                                            int ro_dtype, void *norm_out, int64_t ldno, int no_dtype,
                                            int64_t C) {
     __shared__ float red[32];
+    fr_cu_pdl_trigger(); /* a following GEMV may start fetching its weights */
     const int64_t t = blockIdx.x;
+    const bool in_regs = C <= (int64_t)blockDim.x * FR_CU_NORM_REG;
+    float v[FR_CU_NORM_REG], wv[FR_CU_NORM_REG];
     float ss = 0.0f;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-        float xv = fr_cu_load(x, t * ldx + c, x_dtype);
-        if (scale) xv *= scale[c];
-        float v = fr_cu_round(fr_cu_load(res, t * ldr + c, r_dtype) + xv, ro_dtype);
-        fr_cu_store(res_out, t * ldro + c, ro_dtype, v);
-        ss += v * v;
+#pragma unroll
+    for (int i = 0; i < FR_CU_NORM_REG; i++) {
+        const int64_t c = threadIdx.x + (int64_t)i * blockDim.x;
+        v[i] = wv[i] = 0.0f;
+        if (in_regs && c < C) {
+            float xv = fr_cu_load(x, t * ldx + c, x_dtype);
+            if (scale) xv *= scale[c];
+            v[i] = fr_cu_round(fr_cu_load(res, t * ldr + c, r_dtype) + xv, ro_dtype);
+            wv[i] = w[c];
+            fr_cu_store(res_out, t * ldro + c, ro_dtype, v[i]);
+            ss += v[i] * v[i];
+        }
     }
+    if (!in_regs)
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+            float xv = fr_cu_load(x, t * ldx + c, x_dtype);
+            if (scale) xv *= scale[c];
+            float u = fr_cu_round(fr_cu_load(res, t * ldr + c, r_dtype) + xv, ro_dtype);
+            fr_cu_store(res_out, t * ldro + c, ro_dtype, u);
+            ss += u * u;
+        }
     ss = fr_cu_block_sum(ss, red);
     const float inv = rsqrtf(ss / (float)C + eps);
+    if (in_regs) {
+#pragma unroll
+        for (int i = 0; i < FR_CU_NORM_REG; i++) {
+            const int64_t c = threadIdx.x + (int64_t)i * blockDim.x;
+            if (c < C) fr_cu_store(norm_out, t * ldno + c, no_dtype, v[i] * inv * wv[i]);
+        }
+        return;
+    }
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
         fr_cu_store(norm_out, t * ldno + c, no_dtype,
                     fr_cu_load(res_out, t * ldro + c, ro_dtype) * inv * w[c]);
