@@ -425,11 +425,12 @@ fr_status fr_cuda_sample(void *ctx, const fr_tensor *logits, const fr_sample_par
  * dst[r, :] = row n0 + r of w as ct (f32, f16 or bf16), rows packed densely (K elements each). */
 fr_status fr_cuda_gemv_quant(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
                              const float *bias, fr_tensor *out, fr_error *err);
-/* The 8-bit-activation GEMV over a whole row set in one launch (plus the activation
- * quantization); FR_ERR_UNSUPPORTED, with nothing launched, when it cannot take it (type,
- * alignment, quant_act f32). */
+/* The 8-bit-activation GEMV over a whole row set in one launch, after quantizing x into the
+ * context's xq unless *x_ready says an earlier launch of this x already did (then set);
+ * FR_ERR_UNSUPPORTED, with nothing launched, when it cannot take it (type, alignment,
+ * quant_act f32). */
 fr_status fr_cuda_gemv_quant_rows(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
-                                  fr_error *err);
+                                  bool *x_ready, fr_error *err);
 fr_status fr_cuda_gemv_quantf(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *w,
                               const float *bias, fr_tensor *out, fr_error *err);
 fr_status fr_cuda_dequant_rows(fr_cuda_ctx *c, const fr_tensor *w, int64_t n0, int64_t rows,

@@ -674,26 +674,44 @@ fr_status fr_cuda_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, con
 
 /* A row set in one GEMV launch: decode only, one weight dtype, one output dtype. */
 static fr_status fr_cu_rows_one_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
-                                       fr_error *err) {
+                                       bool *x_ready, fr_error *err) {
     if (x->shape[0] > FR_CU_GEMV_MAX_M) return FR_ERR_UNSUPPORTED;
-    if (fr_dtype_get((fr_dtype)o.w_dtype)->quantized) return fr_cuda_gemv_quant_rows(c, x, o, err);
+    if (fr_dtype_get((fr_dtype)o.w_dtype)->quantized)
+        return fr_cuda_gemv_quant_rows(c, x, o, x_ready, err);
     return fr_cu_gemv_rows(c, x, o, err);
 }
 
+/* The matrices are grouped by (weight dtype, output dtype), one launch per group, so a file
+ * that stores V in another type than Q and K (Q4_K_M: q6_k for some layers) still takes two
+ * launches, not three; quantized groups share one quantization of x. Prefill and what the
+ * GEMVs decline run as plain matmuls. */
 fr_status fr_cuda_matmul_multi(void *vctx, const fr_tensor *x, int n, const fr_tensor *const *w,
                                const fr_tensor *const *bias, fr_tensor *const *out, fr_error *err) {
     fr_cuda_ctx *c = (fr_cuda_ctx *)vctx;
     fr_status s = fr_cu_enter(c, err, "matmul_multi");
     if (s) return s;
-    bool same = n <= FR_CU_ROWSET_MAX;
-    for (int i = 1; i < n && same; i++)
-        same = w[i]->dtype == w[0]->dtype && out[i]->dtype == out[0]->dtype;
-    if (same) {
-        s = fr_cu_rows_one_launch(c, x, fr_cu_rowset_of(n, w, bias, out, false), err);
-        if (s != FR_ERR_UNSUPPORTED) return s;
+    bool done[FR_CU_ROWSET_MAX] = {false, false, false}, x_ready = false;
+    for (int i = 0; i < n && n <= FR_CU_ROWSET_MAX; i++) {
+        if (done[i]) continue;
+        const fr_tensor *gw[FR_CU_ROWSET_MAX] = {NULL}, *gb[FR_CU_ROWSET_MAX] = {NULL};
+        fr_tensor *go[FR_CU_ROWSET_MAX] = {NULL};
+        int members[FR_CU_ROWSET_MAX], k = 0;
+        for (int j = i; j < n; j++)
+            if (!done[j] && w[j]->dtype == w[i]->dtype && out[j]->dtype == out[i]->dtype) {
+                gw[k] = w[j];
+                gb[k] = bias ? bias[j] : NULL;
+                go[k] = out[j];
+                members[k++] = j;
+            }
+        s = fr_cu_rows_one_launch(c, x, fr_cu_rowset_of(k, gw, gb, go, false), &x_ready, err);
+        if (s == FR_ERR_UNSUPPORTED) continue; /* left for the plain matmuls below */
+        if (s) return s;
+        for (int j = 0; j < k; j++)
+            done[members[j]] = true;
     }
     for (int i = 0; i < n; i++)
-        FR_TRY(fr_cuda_matmul(c, x, w[i], bias ? bias[i] : NULL, out[i], err));
+        if (n > FR_CU_ROWSET_MAX || !done[i])
+            FR_TRY(fr_cuda_matmul(c, x, w[i], bias ? bias[i] : NULL, out[i], err));
     return FR_OK;
 }
 
@@ -706,7 +724,8 @@ fr_status fr_cuda_matmul_glu(void *vctx, const fr_tensor *x, const fr_tensor *w_
     if (w_gate->dtype == w_up->dtype) {
         const fr_tensor *w[2] = {w_gate, w_up}, *b[2] = {b_gate, b_up};
         fr_tensor *o[2] = {out, out};
-        s = fr_cu_rows_one_launch(c, x, fr_cu_rowset_of(2, w, b, o, true), err);
+        bool x_ready = false;
+        s = fr_cu_rows_one_launch(c, x, fr_cu_rowset_of(2, w, b, o, true), &x_ready, err);
         if (s != FR_ERR_UNSUPPORTED) return s;
     }
     FR_TRY(fr_cuda_matmul(c, x, w_gate, b_gate, gate, err));

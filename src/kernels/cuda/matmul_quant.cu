@@ -40,38 +40,6 @@ __global__ void fr_cuq8_quantize_kernel(const XT *__restrict__ x, int64_t ldx, i
     if (lane == 0) xd[blk] = d;
 }
 
-/* The same quantization done by every block of a GEMV into its shared memory (when x is small
- * enough), which saves the separate launch: threads take chunks of 8 elements, four neighbours
- * form a 32-element block. Same arithmetic as fr_cuq8_quantize_kernel, so the results are the
- * same bits either way. Every thread of the block must call it (it ends with a barrier). */
-__device__ __forceinline__ void fr_cuq8_quantize_local(const void *x, int64_t ldx, int x_dtype,
-                                                       int M, int64_t K, int8_t *xq, float *xd) {
-    const int64_t per_row = K / 8, nch = M * per_row;
-    for (int64_t c0 = 0; c0 < nch; c0 += blockDim.x) {
-        const int64_t c = c0 + threadIdx.x;
-        const bool valid = c < nch;
-        const int64_t m = valid ? c / per_row : 0, k = valid ? (c - m * per_row) * 8 : 0;
-        float v[8], amax = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            v[i] = valid ? fr_cu_load(x, m * ldx + k + i, x_dtype) : 0.0f;
-            amax = fmaxf(amax, fabsf(v[i]));
-        }
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-        const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        uint32_t q[2] = {0, 0};
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            q[i >> 2] |= (uint32_t)(uint8_t)(int8_t)__float2int_rn(v[i] * inv) << (8 * (i & 3));
-        if (valid) {
-            *(uint2 *)(xq + m * K + k) = make_uint2(q[0], q[1]);
-            if ((k & 31) == 0) xd[m * (K / 32) + k / 32] = d;
-        }
-    }
-    __syncthreads();
-}
-
 /* ------------------------------------------------------------------ per-type units */
 
 __device__ __forceinline__ uint32_t fr_cuq8_u16(const uint8_t *p) {
@@ -222,27 +190,21 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q6_K> {
 /* ------------------------------------------------------------------ GEMV */
 
 /* Rows per item (R), units per round (RU), the staged bytes of a round per row (SL: the
- * round's blocks plus the partial 16-byte chunks at both ends), chunk loads per lane (CH), and
- * the kernel's static shared memory. */
+ * round's blocks plus the partial 16-byte chunks at both ends), chunk loads per lane (CH). */
 template <int QT, bool GLU> struct fr_cuq8_shape {
     typedef fr_cuq8_unit<QT> unit;
     static constexpr int R = GLU ? 2 : 1, RU = 32 * FR_CUQ8_U;
     static constexpr int SL = (RU / unit::UPB * unit::BB + 15) / 16 * 16 + 16;
     static constexpr int CH = (SL / 16 + 31) / 32;
-    static constexpr size_t STATIC_SMEM = (unit::STAGED ? (size_t)FR_CUQ8_WARPS * R * SL : 16) +
-                                          sizeof(float) * FR_CUQ8_WARPS * 2 * 8;
 };
 
 /* Row set items (one row, or with GLU a gate/up pair) are one warp each (ks warps with
  * split-K); the R rows of an item share every activation load. A row is walked in rounds of
  * 32 * FR_CUQ8_U units (a whole number of blocks); round j belongs to part j % ks. */
 template <int QT, int MM, bool GLU>
-__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
-    fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq_g, const float *__restrict__ xd_g,
-                        const void *x, int64_t ldx, int x_dtype, bool local, int64_t K, int M,
-                        fr_cu_rowset o, int ks) {
-    /* x quantized: by this block into shared memory (local), or before the launch (xq_g) */
-    extern __shared__ __align__(16) int8_t xq_s[];
+__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
+    fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq_g, const float *__restrict__ xd_g, int64_t K,
+                        int M, fr_cu_rowset o, int ks) {
     const int8_t *xq = xq_g;
     const float *xd = xd_g;
     {
@@ -260,12 +222,6 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
                               threadIdx.x & 31);
     }
     fr_cu_pdl_wait();
-    if (local) {
-        float *xd_s = (float *)(xq_s + M * K);
-        fr_cuq8_quantize_local(x, ldx, x_dtype, M, K, xq_s, xd_s);
-        xq = xq_s;
-        xd = xd_s;
-    }
     typedef fr_cuq8_unit<QT> unit;
     typedef fr_cuq8_shape<QT, GLU> shape;
     constexpr int R = shape::R, RU = shape::RU, SL = shape::SL, CH = shape::CH;
@@ -346,25 +302,13 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32)
     if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
 }
 
-/* Whether each block quantizes x itself: x (1 byte an element) and its scales must fit next
- * to the kernel's static shared memory in the 48 KB a block gets without opting in. */
-static size_t fr_cuq8_local_bytes(int64_t M, int64_t K) {
-    return (size_t)(M * K) + (size_t)(M * K / 32) * sizeof(float);
-}
-template <int QT, bool GLU> static bool fr_cuq8_local(int64_t M, int64_t K) {
-    return fr_cuq8_local_bytes(M, K) + fr_cuq8_shape<QT, GLU>::STATIC_SMEM <= 48 * 1024;
-}
-
 template <int QT, int MM, bool GLU>
 static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
     const int64_t M = x->shape[0], K = x->shape[1], items = fr_cu_rowset_items(o);
-    const bool local = fr_cuq8_local<QT, GLU>(M, K);
-    const size_t smem = local ? fr_cuq8_local_bytes(M, K) : 0;
     const int ks = fr_cu_splitk(c, items, K / fr_cuq8_unit<QT>::UE / 32);
     const unsigned grid = fr_cu_blocks(items, FR_CUQ8_WARPS / ks);
-    fr_cu_launch_pdl(c, fr_cuq8_gemv_kernel<QT, MM, GLU>, dim3(grid), dim3(FR_CUQ8_WARPS * 32),
-                     smem, c->xq, c->xq_scale, (const void *)fr_cu_ptr(x), fr_cu_estride(x, 0),
-                     (int)x->dtype, local, K, (int)M, o, ks);
+    fr_cu_launch_pdl(c, fr_cuq8_gemv_kernel<QT, MM, GLU>, dim3(grid), dim3(FR_CUQ8_WARPS * 32), 0,
+                     c->xq, c->xq_scale, K, (int)M, o, ks);
 }
 
 template <int QT, bool GLU>
@@ -441,29 +385,14 @@ static void fr_cuq8_quantize(fr_cuda_ctx *c, const fr_tensor *x) {
 }
 
 fr_status fr_cuda_gemv_quant_rows(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o,
-                                  fr_error *err) {
+                                  bool *x_ready, fr_error *err) {
     if (!fr_cuq8_takes(c, x, o) || fr_cu_blocks(fr_cu_rowset_items(o), FR_CUQ8_WARPS) > 0x7fffffffu)
         return FR_ERR_UNSUPPORTED;
-    const int64_t M = x->shape[0], K = x->shape[1];
-    bool local;
-    switch (o.w_dtype) { /* the types fr_cuq8_takes admits */
-    case FR_DTYPE_Q8_0:
-        local = o.glu ? fr_cuq8_local<FR_DTYPE_Q8_0, true>(M, K)
-                      : fr_cuq8_local<FR_DTYPE_Q8_0, false>(M, K);
-        break;
-    case FR_DTYPE_Q4_K:
-        local = o.glu ? fr_cuq8_local<FR_DTYPE_Q4_K, true>(M, K)
-                      : fr_cuq8_local<FR_DTYPE_Q4_K, false>(M, K);
-        break;
-    default:
-        local = o.glu ? fr_cuq8_local<FR_DTYPE_Q6_K, true>(M, K)
-                      : fr_cuq8_local<FR_DTYPE_Q6_K, false>(M, K);
-        break;
-    }
-    if (!local) { /* too big to quantize per block: once, before the GEMV */
+    if (!*x_ready) {
         fr_cuq8_quantize(c, x);
         fr_status s = fr_cu_launched(err, "matmul (quantize activations)");
         if (s) return s;
+        *x_ready = true;
     }
     if (o.glu)
         fr_cuq8_gemv_dispatch<true>(c, x, o);
@@ -476,6 +405,7 @@ fr_status fr_cuda_gemv_quant(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor
                              const float *bias, fr_tensor *out, fr_error *err) {
     fr_cu_rowset o = fr_cu_rowset_of(1, &w, NULL, &out, false);
     o.bias[0] = bias;
-    fr_status s = fr_cuda_gemv_quant_rows(c, x, o, err);
+    bool x_ready = false;
+    fr_status s = fr_cuda_gemv_quant_rows(c, x, o, &x_ready, err);
     return s == FR_ERR_UNSUPPORTED ? fr_cuda_gemv_quantf(c, x, w, bias, out, err) : s;
 }
