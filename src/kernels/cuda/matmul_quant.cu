@@ -5,16 +5,18 @@
  * Why 8-bit activations: a float GEMV spends ~5 instructions per weight (unpack, convert, scale,
  * FMA), which on an H100 costs more time than reading a 4-bit weight from DRAM. With x quantized
  * once per call to int8 in blocks of 32 (scale = max|x| / 127, as llama.cpp's q8_1), four
- * products are one dp4a, unpacking a nibble costs a fraction of an instruction, and the kernel
- * becomes memory-bound. The quantization error is that of the CPU backend's q8 path (~1e-5
- * NMSE per dot product).
+ * products are one dp4a and unpacking a nibble costs a fraction of an instruction (1.3-1.5x
+ * the float kernel's decode speed on the H100; still well short of the bandwidth, see
+ * bench/RESULTS.md). The quantization error is that of the CPU backend's q8 path (~1e-5 NMSE
+ * per dot product).
  *
- * Layout: one warp per weight row. A row is cut into "units" (16 to 32 weights a lane decodes
- * from one load group: half a q8_0 block, 16 nibble bytes of a q4_k super-block, 16 elements of
- * a q6_k super-block); lane l takes units l, l+32, ... and keeps FR_CUQ8_U units of loads in
- * flight before it uses any. Weights are read straight from global memory into registers,
- * 16 bytes at a time where the format keeps 16-byte alignment (q4_k) and 2 bytes at a time
- * where it does not (q8_0 and q6_k blocks are 34 and 210 bytes). */
+ * Layout: one warp per weight row (ks warps with split-K when a launch has few rows). A row is
+ * cut into "units" (16 to 32 weights a lane decodes from one load group: half a q8_0 block, 16
+ * nibble bytes of a q4_k super-block, 16 elements of a q6_k super-block); lane l takes units
+ * l, l+32, ... and keeps FR_CUQ8_U units of loads in flight before it uses any. Weights are read
+ * straight from global memory into registers, 16 bytes at a time where the format keeps 16-byte
+ * alignment (q4_k) and 2 bytes at a time where it does not (q8_0 and q6_k blocks are 34 and 210
+ * bytes). The kernel is launched with programmatic dependent launch (cuda_backend.h). */
 #include "kernels/cuda/quant_dev.h"
 
 #define FR_CUQ8_WARPS 8
@@ -54,22 +56,19 @@ __device__ __forceinline__ int fr_cuq8_sum4(int x) {
 }
 
 /* One unit of a row: load() reads its bytes into registers, dot() consumes them against one row
- * of quantized activations (xq: that row's int8 values, xd: its block scales). load() gets the
- * blocks it reads from (the row in global memory, or the warp's staged copy of a round: UPB
- * units per block of BB bytes), the unit's index there (ur) and in the row (u). STAGED types
- * have blocks at 2-byte alignment only: the kernel first copies their bytes to shared memory
- * with aligned 16-byte loads, then load() picks them apart there. */
+ * of quantized activations (xq: that row's int8 values, xd: its block scales). A row holds UPB
+ * units per block of BB bytes. (Staging the 2-byte-aligned q8_0 / q6_k blocks through shared
+ * memory with 16-byte loads was tried: no faster for q6_k, slower for q8_0.) */
 template <int QT> struct fr_cuq8_unit;
 
 /* q8_0: unit = half a block, 16 weights: d (f16) and four ints of qs. */
 template <> struct fr_cuq8_unit<FR_DTYPE_Q8_0> {
     static constexpr int UE = 16, UPB = 2, BB = 34, ALIGN = 2;
-    static constexpr bool STAGED = true;
     float d;
     int q[4];
     int64_t e0; /* first element of the unit in the row */
-    __device__ __forceinline__ void load(const uint8_t *blocks, int64_t ur, int64_t u) {
-        const uint8_t *b = blocks + (ur >> 1) * 34;
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
+        const uint8_t *b = row + (u >> 1) * 34;
         const uint8_t *qs = b + 2 + 16 * (u & 1);
         d = __half2float(__ushort_as_half((unsigned short)fr_cuq8_u16(b)));
 #pragma unroll
@@ -93,12 +92,11 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q8_0> {
  * each of its eight lanes; L1 serves the repeats. */
 template <> struct fr_cuq8_unit<FR_DTYPE_Q4_K> {
     static constexpr int UE = 32, UPB = 8, BB = 144, ALIGN = 16;
-    static constexpr bool STAGED = false;
     uint4 head, qs;
     int64_t e0; /* element of the low group's first weight */
     int sub;    /* 2c */
-    __device__ __forceinline__ void load(const uint8_t *blocks, int64_t ur, int64_t u) {
-        const uint8_t *b = blocks + (ur >> 3) * 144;
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
+        const uint8_t *b = row + (u >> 3) * 144;
         const int j = (int)(u & 7);
         head = __ldg((const uint4 *)b);
         qs = __ldg((const uint4 *)(b + 16 + 16 * j));
@@ -150,13 +148,12 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q4_K> {
  * ..] at bit pairs 2(i/4) and 4 + 2(i/4). Each group of eight has its own int8 scale. */
 template <> struct fr_cuq8_unit<FR_DTYPE_Q6_K> {
     static constexpr int UE = 16, UPB = 16, BB = 210, ALIGN = 2;
-    static constexpr bool STAGED = true;
     int ql[2], qh[2];
     float d, sl, sh;
     int shift;
     int64_t e0; /* element of the low group's first weight */
-    __device__ __forceinline__ void load(const uint8_t *blocks, int64_t ur, int64_t u) {
-        const uint8_t *b = blocks + (ur >> 4) * 210;
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u) {
+        const uint8_t *b = row + (u >> 4) * 210;
         const int h = (int)((u >> 3) & 1), i = (int)(u & 7);
         const uint8_t *pl = b + 64 * h + 8 * i, *ph = b + 128 + 32 * h + 8 * (i & 3);
         ql[0] = fr_cuq8_i32_a2(pl);
@@ -189,45 +186,16 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q6_K> {
 
 /* ------------------------------------------------------------------ GEMV */
 
-/* Rows per item (R), units per round (RU), the staged bytes of a round per row (SL: the
- * round's blocks plus the partial 16-byte chunks at both ends), chunk loads per lane (CH). */
-template <int QT, bool GLU> struct fr_cuq8_shape {
-    typedef fr_cuq8_unit<QT> unit;
-    static constexpr int R = GLU ? 2 : 1, RU = 32 * FR_CUQ8_U;
-    static constexpr int SL = (RU / unit::UPB * unit::BB + 15) / 16 * 16 + 16;
-    static constexpr int CH = (SL / 16 + 31) / 32;
-};
-
 /* Row set items (one row, or with GLU a gate/up pair) are one warp each (ks warps with
  * split-K); the R rows of an item share every activation load. A row is walked in rounds of
- * 32 * FR_CUQ8_U units (a whole number of blocks); round j belongs to part j % ks. */
+ * RU = 32 * FR_CUQ8_U units (a whole number of blocks); round j belongs to part j % ks. */
 template <int QT, int MM, bool GLU>
 __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
-    fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq_g, const float *__restrict__ xd_g, int64_t K,
+    fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq, const float *__restrict__ xd, int64_t K,
                         int M, fr_cu_rowset o, int ks) {
-    const int8_t *xq = xq_g;
-    const float *xd = xd_g;
-    {
-        /* this warp's first weights (nothing before us writes them), then wait for x */
-        typedef fr_cuq8_shape<QT, GLU> sh;
-        const int64_t items = fr_cu_rowset_items(o), nu = K / sh::unit::UE;
-        const int warp = threadIdx.x >> 5, part = warp % ks;
-        int64_t g = (int64_t)blockIdx.x * (FR_CUQ8_WARPS / ks) + warp / ks;
-        if (g >= items) g = items - 1;
-        const int64_t first = (int64_t)part * sh::RU / sh::unit::UPB * sh::unit::BB;
-        const int64_t n = nu / sh::unit::UPB * sh::unit::BB - first;
-#pragma unroll
-        for (int r = 0; r < sh::R; r++)
-            fr_cu_prefetch_l2(fr_cu_rowset_row(o, GLU ? r : -1, g) + first, n < 4096 ? n : 4096,
-                              threadIdx.x & 31);
-    }
-    fr_cu_pdl_wait();
     typedef fr_cuq8_unit<QT> unit;
-    typedef fr_cuq8_shape<QT, GLU> shape;
-    constexpr int R = shape::R, RU = shape::RU, SL = shape::SL, CH = shape::CH;
+    constexpr int R = GLU ? 2 : 1, RU = 32 * FR_CUQ8_U;
     __shared__ float red[FR_CUQ8_WARPS * 2 * MM];
-    __shared__ __align__(16)
-        uint8_t stage[unit::STAGED ? FR_CUQ8_WARPS * R : 1][unit::STAGED ? SL : 16];
     const int lane = threadIdx.x & 31;
     const int64_t items = fr_cu_rowset_items(o);
     const int warp = threadIdx.x >> 5, part = warp % ks;
@@ -236,15 +204,14 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
     if (!active) g0 = items - 1; /* loads stay in bounds; nothing is stored */
     const int64_t nu = K / unit::UE, row_bytes = nu / unit::UPB * unit::BB;
     const uint8_t *row[R];
-    uintptr_t lo[R], hi[R]; /* the matrix a row belongs to, for the staged chunk loads */
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        const int seg = GLU ? r : fr_cu_rowset_seg(o, g0);
         row[r] = (const uint8_t *)fr_cu_rowset_row(o, GLU ? r : -1, g0);
-        const int64_t rows = o.end[seg] - fr_cu_rowset_start(o, seg);
-        lo[r] = (uintptr_t)o.w[seg];
-        hi[r] = lo[r] + (uintptr_t)((rows - 1) * o.ldw[seg] + row_bytes);
+        /* this warp's first weights (nothing before us writes them), then wait for x */
+        const int64_t first = (int64_t)part * RU / unit::UPB * unit::BB, n = row_bytes - first;
+        fr_cu_prefetch_l2(row[r] + first, n < 4096 ? n : 4096, lane);
     }
+    fr_cu_pdl_wait();
     float acc[R][MM];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -252,38 +219,13 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
         for (int m = 0; m < MM; m++)
             acc[r][m] = 0.0f;
     for (int64_t u0 = (int64_t)part * RU; u0 < nu; u0 += (int64_t)ks * RU) {
-        const uint8_t *blocks[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            if constexpr (unit::STAGED) {
-                const int64_t n_round = nu - u0 < RU ? nu - u0 : RU;
-                const uintptr_t p = (uintptr_t)(row[r] + u0 / unit::UPB * unit::BB);
-                const uintptr_t a0 = p & ~(uintptr_t)15;
-                const int off = (int)(p - a0),
-                          nch = (off + (int)(n_round / unit::UPB) * unit::BB + 15) >> 4;
-                uint8_t *sl = stage[warp * R + r];
-                uint4 ch[CH];
-#pragma unroll
-                for (int j = 0; j < CH; j++)
-                    if (lane + 32 * j < nch)
-                        ch[j] = fr_cuq_chunk(a0 + 16 * (uintptr_t)(lane + 32 * j), lo[r], hi[r]);
-                __syncwarp(); /* the previous round is decoded */
-#pragma unroll
-                for (int j = 0; j < CH; j++)
-                    if (lane + 32 * j < nch) *(uint4 *)(sl + 16 * (lane + 32 * j)) = ch[j];
-                blocks[r] = sl + off;
-            } else {
-                blocks[r] = row[r] + u0 / unit::UPB * unit::BB;
-            }
-        }
-        if constexpr (unit::STAGED) __syncwarp();
         unit wu[R][FR_CUQ8_U];
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int i = 0; i < FR_CUQ8_U; i++) {
-                const int ur = lane + 32 * i;
-                if (u0 + ur < nu) wu[r][i].load(blocks[r], ur, u0 + ur);
+                const int64_t u = u0 + lane + 32 * i;
+                if (u < nu) wu[r][i].load(row[r], u);
             }
 #pragma unroll
         for (int i = 0; i < FR_CUQ8_U; i++) {
