@@ -102,6 +102,7 @@ __global__ void __launch_bounds__(FR_CU_ATT_ROWS * 32)
     fr_cu_att_kernel(fr_cu_att_args a, int S, bool vec, float *part) {
     extern __shared__ __align__(16) unsigned char fr_cu_att_smem_raw[];
     fr_cu_pdl_trigger(); /* the output projection's GEMV may start fetching its weights */
+    fr_cu_pdl_wait();    /* launched early (PDL): q and the cache must be written */
     const int64_t D = a.D;
     int64_t *rlo = (int64_t *)fr_cu_att_smem_raw, *rhi = rlo + FR_CU_ATT_ROWS; /* key slices */
     float *Ks = (float *)(rhi + FR_CU_ATT_ROWS); /* [TK][D+1]: padded, lanes read other rows */
@@ -206,6 +207,7 @@ __global__ void __launch_bounds__(FR_CU_ATT_ROWS * 32)
 
 __global__ void fr_cu_att_merge_kernel(fr_cu_att_args a, int S, const float *part) {
     fr_cu_pdl_trigger();
+    fr_cu_pdl_wait();
     const int64_t th = blockIdx.x, t = th / a.H, h = th % a.H;
     const float *pp = part + th * S * (a.D + 2);
     float mb = -INFINITY;
@@ -233,12 +235,12 @@ template <typename KT, int DPL>
 static void fr_cu_att_launch(fr_cuda_ctx *c, const fr_cu_att_args &a, int S, bool vec) {
     const int64_t rows = a.T * a.G;
     dim3 grid(fr_cu_blocks(rows, FR_CU_ATT_ROWS), (unsigned)(a.H / a.G), (unsigned)S);
-    fr_cu_att_kernel<KT, DPL>
-        <<<grid, FR_CU_ATT_ROWS * 32, fr_cu_att_smem(a.D), c->stream>>>(a, S, vec, c->attn_part);
+    fr_cu_launch_pdl(c, fr_cu_att_kernel<KT, DPL>, grid, dim3(FR_CU_ATT_ROWS * 32),
+                     fr_cu_att_smem(a.D), a, S, vec, c->attn_part);
     if (S > 1 && cudaPeekAtLastError() == cudaSuccess) {
         const int threads = a.D >= 128 ? 128 : 64;
-        fr_cu_att_merge_kernel<<<(unsigned)(a.T * a.H), threads, 0, c->stream>>>(a, S,
-                                                                                 c->attn_part);
+        fr_cu_launch_pdl(c, fr_cu_att_merge_kernel, dim3((unsigned)(a.T * a.H)), dim3(threads), 0,
+                         a, S, (const float *)c->attn_part);
     }
 }
 

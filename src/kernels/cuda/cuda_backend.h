@@ -212,12 +212,15 @@ __device__ __forceinline__ float fr_cu_block_sum(float v, float *red) {
 
 /* ---- programmatic dependent launch (sm_90) ----
  * A decode step is a chain of short kernels; normally each starts only when the previous one
- * has finished. GEMVs are launched with programmatic stream serialization (fr_cu_launch_pdl),
- * so they may start as soon as the kernel before them has called fr_cu_pdl_trigger: they
- * fetch their first weights (which nothing in the chain writes) and only then wait in
- * fr_cu_pdl_wait until that kernel has completed and its writes are visible. A kernel never
- * writes global memory before its wait, so the overlap cannot race. Both are no-ops when the
- * launch was an ordinary one, and on older GPUs. */
+ * has finished, and the launch and ramp-up of every link cost microseconds. The kernels of the
+ * chain are launched with programmatic stream serialization (fr_cu_launch_pdl), so a kernel may
+ * start once the one before it has called fr_cu_pdl_trigger (small kernels trigger at once,
+ * GEMVs after their main loop). A GEMV then fetches its first weights (which nothing in the
+ * chain writes) and waits in fr_cu_pdl_wait until the previous kernel has completed and its
+ * writes are visible; the small kernels wait first thing. No kernel touches global memory that
+ * another writes before its wait, so the overlap cannot race, and by induction every earlier
+ * kernel is complete too. Both calls are no-ops for an ordinary launch and on older GPUs;
+ * FR_CUDA_PDL=0 at context creation turns the attribute off (to measure what it buys). */
 __device__ __forceinline__ void fr_cu_pdl_wait(void) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -31,6 +31,7 @@ __global__ void fr_cuq8_quantize_kernel(const XT *__restrict__ x, int64_t ldx, i
                                         int64_t nblk, int8_t *__restrict__ xq,
                                         float *__restrict__ xd) {
     fr_cu_pdl_trigger(); /* the GEMV after us may start fetching its weights */
+    fr_cu_pdl_wait();    /* launched early (PDL): x must be written */
     const int lane = threadIdx.x & 31;
     const int64_t blk = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (blk >= nblk) return;
@@ -309,19 +310,19 @@ static bool fr_cuq8_takes(const fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_
 static void fr_cuq8_quantize(fr_cuda_ctx *c, const fr_tensor *x) {
     const int64_t M = x->shape[0], K = x->shape[1], nblk = M * (K / 32);
     const int64_t ldx = fr_cu_estride(x, 0);
-    const unsigned grid = fr_cu_blocks(nblk, 8);
+    const dim3 grid(fr_cu_blocks(nblk, 8)), block(256);
     switch (x->dtype) {
     case FR_DTYPE_F16:
-        fr_cuq8_quantize_kernel<__half><<<grid, 256, 0, c->stream>>>(
-            (const __half *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+        fr_cu_launch_pdl(c, fr_cuq8_quantize_kernel<__half>, grid, block, 0,
+                         (const __half *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
         break;
     case FR_DTYPE_BF16:
-        fr_cuq8_quantize_kernel<__nv_bfloat16><<<grid, 256, 0, c->stream>>>(
-            (const __nv_bfloat16 *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+        fr_cu_launch_pdl(c, fr_cuq8_quantize_kernel<__nv_bfloat16>, grid, block, 0,
+                         (const __nv_bfloat16 *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
         break;
     default:
-        fr_cuq8_quantize_kernel<float><<<grid, 256, 0, c->stream>>>(
-            (const float *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+        fr_cu_launch_pdl(c, fr_cuq8_quantize_kernel<float>, grid, block, 0,
+                         (const float *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
         break;
     }
 }

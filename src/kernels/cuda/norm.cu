@@ -17,6 +17,7 @@ __global__ void fr_cu_rms_norm_kernel(const void *x, int64_t ldx, int x_dtype, c
                                       float eps, void *out, int64_t ldo, int o_dtype, int64_t C) {
     __shared__ float red[32];
     fr_cu_pdl_trigger(); /* a following GEMV may start fetching its weights */
+    fr_cu_pdl_wait();    /* launched early (PDL): the producer of x must be done */
     const int64_t t = blockIdx.x;
     const int64_t xr = t * ldx, orow = t * ldo;
     const bool in_regs = C <= (int64_t)blockDim.x * FR_CU_NORM_REG;
@@ -54,9 +55,10 @@ fr_status fr_cuda_rms_norm(void *vctx, const fr_tensor *x, const fr_tensor *w, f
     fr_status s = fr_cu_enter(c, err, "rms_norm");
     if (s) return s;
     const int64_t T = x->shape[0], C = x->shape[1];
-    fr_cu_rms_norm_kernel<<<(unsigned)T, fr_cu_norm_threads(C), 0, c->stream>>>(
-        fr_cu_ptr(x), fr_cu_estride(x, 0), x->dtype, (const float *)fr_cu_ptr(w), eps,
-        fr_cu_ptr(out), fr_cu_estride(out, 0), out->dtype, C);
+    fr_cu_launch_pdl(c, fr_cu_rms_norm_kernel, dim3((unsigned)T), dim3(fr_cu_norm_threads(C)), 0,
+                     (const void *)fr_cu_ptr(x), fr_cu_estride(x, 0), (int)x->dtype,
+                     (const float *)fr_cu_ptr(w), eps, (void *)fr_cu_ptr(out),
+                     fr_cu_estride(out, 0), (int)out->dtype, C);
     return fr_cu_launched(err, "rms_norm");
 }
 
@@ -69,6 +71,7 @@ __global__ void fr_cu_residual_norm_kernel(const void *res, int64_t ldr, int r_d
                                            int64_t C) {
     __shared__ float red[32];
     fr_cu_pdl_trigger(); /* a following GEMV may start fetching its weights */
+    fr_cu_pdl_wait();    /* launched early (PDL): the producer of x must be done */
     const int64_t t = blockIdx.x;
     const bool in_regs = C <= (int64_t)blockDim.x * FR_CU_NORM_REG;
     float v[FR_CU_NORM_REG], wv[FR_CU_NORM_REG];
@@ -116,11 +119,13 @@ fr_status fr_cuda_residual_norm(void *vctx, const fr_tensor *residual, const fr_
     fr_status s = fr_cu_enter(c, err, "residual_norm");
     if (s) return s;
     const int64_t T = residual->shape[0], C = residual->shape[1];
-    fr_cu_residual_norm_kernel<<<(unsigned)T, fr_cu_norm_threads(C), 0, c->stream>>>(
-        fr_cu_ptr(residual), fr_cu_estride(residual, 0), residual->dtype, fr_cu_ptr(x),
-        fr_cu_estride(x, 0), x->dtype,
-        layer_scale ? (const float *)fr_cu_ptr(layer_scale) : (const float *)NULL,
-        (const float *)fr_cu_ptr(norm_w), eps, fr_cu_ptr(res_out), fr_cu_estride(res_out, 0),
-        res_out->dtype, fr_cu_ptr(norm_out), fr_cu_estride(norm_out, 0), norm_out->dtype, C);
+    fr_cu_launch_pdl(c, fr_cu_residual_norm_kernel, dim3((unsigned)T), dim3(fr_cu_norm_threads(C)),
+                     0, (const void *)fr_cu_ptr(residual), fr_cu_estride(residual, 0),
+                     (int)residual->dtype, (const void *)fr_cu_ptr(x), fr_cu_estride(x, 0),
+                     (int)x->dtype,
+                     layer_scale ? (const float *)fr_cu_ptr(layer_scale) : (const float *)NULL,
+                     (const float *)fr_cu_ptr(norm_w), eps, (void *)fr_cu_ptr(res_out),
+                     fr_cu_estride(res_out, 0), (int)res_out->dtype, (void *)fr_cu_ptr(norm_out),
+                     fr_cu_estride(norm_out, 0), (int)norm_out->dtype, C);
     return fr_cu_launched(err, "residual_norm");
 }

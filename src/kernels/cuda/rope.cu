@@ -138,6 +138,8 @@ typedef struct fr_cu_prep_args {
  * of a token's heads are neighbours, so the warps of a block read one fused QKV row). Key and
  * value warps whose position lies outside [0, L) write nothing, as kv_append skips them. */
 __global__ void fr_cu_attn_prepare_kernel(fr_cu_prep_args a) {
+    fr_cu_pdl_trigger(); /* attention may launch; it waits for us */
+    fr_cu_pdl_wait();    /* launched early (PDL): the QKV projection must be done */
     const int lane = threadIdx.x & 31;
     const int64_t nh = a.H + 2 * a.Hkv;
     const int64_t item = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -216,6 +218,7 @@ fr_status fr_cuda_attn_prepare(void *vctx, const fr_tensor *q, const fr_tensor *
     }
     const int warps = 4;
     const int64_t items = a.T * (a.H + 2 * a.Hkv);
-    fr_cu_attn_prepare_kernel<<<fr_cu_blocks(items, warps), warps * 32, 0, c->stream>>>(a);
+    fr_cu_launch_pdl(c, fr_cu_attn_prepare_kernel, dim3(fr_cu_blocks(items, warps)),
+                     dim3(warps * 32), 0, a);
     return fr_cu_launched(err, "attn_prepare");
 }
