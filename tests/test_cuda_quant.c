@@ -59,26 +59,6 @@ static float rounded(fr_dtype t, float v) {
     return v;
 }
 
-static void put(fr_dtype t, unsigned char *p, float v) {
-    if (t == FR_DTYPE_F32) {
-        memcpy(p, &v, 4);
-    } else {
-        uint16_t h = t == FR_DTYPE_F16 ? fr_f32_to_f16(v) : fr_f32_to_bf16(v);
-        memcpy(p, &h, 2);
-    }
-}
-
-static float get(fr_dtype t, const unsigned char *p) {
-    if (t == FR_DTYPE_F32) {
-        float v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
-}
-
 static void dev_alloc(fr_buffer *b, size_t bytes) {
     fr_error err = {0};
     if (fr_buffer_alloc(B, bytes, b, &err) != FR_OK) {
@@ -170,7 +150,7 @@ static void check_matmul(fr_dtype wt, const mm_case *c) {
     for (int64_t m = 0; m < M; m++)
         for (int64_t k = 0; k < K; k++) {
             xv[m * K + k] = rounded(c->xt, fr_test_rng_sym(&RNG));
-            put(c->xt, xh + (size_t)(m * ldx + k) * xe, xv[m * K + k]);
+            fr_test_store(c->xt, xh + (size_t)(m * ldx + k) * xe, xv[m * K + k]);
         }
     dev_alloc(&xbuf, (size_t)(M * ldx) * xe);
     upload(&xbuf, xh, (size_t)(M * ldx) * xe);
@@ -212,7 +192,7 @@ static void check_matmul(fr_dtype wt, const mm_case *c) {
             for (int64_t k = 0; k < K; k++)
                 acc += (double)wdeq[n * K + k] * (double)xv[m * K + k];
             ref[m * N + n] = acc;
-            got[m * N + n] = get(c->ot, oh + (size_t)(m * ldo + n) * oe);
+            got[m * N + n] = fr_test_load(c->ot, oh + (size_t)(m * ldo + n) * oe);
         }
         if (memcmp(oh + (size_t)(m * ldo + N) * oe, poison, (size_t)(ldo - N) * oe)) pad_ok = false;
     }

@@ -41,26 +41,6 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-static void put(fr_dtype t, unsigned char *p, float v) {
-    if (t == FR_DTYPE_F32) {
-        memcpy(p, &v, 4);
-    } else {
-        uint16_t h = t == FR_DTYPE_F16 ? fr_f32_to_f16(v) : fr_f32_to_bf16(v);
-        memcpy(p, &h, 2);
-    }
-}
-
-static float get(fr_dtype t, const unsigned char *p) {
-    if (t == FR_DTYPE_F32) {
-        float v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
-}
-
 /* A [rows, cols] tensor of dtype t on B, rows padded by `pad` elements, filled from `host`
  * (bytes) or poisoned with 0xff. */
 static void dev_make(dev_t2 *d, fr_dtype t, int64_t rows, int64_t cols, int64_t pad,
@@ -110,8 +90,8 @@ static void make_weight(dev_t2 *d, fr_dtype t, int64_t N, int64_t K, float *deq)
             fr_dequantize_row(t, dst, deq + n * K, K);
         } else {
             for (int64_t k = 0; k < K; k++) {
-                put(t, dst + (size_t)k * fr_dtype_get(t)->block_bytes, vals[k]);
-                deq[n * K + k] = get(t, dst + (size_t)k * fr_dtype_get(t)->block_bytes);
+                fr_test_store(t, dst + (size_t)k * fr_dtype_get(t)->block_bytes, vals[k]);
+                deq[n * K + k] = fr_test_load(t, dst + (size_t)k * fr_dtype_get(t)->block_bytes);
             }
         }
     }
@@ -194,8 +174,8 @@ static void one_case(const fr_dtype wt[3], fr_dtype xt, int64_t M, int64_t K, bo
     for (int64_t m = 0; m < M; m++)
         for (int64_t k = 0; k < K; k++) {
             unsigned char *p = xh + ((size_t)(m * (K + pad) + k)) * xe;
-            put(xt, p, fr_test_rng_sym(&RNG));
-            xv[m * K + k] = get(xt, p);
+            fr_test_store(xt, p, fr_test_rng_sym(&RNG));
+            xv[m * K + k] = fr_test_load(xt, p);
         }
     dev_t2 x;
     dev_make(&x, xt, M, K, pad, xh);

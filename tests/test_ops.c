@@ -878,6 +878,35 @@ static void attn_prepare_invalid(void) {
 
 /* ------------------------------------------------------------------ attention */
 
+/* float64 attention over the keys each query's position allows (causal, optional window):
+ * q [H,T,D], k/v [Hkv,L,D] as doubles, positions pv[T]; w is scratch of L doubles. */
+static void ref_attention(const double *qv, const double *kv, const double *vv, const double *pv,
+                          int64_t H, int64_t Hkv, int64_t T, int64_t D, int64_t L, int window,
+                          float scale, double *w, double *ref) {
+    const double sc = scale > 0 ? scale : 1.0 / sqrt((double)D);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t kh = h / (H / Hkv), p = (int64_t)pv[t];
+            const int64_t lo = window > 0 ? (p - window + 1 > 0 ? p - window + 1 : 0) : 0;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = lo; j <= p; j++) {
+                double s = 0;
+                for (int64_t i = 0; i < D; i++)
+                    s += qv[(h * T + t) * D + i] * kv[(kh * L + j) * D + i];
+                w[j] = s * sc;
+                mx = fmax(mx, w[j]);
+            }
+            for (int64_t j = lo; j <= p; j++)
+                sum += (w[j] = exp(w[j] - mx));
+            for (int64_t i = 0; i < D; i++) {
+                double o = 0;
+                for (int64_t j = lo; j <= p; j++)
+                    o += w[j] * vv[(kh * L + j) * D + i];
+                ref[(t * H + h) * D + i] = o / sum;
+            }
+        }
+}
+
 static void one_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_t D, int64_t L,
                           int64_t p0, int window, float scale, int64_t kpad) {
     dt q, k, v, pos, out;
@@ -901,28 +930,7 @@ static void one_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_
     dt_poison(&out);
     fr_attention_params prm = {.scale = scale, .window = window};
     CALL_OK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, ERR), "attention");
-    const double sc = scale > 0 ? scale : 1.0 / sqrt((double)D);
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t h = 0; h < H; h++) {
-            const int64_t kh = h / (H / Hkv), p = (int64_t)pv[t];
-            const int64_t lo = window > 0 ? (p - window + 1 > 0 ? p - window + 1 : 0) : 0;
-            double mx = -INFINITY, sum = 0;
-            for (int64_t j = lo; j <= p; j++) {
-                double s = 0;
-                for (int64_t i = 0; i < D; i++)
-                    s += qv[(h * T + t) * D + i] * kv[(kh * L + j) * D + i];
-                w[j] = s * sc;
-                mx = fmax(mx, w[j]);
-            }
-            for (int64_t j = lo; j <= p; j++)
-                sum += (w[j] = exp(w[j] - mx));
-            for (int64_t i = 0; i < D; i++) {
-                double o = 0;
-                for (int64_t j = lo; j <= p; j++)
-                    o += w[j] * vv[(kh * L + j) * D + i];
-                ref[(t * H + h) * D + i] = o / sum;
-            }
-        }
+    ref_attention(qv, kv, vv, pv, H, Hkv, T, D, L, window, scale, w, ref);
     char what[128];
     snprintf(what, sizeof what, "attention %s H=%lld Hkv=%lld T=%lld D=%lld L=%lld p0=%lld W=%d",
              fr_dtype_name(ct), (long long)H, (long long)Hkv, (long long)T, (long long)D,
@@ -992,28 +1000,7 @@ static void one_attention_act(fr_dtype ct, fr_dtype ot, int64_t H, int64_t Hkv, 
     dt_poison(&out);
     fr_attention_params prm = {.scale = scale, .window = window};
     CALL_OK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, ERR), "attention");
-    const double sc = scale > 0 ? scale : 1.0 / sqrt((double)D);
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t h = 0; h < H; h++) {
-            const int64_t kh = h / (H / Hkv), p = (int64_t)pv[t];
-            const int64_t lo = window > 0 ? (p - window + 1 > 0 ? p - window + 1 : 0) : 0;
-            double mx = -INFINITY, sum = 0;
-            for (int64_t j = lo; j <= p; j++) {
-                double s = 0;
-                for (int64_t i = 0; i < D; i++)
-                    s += qv[(h * T + t) * D + i] * kv[(kh * L + j) * D + i];
-                w[j] = s * sc;
-                mx = fmax(mx, w[j]);
-            }
-            for (int64_t j = lo; j <= p; j++)
-                sum += (w[j] = exp(w[j] - mx));
-            for (int64_t i = 0; i < D; i++) {
-                double o = 0;
-                for (int64_t j = lo; j <= p; j++)
-                    o += w[j] * vv[(kh * L + j) * D + i];
-                ref[(t * H + h) * D + i] = o / sum;
-            }
-        }
+    ref_attention(qv, kv, vv, pv, H, Hkv, T, D, L, window, scale, w, ref);
     char what[160];
     snprintf(what, sizeof what,
              "attention q/cache %s out %s H=%lld Hkv=%lld T=%lld D=%lld L=%lld p0=%lld W=%d "

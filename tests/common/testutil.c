@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 int fr_test_failures = 0;
 int fr_test_checks = 0;
@@ -56,11 +57,14 @@ uint64_t fr_test_rng_u64(fr_test_rng *r) {
     return z ^ (z >> 31);
 }
 
-double fr_test_rng_uniform(fr_test_rng *r) { return (double)(fr_test_rng_u64(r) >> 11) * 0x1p-53; }
+double fr_test_rng_uniform(fr_test_rng *r) {
+    return (double)(fr_test_rng_u64(r) >> 11) * 0x1p-53;
+}
 
 float fr_test_rng_sym(fr_test_rng *r) {
     float v;
-    do v = (float)(2.0 * fr_test_rng_uniform(r) - 1.0);
+    do
+        v = (float)(2.0 * fr_test_rng_uniform(r) - 1.0);
     while (v == 0.0f);
     return v;
 }
@@ -85,4 +89,24 @@ double fr_test_rel_l2(const float *a, const float *ref, size_t n) {
     }
     if (!(num == num)) return INFINITY;
     return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+void fr_test_store(fr_dtype t, unsigned char *p, float v) {
+    if (t == FR_DTYPE_F32) {
+        memcpy(p, &v, 4);
+    } else {
+        uint16_t h = t == FR_DTYPE_F16 ? fr_f32_to_f16(v) : fr_f32_to_bf16(v);
+        memcpy(p, &h, 2);
+    }
+}
+
+float fr_test_load(fr_dtype t, const unsigned char *p) {
+    if (t == FR_DTYPE_F32) {
+        float v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
 }

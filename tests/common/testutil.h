@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/dtype.h"
+
 extern int fr_test_failures;
 extern int fr_test_checks;
 
@@ -44,5 +46,9 @@ float fr_test_rng_sym(fr_test_rng *r);      /* (-1,1), never exactly 0 */
 double fr_test_nmse(const float *a, const double *ref, size_t n);
 /* Relative L2 error ||a-b|| / ||b||. */
 double fr_test_rel_l2(const float *a, const float *ref, size_t n);
+
+/* One f32, f16 or bf16 element at p (any alignment), converted from / to float. */
+void fr_test_store(fr_dtype t, unsigned char *p, float v);
+float fr_test_load(fr_dtype t, const unsigned char *p);
 
 #endif
