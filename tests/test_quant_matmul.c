@@ -5,7 +5,8 @@
  * float64 dot product, written plainly below, of the DEQUANTIZED weights (fr_dequantize_row)
  * with the f32 activations, plus the bias. Shapes are odd on purpose: K of one block, a few
  * blocks and many (32, 96, 4096 for the legacy formats; 256, 768 for the K formats), N = 1, 3,
- * 17, 257, M = 1..8 (GEMV path) and 37 / 131 (GEMM path, several activation tiles), bias on and
+ * 17, 257, M = 1..8 (GEMV path) and 37 / 131 (GEMM path, several activation tiles; plus 9, 11, 130
+ * against N = 24, 45, 40 for the packed GEMM's row-group and panel remainders), bias on and
  * off, x / out / w rows strided with padding that holds NaN (x) or a poison pattern that must
  * survive (out). Activations vary in magnitude by 256-element segments (x1, x0.01, x30) and one
  * row is all zeros (amax = 0).
@@ -333,6 +334,70 @@ static void check_embedding(fr_dtype t) {
     free(got);
 }
 
+/* ------------------------------------------------------------------ q8_0 extremes */
+
+/* q8_0 weights of magnitude 127 and 128 (fr_quantize_row never writes -128, a GGUF file may) with
+ * the sign of full-scale activations (x = +-1 quantizes to +-127): every maddubs pair sum is
+ * near the 16-bit limit (2*128*127 = 32512), so any kernel adding two of them in 16 bits
+ * saturates and is off by far more than the tolerance. Run for M = 3 (GEMV) and M = 21 (GEMM),
+ * N = 19 (a partial panel), K = 256. Exact answer: sum_k |w_k| (d_w = 1). */
+static void check_q8_0_extremes(void) {
+    enum { N = 19, K = 256, MMAX = 21 };
+    fr_block_q8_0 wq[N * K / FR_QK];
+    static float x[MMAX * K];
+    double want[MMAX * N];
+    for (int64_t m = 0; m < MMAX; m++)
+        for (int64_t k = 0; k < K; k++)
+            x[m * K + k] = (k * 7 + m * 3) % 5 < 2 ? -1.0f : 1.0f;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t b = 0; b < K / FR_QK; b++) {
+            fr_block_q8_0 *blk = &wq[n * (K / FR_QK) + b];
+            blk->d = fr_f32_to_f16(1.0f);
+            for (int i = 0; i < FR_QK; i++) {
+                const int64_t k = b * FR_QK + i;
+                /* the sign of row 0's activation; other rows disagree in places (smaller sums) */
+                const bool neg = x[k] < 0.0f;
+                blk->qs[i] = (int8_t)(neg ? ((n + i) % 3 ? -127 : -128) : 127);
+            }
+        }
+    for (int64_t m = 0; m < MMAX; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)wq[n * (K / FR_QK) + k / FR_QK].qs[k % FR_QK] * (double)x[m * K + k];
+            want[m * N + n] = s;
+        }
+    static const int64_t Ms[] = {3, MMAX};
+    for (int v = 0; v < NV; v++)
+        for (int mi = 0; mi < 2; mi++) {
+            const int64_t M = Ms[mi];
+            fr_buffer wb = {0}, xb = {0}, ob = {0};
+            float got[MMAX * N];
+            upload(V[v].b, &wb, wq, sizeof wq);
+            upload(V[v].b, &xb, x, sizeof(float) * (size_t)(M * K));
+            upload(V[v].b, &ob, got, sizeof(float) * (size_t)(M * N));
+            fr_tensor wt = fr_tensor_2d(&wb, 0, FR_DTYPE_Q8_0, N, K),
+                      xt = fr_tensor_2d(&xb, 0, FR_DTYPE_F32, M, K),
+                      ot = fr_tensor_2d(&ob, 0, FR_DTYPE_F32, M, N);
+            fr_error err = {0};
+            fr_status st = fr_op_matmul(V[v].b, &xt, &wt, NULL, &ot, &err);
+            CHECK(st == FR_OK, "q8_0 extremes [%s]: %s", V[v].isa, err.msg);
+            fr_buffer_download(&ob, 0, got, sizeof(float) * (size_t)(M * N), &err);
+            int bad = 0;
+            for (int64_t i = 0; i < M * N; i++) {
+                /* exact up to f32 scaling and summation: 1e-5 of the largest possible sum */
+                if (!(fabs((double)got[i] - want[i]) <= 1e-5 * 128.0 * K) && bad++ < 3)
+                    fprintf(stderr, "  q8_0 extremes [%s] M=%lld out[%lld] = %.9g, want %.9g\n",
+                            V[v].isa, (long long)M, (long long)i, got[i], want[i]);
+            }
+            CHECK(bad == 0, "q8_0 extremes [%s] M=%lld: %d outputs wrong (16-bit saturation?)",
+                  V[v].isa, (long long)M, bad);
+            fr_buffer_free(&wb);
+            fr_buffer_free(&xb);
+            fr_buffer_free(&ob);
+        }
+}
+
 /* ------------------------------------------------------------------ errors */
 
 static void check_errors(void) {
@@ -424,8 +489,17 @@ int main(void) {
         qcase big = {t, 131, 33, kf ? 768 : 96, true, 3, 1, 0, true};
         run_case(&big);
         n_cases++;
+        /* GEMM edges: activation rows left over from groups of 4 (9, 11, 130 = 128 + 2), weight
+         * rows that fill one 8-row panel of a 16-row task (24) or leave a partial one (40, 45) */
+        static const int64_t gm[][2] = {{9, 24}, {11, 45}, {130, 40}};
+        for (int gi = 0; gi < 3; gi++) {
+            qcase g = {t, gm[gi][0], gm[gi][1], kf ? 512 : 160, gi == 1, 0, 2, 0, false};
+            run_case(&g);
+            n_cases++;
+        }
         check_embedding(t);
     }
+    check_q8_0_extremes();
     check_errors();
     printf("%d cases x %d variants\n", n_cases, NV);
     for (int v = 0; v < NV; v++) {

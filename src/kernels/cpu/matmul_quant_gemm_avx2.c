@@ -14,7 +14,15 @@
  * unsigned nibble values of row j's elements 4g..4g+3; then the 8 rows' d as f32.
  * Activations: the plain layout of quant_dot.h (int8 qs in element order, then d[], s[]).
  * Per block: out += dw*dx*sum(u*q) - 8*dw*s (quant_dot.h). maddubs pair sums are at most
- * 2*15*127 = 3810, so the 8 groups of a block add up in 16 bits (<= 30480) before one widening. */
+ * 2*15*127 = 3810, so the 8 groups of a block add up in 16 bits (<= 30480) before one widening.
+ *
+ * q8_0 panel layout: the same 288 bytes per block, lane j of group g = row j's signed weights
+ * 4g..4g+3, then the 8 rows' d. maddubs wants one unsigned operand, so each group multiplies |w|
+ * (one abs per group, shared by the activation rows) with the activation quad given w's sign
+ * (one sign per group and row): |w| * sign(q, w) = w * q exactly, as |w| <= 128 fits unsigned.
+ * (Packing w + 128 instead and subtracting 128*sum(q) would save the sign, but its pair sums reach
+ * 2*255*127 and saturate.) A pair sum is at most 2*128*127 = 32512, so two of them can already
+ * overflow 16 bits: each group is widened to 32 bits with madd(..., 1) before it is added. */
 #include "kernels/cpu/quant_dot_x86.h"
 
 #define PANEL_BLOCK_BYTES (8 * 32 + 8 * 4)
@@ -65,9 +73,55 @@ static void pack_q4_0(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t nb, 
     }
 }
 
-/* One panel (8 weight rows from n) against R activation rows from m: out[m+r][n..n+nv). */
-INLINE void panel_q4_0(const fr_qmm_args *a, const uint8_t *pack, int64_t nb, int64_t n, int nv,
-                       int64_t m, const int R) {
+/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q8_0 panel of nb blocks. */
+static void pack_q8_0(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t nb, uint8_t *dst) {
+    const uint8_t *row[8];
+    for (int j = 0; j < 8; j++)
+        row[j] = r0 + j < n1 ? (const uint8_t *)a->w + (r0 + j) * a->w_stride : NULL;
+    for (int64_t b = 0; b < nb; b++, dst += PANEL_BLOCK_BYTES) {
+        __m256i q[8];
+        uint16_t d[8];
+        for (int j = 0; j < 8; j++) {
+            if (row[j]) {
+                const uint8_t *blk = row[j] + b * 34;
+                memcpy(&d[j], blk, 2);
+                q[j] = loadu(blk + 2);
+            } else {
+                d[j] = 0;
+                q[j] = _mm256_setzero_si256();
+            }
+        }
+        /* 8x8 transpose of 32-bit words: group g = word g (elements 4g..4g+3) of rows 0..7.
+         * Within each 128-bit half, rows 4h..4h+3 are transposed as 4x4 blocks; the halves
+         * (words 0..3 and 4..7) are then joined across rows 0..3 and 4..7. */
+        __m256i c[8];
+        for (int h = 0; h < 2; h++) {
+            const __m256i *r = q + 4 * h;
+            const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+            const __m256i t1 = _mm256_unpacklo_epi32(r[2], r[3]);
+            const __m256i t2 = _mm256_unpackhi_epi32(r[0], r[1]);
+            const __m256i t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+            /* c[4h+i], 128-bit half k = word i + 4k of rows 4h..4h+3 */
+            c[4 * h + 0] = _mm256_unpacklo_epi64(t0, t1);
+            c[4 * h + 1] = _mm256_unpackhi_epi64(t0, t1);
+            c[4 * h + 2] = _mm256_unpacklo_epi64(t2, t3);
+            c[4 * h + 3] = _mm256_unpackhi_epi64(t2, t3);
+        }
+        for (int i = 0; i < 4; i++) {
+            _mm256_storeu_si256((__m256i *)(dst + 32 * i),
+                                _mm256_permute2x128_si256(c[i], c[4 + i], 0x20));
+            _mm256_storeu_si256((__m256i *)(dst + 32 * (i + 4)),
+                                _mm256_permute2x128_si256(c[i], c[4 + i], 0x31));
+        }
+        _mm256_storeu_ps((float *)(dst + 256),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
+    }
+}
+
+/* One panel (8 weight rows from n, type T = T_Q4_0 or T_Q8_0) against R activation rows from m:
+ * out[m+r][n..n+nv). */
+INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t nb, int64_t n, int nv,
+                  int64_t m, const int R, const int T) {
     const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *xq[4];
     const float *xd[4], *xs[4];
@@ -80,25 +134,34 @@ INLINE void panel_q4_0(const fr_qmm_args *a, const uint8_t *pack, int64_t nb, in
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *pw = pack + b * PANEL_BLOCK_BYTES;
-        __m256i s16[4];
+        /* q4_0: 16-bit sums of the block; q8_0: 32-bit sums */
+        __m256i s[4];
         for (int r = 0; r < R; r++)
-            s16[r] = _mm256_setzero_si256();
+            s[r] = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
             const __m256i w = loadu(pw + 32 * g);
+            const __m256i u = T == T_Q8_0 ? _mm256_abs_epi8(w) : w;
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 int32_t quad;
                 memcpy(&quad, xq[r] + b * FR_QK + 4 * g, 4);
-                s16[r] = _mm256_add_epi16(s16[r], _mm256_maddubs_epi16(w, _mm256_set1_epi32(quad)));
+                const __m256i x = _mm256_set1_epi32(quad);
+                if (T == T_Q8_0)
+                    s[r] = _mm256_add_epi32(
+                        s[r],
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(x, w)), ones));
+                else
+                    s[r] = _mm256_add_epi16(s[r], _mm256_maddubs_epi16(u, x));
             }
         }
         const __m256 dw = _mm256_loadu_ps((const float *)(pw + 256));
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const __m256 sumi = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[r], ones));
+            const __m256i si = T == T_Q8_0 ? s[r] : _mm256_madd_epi16(s[r], ones);
+            const __m256 sumi = _mm256_cvtepi32_ps(si);
             acc[r] = _mm256_fmadd_ps(sumi, _mm256_mul_ps(dw, _mm256_set1_ps(xd[r][b])), acc[r]);
-            acc[r] = _mm256_fmadd_ps(dw, _mm256_set1_ps(-8.0f * xs[r][b]), acc[r]);
+            if (T == T_Q4_0) acc[r] = _mm256_fmadd_ps(dw, _mm256_set1_ps(-8.0f * xs[r][b]), acc[r]);
         }
     }
     for (int r = 0; r < R; r++) {
@@ -116,13 +179,19 @@ INLINE void panel_q4_0(const fr_qmm_args *a, const uint8_t *pack, int64_t nb, in
     }
 }
 
-void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack) {
+/* Packs the task's weight rows, then runs every panel against the activation rows. */
+INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1, void *pack,
+                  const int T) {
     const int64_t nb = a->K / FR_QK;
     const int64_t np = (n1 - n0 + 7) / 8;
     uint8_t *pk = pack;
-    for (int64_t p = 0; p < np; p++)
-        pack_q4_0(a, n0 + 8 * p, n1, nb, pk + p * nb * PANEL_BLOCK_BYTES);
+    for (int64_t p = 0; p < np; p++) {
+        uint8_t *dst = pk + p * nb * PANEL_BLOCK_BYTES;
+        if (T == T_Q8_0)
+            pack_q8_0(a, n0 + 8 * p, n1, nb, dst);
+        else
+            pack_q4_0(a, n0 + 8 * p, n1, nb, dst);
+    }
     /* activation rows in groups of 4 outermost: the group (4 x ~1.1 KiB per 1024 of K) stays in
      * L1 while the task's panels pass by */
     for (int64_t m = m0; m < m1; m += 4) {
@@ -132,13 +201,23 @@ void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0
             const int64_t n = n0 + 8 * p;
             const int nv = n1 - n < 8 ? (int)(n1 - n) : 8;
             if (R == 4)
-                panel_q4_0(a, pp, nb, n, nv, m, 4);
+                panel(a, pp, nb, n, nv, m, 4, T);
             else if (R == 3)
-                panel_q4_0(a, pp, nb, n, nv, m, 3);
+                panel(a, pp, nb, n, nv, m, 3, T);
             else if (R == 2)
-                panel_q4_0(a, pp, nb, n, nv, m, 2);
+                panel(a, pp, nb, n, nv, m, 2, T);
             else
-                panel_q4_0(a, pp, nb, n, nv, m, 1);
+                panel(a, pp, nb, n, nv, m, 1, T);
         }
     }
+}
+
+void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q4_0);
+}
+
+void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q8_0);
 }

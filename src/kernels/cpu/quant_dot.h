@@ -114,5 +114,7 @@ void fr_qmm_quantize_x32_plain_avx2(const float *x, void *row, int64_t K);
 /* AVX2 packed GEMM kernels (matmul_quant_gemm_avx2.c), also used by the AVX-512 table */
 void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack);
+void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack);
 
 #endif
