@@ -163,15 +163,14 @@ fr_status fr_buffer_upload(fr_buffer *buf, size_t offset, const void *src, size_
 fr_status fr_buffer_download(const fr_buffer *buf, size_t offset, void *dst, size_t size,
                              fr_error *err);
 /* Wraps host memory without a copy when the backend can; otherwise allocates and uploads. */
-fr_status fr_buffer_from_host(fr_backend *b, void *ptr, size_t size, fr_buffer *buf,
-                              fr_error *err);
+fr_status fr_buffer_from_host(fr_backend *b, void *ptr, size_t size, fr_buffer *buf, fr_error *err);
 /* As fr_buffer_from_host, but when the backend copies, byte `key` of ptr lands on a multiple of
  * FR_BUFFER_PLACE_ALIGN in the buffer: ptr[0] sits at *shift (0 when wrapped). A safetensors
  * file's tensors start after a header of any length, so without this a GPU would see every
  * weight at whatever alignment the header left (vector loads need 16 bytes). */
 #define FR_BUFFER_PLACE_ALIGN 256
-fr_status fr_buffer_from_host_at(fr_backend *b, void *ptr, size_t size, size_t key,
-                                 fr_buffer *buf, size_t *shift, fr_error *err);
+fr_status fr_buffer_from_host_at(fr_backend *b, void *ptr, size_t size, size_t key, fr_buffer *buf,
+                                 size_t *shift, fr_error *err);
 
 fr_status fr_backend_begin(fr_backend *b, fr_error *err);
 fr_status fr_backend_end(fr_backend *b, fr_error *err);
@@ -219,8 +218,8 @@ fr_status fr_op_embedding(fr_backend *b, const fr_tensor *table, const fr_tensor
                           fr_tensor *out, fr_error *err);
 fr_status fr_op_rms_norm(fr_backend *b, const fr_tensor *x, const fr_tensor *w, float eps,
                          fr_tensor *out, fr_error *err);
-fr_status fr_op_matmul(fr_backend *b, const fr_tensor *x, const fr_tensor *w,
-                       const fr_tensor *bias, fr_tensor *out, fr_error *err);
+fr_status fr_op_matmul(fr_backend *b, const fr_tensor *x, const fr_tensor *w, const fr_tensor *bias,
+                       fr_tensor *out, fr_error *err);
 fr_status fr_op_qk_norm_rope(fr_backend *b, const fr_tensor *x, const fr_tensor *norm_w,
                              const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
                              fr_tensor *out, fr_error *err);
@@ -242,8 +241,8 @@ fr_status fr_op_attention(fr_backend *b, const fr_tensor *q, const fr_tensor *k_
 fr_status fr_op_residual_norm(fr_backend *b, const fr_tensor *residual, const fr_tensor *x,
                               const fr_tensor *layer_scale, const fr_tensor *norm_w, float eps,
                               fr_tensor *res_out, fr_tensor *norm_out, fr_error *err);
-fr_status fr_op_silu_mul(fr_backend *b, const fr_tensor *gate, const fr_tensor *up,
-                         fr_tensor *out, fr_error *err);
+fr_status fr_op_silu_mul(fr_backend *b, const fr_tensor *gate, const fr_tensor *up, fr_tensor *out,
+                         fr_error *err);
 fr_status fr_op_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb, fr_tensor *out,
                     fr_error *err);
 fr_status fr_op_scaled_add(fr_backend *b, const fr_tensor *a, const fr_tensor *bb,
@@ -284,8 +283,8 @@ void fr_sample_state_pack(uint64_t seed, uint64_t counter, int32_t *words);
 
 /* ---- RoPE tables (plain C, shared by all backends) ---- */
 typedef struct fr_rope_config {
-    double theta;    /* base, e.g. 1e6 */
-    int head_dim;    /* D (even); all D dims are rotated, half-split pairs (i, i+D/2) */
+    double theta; /* base, e.g. 1e6 */
+    int head_dim; /* D (even); all D dims are rotated, half-split pairs (i, i+D/2) */
     /* llama3 scaling ("rope_type": "llama3"); factor 0 = none */
     double factor, low_freq_factor, high_freq_factor;
     int original_max_pos;
@@ -300,8 +299,7 @@ void fr_rope_table_fill(const fr_rope_config *cfg, int n_pos, float *table);
 /* CPU backend constructor (always present); CUDA's exists when FR_HAVE_CUDA. */
 fr_status fr_cpu_backend_create(const fr_backend_params *params, fr_backend **out, fr_error *err);
 #ifdef FR_HAVE_CUDA
-fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **out,
-                                 fr_error *err);
+fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **out, fr_error *err);
 #endif
 
 #endif
