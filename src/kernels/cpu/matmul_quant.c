@@ -410,8 +410,9 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
         .fn = fn,
         .gemm = gemm,
         .ctx = ctx,
-        .quantize = gemm   ? kk->quantize_x32_plain
-                    : kfmt ? kk->quantize_xk
+        /* the packed GEMM of K formats reads q8_k like mm (quant_dot.h) */
+        .quantize = kfmt   ? kk->quantize_xk
+                    : gemm ? kk->quantize_x32_plain
                            : kk->quantize_x32,
         .x = xh,
         .x_stride = x->stride[0],

@@ -22,13 +22,55 @@
  * (one sign per group and row): |w| * sign(q, w) = w * q exactly, as |w| <= 128 fits unsigned.
  * (Packing w + 128 instead and subtracting 128*sum(q) would save the sign, but its pair sums reach
  * 2*255*127 and saturate.) A pair sum is at most 2*128*127 = 32512, so two of them can already
- * overflow 16 bits: each group is widened to 32 bits with madd(..., 1) before it is added. */
+ * overflow 16 bits: each group is widened to 32 bits with madd(..., 1) before it is added.
+ *
+ * q4_k panel layout, per super-block of 256 (Q4K_PANEL_BYTES = 2496): for each sub-block j of 32,
+ * 256 bytes of unsigned nibble groups as in q4_0; then 8 vectors of int16 (sc_j, sc_j) per row
+ * lane (one per j), 4 vectors of int16 (m_2p, m_2p+1) per row lane, the 8 rows' d and dmin as f32.
+ * Activations stay q8_k (one d per 256, bsums per 16), the layout the q4_k GEMV and the scalar
+ * kernels use, so every variant still sees bit-identical quants (quant_dot.h) and the f32 scaling
+ * happens once per super-block instead of per 32. Per sub-block, the 16-bit group sums (<= 8 *
+ * 3810 = 30480, as q4_0) are widened by madd with the sc vector, which also applies the 6-bit
+ * scale: sum_j sc_j*sum(u*q) <= 8 * 63 * 60960 < 2^31. The mins: sum_j m_j*bsum_j (bsum_j =
+ * bsums[2j] + bsums[2j+1], |.| <= 4064 fits int16) by madd of the (m_2p, m_2p+1) vectors with the
+ * broadcast bsum pair, <= 8 * 63 * 4064. Per super-block then:
+ *   out += d*dx*isum - dmin*dx*msum                                   (quant_dot.h) */
 #include "kernels/cpu/quant_dot_x86.h"
 
 #define PANEL_BLOCK_BYTES (8 * 32 + 8 * 4)
+/* q4_k: 8 sub-blocks of nibble groups, 8 sc vectors, 4 min vectors, d and dmin */
+#define Q4K_SC_AT       (8 * 256)
+#define Q4K_MIN_AT      (Q4K_SC_AT + 8 * 32)
+#define Q4K_D_AT        (Q4K_MIN_AT + 4 * 32)
+#define Q4K_PANEL_BYTES (Q4K_D_AT + 2 * 32)
 
 size_t fr_qmm_gemm_pack_bytes(int64_t K) {
-    return (size_t)(FR_QGEMM_NT / 8) * (size_t)(K / FR_QK) * PANEL_BLOCK_BYTES + 64;
+    const size_t legacy = (size_t)(K / FR_QK) * PANEL_BLOCK_BYTES;
+    const size_t k = (size_t)(K / FR_QK_K) * Q4K_PANEL_BYTES;
+    return (size_t)(FR_QGEMM_NT / 8) * (legacy > k ? legacy : k) + 64;
+}
+
+/* 8x8 transpose of 32-bit words: c[g] = word g of q[0..7] (lane j = row j). Within each 128-bit
+ * half, rows 4h..4h+3 are transposed as 4x4 blocks; the halves (words 0..3 and 4..7) are then
+ * joined across rows 0..3 and 4..7. */
+INLINE void transpose_words(const __m256i q[8], __m256i c[8]) {
+    __m256i t[8];
+    for (int h = 0; h < 2; h++) {
+        const __m256i *r = q + 4 * h;
+        const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+        const __m256i t1 = _mm256_unpacklo_epi32(r[2], r[3]);
+        const __m256i t2 = _mm256_unpackhi_epi32(r[0], r[1]);
+        const __m256i t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+        /* t[4h+i], 128-bit half k = word i + 4k of rows 4h..4h+3 */
+        t[4 * h + 0] = _mm256_unpacklo_epi64(t0, t1);
+        t[4 * h + 1] = _mm256_unpackhi_epi64(t0, t1);
+        t[4 * h + 2] = _mm256_unpacklo_epi64(t2, t3);
+        t[4 * h + 3] = _mm256_unpackhi_epi64(t2, t3);
+    }
+    for (int i = 0; i < 4; i++) {
+        c[i] = _mm256_permute2x128_si256(t[i], t[4 + i], 0x20);
+        c[i + 4] = _mm256_permute2x128_si256(t[i], t[4 + i], 0x31);
+    }
 }
 
 /* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q4_0 panel of nb blocks. */
@@ -91,31 +133,134 @@ static void pack_q8_0(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t nb, 
                 q[j] = _mm256_setzero_si256();
             }
         }
-        /* 8x8 transpose of 32-bit words: group g = word g (elements 4g..4g+3) of rows 0..7.
-         * Within each 128-bit half, rows 4h..4h+3 are transposed as 4x4 blocks; the halves
-         * (words 0..3 and 4..7) are then joined across rows 0..3 and 4..7. */
         __m256i c[8];
-        for (int h = 0; h < 2; h++) {
-            const __m256i *r = q + 4 * h;
-            const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]);
-            const __m256i t1 = _mm256_unpacklo_epi32(r[2], r[3]);
-            const __m256i t2 = _mm256_unpackhi_epi32(r[0], r[1]);
-            const __m256i t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-            /* c[4h+i], 128-bit half k = word i + 4k of rows 4h..4h+3 */
-            c[4 * h + 0] = _mm256_unpacklo_epi64(t0, t1);
-            c[4 * h + 1] = _mm256_unpackhi_epi64(t0, t1);
-            c[4 * h + 2] = _mm256_unpacklo_epi64(t2, t3);
-            c[4 * h + 3] = _mm256_unpackhi_epi64(t2, t3);
-        }
-        for (int i = 0; i < 4; i++) {
-            _mm256_storeu_si256((__m256i *)(dst + 32 * i),
-                                _mm256_permute2x128_si256(c[i], c[4 + i], 0x20));
-            _mm256_storeu_si256((__m256i *)(dst + 32 * (i + 4)),
-                                _mm256_permute2x128_si256(c[i], c[4 + i], 0x31));
-        }
+        transpose_words(q, c);
+        for (int g = 0; g < 8; g++)
+            _mm256_storeu_si256((__m256i *)(dst + 32 * g), c[g]);
         _mm256_storeu_ps((float *)(dst + 256),
                          _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
     }
+}
+
+/* out[m+r][n..n+nv) = acc[r] (+ bias) for r < R */
+INLINE void store_rows(const fr_qmm_args *a, const __m256 acc[4], int64_t n, int nv, int64_t m,
+                       const int R) {
+    for (int r = 0; r < R; r++) {
+        float *o = a->out + (m + r) * a->out_stride + n;
+        if (nv == 8) {
+            __m256 v = acc[r];
+            if (a->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a->bias + n));
+            _mm256_storeu_ps(o, v);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, acc[r]);
+            for (int i = 0; i < nv; i++)
+                o[i] = t[i] + (a->bias ? a->bias[n + i] : 0.0f);
+        }
+    }
+}
+
+/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q4_k panel of ns super-blocks. */
+static void pack_q4_k(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t ns, uint8_t *dst) {
+    fr_block_q4_k zero; /* stands in for the missing rows: all scales 0 */
+    memset(&zero, 0, sizeof(zero));
+    const fr_block_q4_k *row[8];
+    for (int j = 0; j < 8; j++)
+        row[j] = r0 + j < n1 ? (const fr_block_q4_k *)(a->w + (r0 + j) * a->w_stride) : NULL;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int64_t b = 0; b < ns; b++, dst += Q4K_PANEL_BYTES) {
+        const fr_block_q4_k *blk[8];
+        for (int j = 0; j < 8; j++)
+            blk[j] = row[j] ? row[j] + b : &zero;
+        /* bytes 32c..32c+31 hold sub-block 2c (low nibbles) and 2c+1 (high nibbles) */
+        for (int c = 0; c < 4; c++) {
+            __m256i q[8], g[8];
+            for (int j = 0; j < 8; j++)
+                q[j] = loadu(blk[j]->qs + 32 * c);
+            transpose_words(q, g);
+            uint8_t *lo = dst + 256 * (2 * c), *hi = lo + 256;
+            for (int i = 0; i < 8; i++) {
+                _mm256_storeu_si256((__m256i *)(lo + 32 * i), _mm256_and_si256(g[i], m4));
+                _mm256_storeu_si256((__m256i *)(hi + 32 * i),
+                                    _mm256_and_si256(_mm256_srli_epi16(g[i], 4), m4));
+            }
+        }
+        int16_t sc[8][16], mn[4][16];
+        uint16_t d[8], dmin[8];
+        for (int j = 0; j < 8; j++) {
+            for (int k = 0; k < 8; k++) {
+                uint8_t s, m;
+                fr_q4k_scale_min(k, blk[j]->scales, &s, &m);
+                sc[k][2 * j] = sc[k][2 * j + 1] = s;
+                mn[k / 2][2 * j + (k & 1)] = m;
+            }
+            d[j] = blk[j]->d;
+            dmin[j] = blk[j]->dmin;
+        }
+        memcpy(dst + Q4K_SC_AT, sc, sizeof(sc));
+        memcpy(dst + Q4K_MIN_AT, mn, sizeof(mn));
+        _mm256_storeu_ps((float *)(dst + Q4K_D_AT),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
+        _mm256_storeu_ps((float *)(dst + Q4K_D_AT + 32),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dmin)));
+    }
+}
+
+/* One q4_k panel (8 weight rows from n) against R q8_k activation rows from m. */
+INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, int64_t n, int nv,
+                       int64_t m, const int R) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const fr_block_q8_k *x[4];
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) {
+        x[r] = (const fr_block_q8_k *)(a->xq + (m + r) * a->xq_stride);
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < ns; b++) {
+        const uint8_t *pw = pack + b * Q4K_PANEL_BYTES;
+        __m256i isum[4];
+        for (int r = 0; r < R; r++)
+            isum[r] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            __m256i s[4];
+            for (int r = 0; r < R; r++)
+                s[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                const __m256i w = loadu(pw + 256 * j + 32 * g);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    int32_t quad;
+                    memcpy(&quad, x[r][b].qs + 32 * j + 4 * g, 4);
+                    s[r] = _mm256_add_epi16(s[r], _mm256_maddubs_epi16(w, _mm256_set1_epi32(quad)));
+                }
+            }
+            /* widening and the 6-bit scale in one madd */
+            const __m256i sc = loadu(pw + Q4K_SC_AT + 32 * j);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(s[r], sc));
+        }
+        const __m256 d = _mm256_loadu_ps((const float *)(pw + Q4K_D_AT));
+        const __m256 dmin = _mm256_loadu_ps((const float *)(pw + Q4K_D_AT + 32));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            /* lane j = bsum_j; packed to int16, 32-bit word e holds the pair (bsum_2p, bsum_2p+1)
+             * for e = 0, 1, 4, 5 (p = 0..3) */
+            const __m256i bs = _mm256_madd_epi16(loadu(x[r][b].bsums), ones);
+            const __m256i bp = _mm256_packs_epi32(bs, bs);
+            __m256i ms = _mm256_setzero_si256();
+            for (int p = 0; p < 4; p++) {
+                const __m256i pair =
+                    _mm256_permutevar8x32_epi32(bp, _mm256_set1_epi32(p < 2 ? p : p + 2));
+                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(loadu(pw + Q4K_MIN_AT + 32 * p), pair));
+            }
+            const __m256 dx = _mm256_set1_ps(x[r][b].d);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(d, dx), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_mul_ps(dmin, dx), acc[r]);
+        }
+    }
+    store_rows(a, acc, n, nv, m, R);
 }
 
 /* One panel (8 weight rows from n, type T = T_Q4_0 or T_Q8_0) against R activation rows from m:
@@ -164,31 +309,22 @@ INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t nb, int64_t
             if (T == T_Q4_0) acc[r] = _mm256_fmadd_ps(dw, _mm256_set1_ps(-8.0f * xs[r][b]), acc[r]);
         }
     }
-    for (int r = 0; r < R; r++) {
-        float *o = a->out + (m + r) * a->out_stride + n;
-        if (nv == 8) {
-            __m256 v = acc[r];
-            if (a->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a->bias + n));
-            _mm256_storeu_ps(o, v);
-        } else {
-            float t[8];
-            _mm256_storeu_ps(t, acc[r]);
-            for (int i = 0; i < nv; i++)
-                o[i] = t[i] + (a->bias ? a->bias[n + i] : 0.0f);
-        }
-    }
+    store_rows(a, acc, n, nv, m, R);
 }
 
 /* Packs the task's weight rows, then runs every panel against the activation rows. */
 INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1, void *pack,
                   const int T) {
-    const int64_t nb = a->K / FR_QK;
+    const int64_t nb = a->K / FR_QK, ns = a->K / FR_QK_K;
     const int64_t np = (n1 - n0 + 7) / 8;
+    const int64_t pbytes = T == T_Q4_K ? ns * Q4K_PANEL_BYTES : nb * PANEL_BLOCK_BYTES;
     uint8_t *pk = pack;
     for (int64_t p = 0; p < np; p++) {
-        uint8_t *dst = pk + p * nb * PANEL_BLOCK_BYTES;
+        uint8_t *dst = pk + p * pbytes;
         if (T == T_Q8_0)
             pack_q8_0(a, n0 + 8 * p, n1, nb, dst);
+        else if (T == T_Q4_K)
+            pack_q4_k(a, n0 + 8 * p, n1, ns, dst);
         else
             pack_q4_0(a, n0 + 8 * p, n1, nb, dst);
     }
@@ -197,10 +333,19 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
     for (int64_t m = m0; m < m1; m += 4) {
         const int R = m1 - m < 4 ? (int)(m1 - m) : 4;
         for (int64_t p = 0; p < np; p++) {
-            const uint8_t *pp = pk + p * nb * PANEL_BLOCK_BYTES;
+            const uint8_t *pp = pk + p * pbytes;
             const int64_t n = n0 + 8 * p;
             const int nv = n1 - n < 8 ? (int)(n1 - n) : 8;
-            if (R == 4)
+            if (T == T_Q4_K) {
+                if (R == 4)
+                    panel_q4_k(a, pp, ns, n, nv, m, 4);
+                else if (R == 3)
+                    panel_q4_k(a, pp, ns, n, nv, m, 3);
+                else if (R == 2)
+                    panel_q4_k(a, pp, ns, n, nv, m, 2);
+                else
+                    panel_q4_k(a, pp, ns, n, nv, m, 1);
+            } else if (R == 4)
                 panel(a, pp, nb, n, nv, m, 4, T);
             else if (R == 3)
                 panel(a, pp, nb, n, nv, m, 3, T);
@@ -220,4 +365,9 @@ void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0
 void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack) {
     qgemm(a, n0, n1, m0, m1, pack, T_Q8_0);
+}
+
+void fr_qgemm_q4_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q4_K);
 }

@@ -61,8 +61,8 @@ typedef void (*fr_qx_fn)(const float *x, void *row, int64_t K);
 /* Packed GEMM (M > 8 rows) for some weight types: each task first repacks its weight rows n0..n1
  * (at most FR_QGEMM_NT) into `pack` (fr_qmm_gemm_pack_bytes(K) bytes, per thread), so that one
  * 256-bit register holds 4 weights of each of 8 rows and every activation byte quad, broadcast,
- * serves 8 weight rows at once; the activations come in the plain layout. See
- * matmul_quant_gemm_avx2.c. */
+ * serves 8 weight rows at once; the activations come in the plain layout (legacy formats) or
+ * as q8_k (K formats, as for mm). See matmul_quant_gemm_avx2.c. */
 #define FR_QGEMM_NT 16
 typedef void (*fr_qgemm_fn)(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                             void *pack);
@@ -73,7 +73,7 @@ typedef struct fr_qmm_kernels {
     fr_qx_fn quantize_x32;            /* legacy formats, in this table's layout (above) */
     fr_qx_fn quantize_xk;             /* fr_block_q8_k[K/256] */
     fr_qmm_fn mm[FR_DTYPE_COUNT];     /* by weight dtype; NULL for non-quantized dtypes */
-    fr_qx_fn quantize_x32_plain;      /* the plain layout, for gemm */
+    fr_qx_fn quantize_x32_plain;      /* the plain layout, for the legacy formats' gemm */
     fr_qgemm_fn gemm[FR_DTYPE_COUNT]; /* packed GEMM where it exists, else NULL (use mm) */
 } fr_qmm_kernels;
 
@@ -115,6 +115,8 @@ void fr_qmm_quantize_x32_plain_avx2(const float *x, void *row, int64_t K);
 void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack);
 void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack);
+void fr_qgemm_q4_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack);
 
 #endif
