@@ -385,6 +385,9 @@ static void test_matmul(void) {
         one_matmul(37, 1, 17, PLAIN[di], false, 0, 0);
         one_matmul(37, 101, 1100, PLAIN[di], true, 1, 3);
         one_matmul(130, 50, 515, PLAIN[di], false, 0, 0);
+        /* the other row remainders of the 6-row micro tile, partial 16-row panels */
+        one_matmul(11, 40, 300, PLAIN[di], true, 2, 0);
+        one_matmul(14, 13, 264, PLAIN[di], false, 0, 1);
     }
 }
 
