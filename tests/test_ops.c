@@ -910,23 +910,27 @@ static void ref_attention(const double *qv, const double *kv, const double *vv, 
         }
 }
 
-static void one_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_t D, int64_t L,
-                          int64_t p0, int window, float scale, int64_t kpad) {
+/* One attention call against ref_attention: q in qt, cache in ct (rows padded by kpad), output in
+ * ot. Positions are p0 + t, or with `shuffled` the same set in a scrambled order (t * 7 mod T),
+ * which any backend must handle: each query's keys follow its own position. The whole cache holds
+ * finite values; entries past each query's position must not count. */
+static void attention_case(fr_dtype qt, fr_dtype ct, fr_dtype ot, int64_t H, int64_t Hkv, int64_t T,
+                           int64_t D, int64_t L, int64_t p0, int window, float scale, int64_t kpad,
+                           bool shuffled) {
     dt q, k, v, pos, out;
-    dt_make(&q, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
+    dt_make(&q, qt, 3, (int64_t[]){H, T, D}, 0);
     dt_make(&k, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
     dt_make(&v, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
     dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
-    dt_make(&out, FR_DTYPE_F32, 3, (int64_t[]){T, H, D}, 0);
-    /* the whole cache holds finite values; entries past each query's position must not count */
+    dt_make(&out, ot, 3, (int64_t[]){T, H, D}, 0);
     double *qv = rand_vals(H * T * D), *kv = rand_vals(Hkv * L * D), *vv = rand_vals(Hkv * L * D);
     for (int64_t i = 0; i < Hkv * L * D; i++)
         kv[i] *= 3.0; /* sharper softmax */
     double *pv = malloc(sizeof(double) * T), *ref = malloc(sizeof(double) * T * H * D);
     double *got = malloc(sizeof(double) * T * H * D), *w = malloc(sizeof(double) * L);
     for (int64_t t = 0; t < T; t++)
-        pv[t] = (double)(p0 + t);
-    dt_upload(&q, qv);
+        pv[t] = (double)(p0 + (shuffled ? t * 7 % T : t)); /* 7 and T coprime in the cases */
+    dt_upload(&q, qv); /* rounds qv, kv, vv to what the backend sees */
     dt_upload(&k, kv);
     dt_upload(&v, vv);
     dt_upload(&pos, pv);
@@ -934,10 +938,14 @@ static void one_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_
     fr_attention_params prm = {.scale = scale, .window = window};
     CALL_OK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, ERR), "attention");
     ref_attention(qv, kv, vv, pv, H, Hkv, T, D, L, window, scale, w, ref);
-    char what[128];
-    snprintf(what, sizeof what, "attention %s H=%lld Hkv=%lld T=%lld D=%lld L=%lld p0=%lld W=%d",
-             fr_dtype_name(ct), (long long)H, (long long)Hkv, (long long)T, (long long)D,
-             (long long)L, (long long)p0, window);
+    char what[192];
+    snprintf(what, sizeof what,
+             "attention q %s cache %s out %s H=%lld Hkv=%lld T=%lld D=%lld L=%lld p0=%lld W=%d "
+             "pad=%lld%s",
+             fr_dtype_name(qt), fr_dtype_name(ct), fr_dtype_name(ot), (long long)H, (long long)Hkv,
+             (long long)T, (long long)D, (long long)L, (long long)p0, window, (long long)kpad,
+             shuffled ? " shuffled" : "");
+    /* the output store's rounding adds about as much as the kernel's own (see the header) */
     check_out(&out, got, ref, tol(ct), what);
     if (IS_CPU) {
         pv[0] = (double)L;
@@ -960,6 +968,12 @@ static void one_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_
     dt_free(&out);
 }
 
+/* f32 q and output, cache in ct: every backend. */
+static void one_attention(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_t D, int64_t L,
+                          int64_t p0, int window, float scale, int64_t kpad) {
+    attention_case(FR_DTYPE_F32, ct, FR_DTYPE_F32, H, Hkv, T, D, L, p0, window, scale, kpad, false);
+}
+
 static void test_attention(void) {
     for (int di = 0; di < 3; di++) {
         const fr_dtype ct = PLAIN[di];
@@ -977,54 +991,11 @@ static void test_attention(void) {
 
 /* Attention with 16-bit q, cache and (mostly) output: what --compute bf16|f16 runs, and on CUDA
  * the tensor-core prefill kernel (16-bit q and cache, D 64 or 128, T >= 16, 16-byte aligned cache
- * rows). Backends without 16-bit activations skip it. Positions are p0 + t, or with `shuffled`
- * the same set in a scrambled order (t * 7 mod T), which any backend must handle: each query's
- * keys follow its own position. */
+ * rows). Backends without 16-bit activations skip it. */
 static void one_attention_act(fr_dtype ct, fr_dtype ot, int64_t H, int64_t Hkv, int64_t T,
                               int64_t D, int64_t L, int64_t p0, int window, float scale,
                               int64_t kpad, bool shuffled) {
-    dt q, k, v, pos, out;
-    dt_make(&q, ct, 3, (int64_t[]){H, T, D}, 0);
-    dt_make(&k, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
-    dt_make(&v, ct, 3, (int64_t[]){Hkv, L, D}, kpad);
-    dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
-    dt_make(&out, ot, 3, (int64_t[]){T, H, D}, 0);
-    double *qv = rand_vals(H * T * D), *kv = rand_vals(Hkv * L * D), *vv = rand_vals(Hkv * L * D);
-    for (int64_t i = 0; i < Hkv * L * D; i++)
-        kv[i] *= 3.0; /* sharper softmax */
-    double *pv = malloc(sizeof(double) * T), *ref = malloc(sizeof(double) * T * H * D);
-    double *got = malloc(sizeof(double) * T * H * D), *w = malloc(sizeof(double) * L);
-    for (int64_t t = 0; t < T; t++)
-        pv[t] = (double)(p0 + (shuffled ? t * 7 % T : t)); /* 7 and T coprime in the cases */
-    dt_upload(&q, qv); /* rounds qv, kv, vv to what the backend sees */
-    dt_upload(&k, kv);
-    dt_upload(&v, vv);
-    dt_upload(&pos, pv);
-    dt_poison(&out);
-    fr_attention_params prm = {.scale = scale, .window = window};
-    CALL_OK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, ERR), "attention");
-    ref_attention(qv, kv, vv, pv, H, Hkv, T, D, L, window, scale, w, ref);
-    char what[160];
-    snprintf(what, sizeof what,
-             "attention q/cache %s out %s H=%lld Hkv=%lld T=%lld D=%lld L=%lld p0=%lld W=%d "
-             "pad=%lld%s",
-             fr_dtype_name(ct), fr_dtype_name(ot), (long long)H, (long long)Hkv, (long long)T,
-             (long long)D, (long long)L, (long long)p0, window, (long long)kpad,
-             shuffled ? " shuffled" : "");
-    /* the output store's rounding adds about as much as the kernel's own (see the header) */
-    check_out(&out, got, ref, tol(ct), what);
-    free(qv);
-    free(kv);
-    free(vv);
-    free(pv);
-    free(ref);
-    free(got);
-    free(w);
-    dt_free(&q);
-    dt_free(&k);
-    dt_free(&v);
-    dt_free(&pos);
-    dt_free(&out);
+    attention_case(ct, ct, ot, H, Hkv, T, D, L, p0, window, scale, kpad, shuffled);
 }
 
 static void test_attention_act(void) {
