@@ -16,13 +16,16 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: ferrum bench -m PATH [options]\n");
     fr_cli_usage_model(f);
-    fprintf(f, "  -p, --n-prompt LIST     prompt lengths to test, comma-separated (default 128); "
-               "0 = none\n"
-               "  -n, --n-gen N           decode steps to test (default 32); 0 = none\n"
-               "  -r, --repeats N         timed runs per test after one warm-up (default 3)\n"
-               "  -b, --batch N           prefill chunk size in tokens (default 512)\n"
-               "  --no-bandwidth          skip measuring the machine's read bandwidth\n"
-               "  --json                  one JSON object on stdout instead of the table\n");
+    fprintf(
+        f,
+        "  -p, --n-prompt LIST     prompt lengths to test, comma-separated (default 128); "
+        "0 = none\n"
+        "  -n, --n-gen N           decode steps to test (default 32); 0 = none\n"
+        "  -r, --repeats N         timed runs per test after one warm-up (default 3)\n"
+        "  -b, --batch N           prefill chunk size in tokens (default: the session's, 256 on\n"
+        "                          the CPU, 2048 on a GPU)\n"
+        "  --no-bandwidth          skip measuring the machine's read bandwidth\n"
+        "  --json                  one JSON object on stdout instead of the table\n");
 }
 
 typedef struct {
@@ -91,7 +94,7 @@ int fr_cmd_bench(int argc, char **argv) {
     fr_cli c;
     fr_cli_init(&c, "bench");
     int *pp = NULL, n_pp = 0;
-    int n_gen = 32, repeats = 3, batch = 512;
+    int n_gen = 32, repeats = 3, batch = 0;
     bool json = false, measure_bw = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -167,6 +170,7 @@ int fr_cmd_bench(int argc, char **argv) {
     sp.n_batch = batch;
     sp.compute = c.compute;
     if (fr_session_create(model, &sp, &s, &err)) goto fail;
+    batch = fr_session_n_batch(s);
     logits = malloc(sizeof(float) * (size_t)info.vocab);
     ids = malloc(sizeof(int32_t) * (size_t)max_tokens);
     samples = malloc(sizeof(double) * (size_t)repeats);
@@ -290,8 +294,8 @@ int fr_cmd_bench(int argc, char **argv) {
                    info.backend, bw);
         else
             printf("\nread bandwidth: n/a (%s)\n", bw_note ? bw_note : "unknown");
-        printf("median of %d runs after a warm-up; load %.2f s; %s compute\n", repeats, load_s,
-               fr_compute_type_name(c.compute));
+        printf("median of %d runs after a warm-up; load %.2f s; %s compute; prefill batch %d\n",
+               repeats, load_s, fr_compute_type_name(c.compute), batch);
     }
     rc = 0;
     goto done;

@@ -1,7 +1,7 @@
 /* ferrum — public API. CLI and server include only this header.
  *
- * Conventions: every fallible call returns an fr_status and, when `err` is non-NULL, fills it with a
- * message that names the file, tensor, field or offset at fault. Nothing in the library exits or
+ * Conventions: every fallible call returns an fr_status and, when `err` is non-NULL, fills it with
+ * a message that names the file, tensor, field or offset at fault. Nothing in the library exits or
  * aborts on bad input. Objects are independent: a process may hold several models and sessions. */
 #ifndef FERRUM_H
 #define FERRUM_H
@@ -44,7 +44,8 @@ typedef enum fr_log_level {
     FR_LOG_DEBUG = 3,
 } fr_log_level;
 
-/* Process-wide verbosity (initially from the FR_LOG environment variable: error|warn|info|debug). */
+/* Process-wide verbosity (initially from the FR_LOG environment variable: error|warn|info|debug).
+ */
 void fr_log_set_level(fr_log_level level);
 fr_log_level fr_log_get_level(void);
 
@@ -102,9 +103,9 @@ typedef struct fr_model_info {
     int sliding_window; /* 0 = full attention everywhere */
     double rope_theta;
     bool tied_embeddings, qk_norm, qkv_bias, layer_scale;
-    int64_t n_params;         /* elements of all weights used (tied ones counted once) */
-    size_t weight_bytes;      /* bytes of those weights as stored */
-    char weight_dtypes[64];   /* storage dtypes of the matrices, e.g. "bf16" or "f16+f32" */
+    int64_t n_params;          /* elements of all weights used (tied ones counted once) */
+    size_t weight_bytes;       /* bytes of those weights as stored */
+    char weight_dtypes[64];    /* storage dtypes of the matrices, e.g. "bf16" or "f16+f32" */
     size_t kv_bytes_per_token; /* f32 KV cache cost of one token of context */
 } fr_model_info;
 
@@ -145,7 +146,9 @@ bool fr_compute_type_parse(const char *name, fr_compute_type *out);
  * sessions of one model are serialised internally (a model runs one forward at a time). */
 typedef struct fr_session_params {
     int n_ctx;               /* cache capacity in tokens; 0 = min(4096, the model's max context) */
-    int n_batch;             /* tokens per forward when prefilling; 0 = 256 */
+    int n_batch;             /* tokens per forward when prefilling; 0 = 256 on the CPU, 2048 on a
+                                GPU (weights that a prefill GEMM must dequantize are converted once
+                                per forward, so GPUs want long chunks); capped at n_ctx */
     fr_compute_type compute; /* activation / KV cache precision; FR_COMPUTE_F32 by default */
 } fr_session_params;
 
@@ -153,18 +156,18 @@ fr_session_params fr_session_default_params(void);
 fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_session **out,
                             fr_error *err);
 void fr_session_free(fr_session *s);
-void fr_session_reset(fr_session *s);                  /* forget every token */
+void fr_session_reset(fr_session *s);                                 /* forget every token */
 fr_status fr_session_truncate(fr_session *s, int pos, fr_error *err); /* keep the first pos */
-int fr_session_pos(const fr_session *s);   /* tokens in the cache */
-int fr_session_n_ctx(const fr_session *s); /* capacity */
+int fr_session_pos(const fr_session *s);                              /* tokens in the cache */
+int fr_session_n_ctx(const fr_session *s);                            /* capacity */
+int fr_session_n_batch(const fr_session *s); /* tokens per prefill forward */
 fr_compute_type fr_session_compute(const fr_session *s);
 
 /* Appends n tokens (prefill in chunks of n_batch; n = 1 is a decode step). logits, when not
  * NULL, receives n rows of vocab floats (row i = the distribution after ids[i]). Fails with
  * FR_ERR_RANGE, leaving the session unchanged, when pos + n exceeds n_ctx; FR_ERR_INVALID for an
  * id outside [0, vocab). */
-fr_status fr_session_eval(fr_session *s, const int32_t *ids, int n, float *logits,
-                          fr_error *err);
+fr_status fr_session_eval(fr_session *s, const int32_t *ids, int n, float *logits, fr_error *err);
 /* Same, but only the last row of logits (vocab floats) is computed and written. */
 fr_status fr_session_eval_last(fr_session *s, const int32_t *ids, int n, float *logits,
                                fr_error *err);
@@ -310,11 +313,11 @@ typedef enum fr_stop_reason {
 const char *fr_stop_reason_name(fr_stop_reason r); /* "eos", "max_tokens", "stop", ... */
 
 typedef struct fr_generate_params {
-    int max_tokens;            /* tokens to generate at most; <= 0: until EOS, a stop or n_ctx */
-    bool ignore_eos;           /* keep going past end-of-sequence ids */
-    const char *const *stops;  /* stop strings (need a tokenizer); matched across tokens */
+    int max_tokens;           /* tokens to generate at most; <= 0: until EOS, a stop or n_ctx */
+    bool ignore_eos;          /* keep going past end-of-sequence ids */
+    const char *const *stops; /* stop strings (need a tokenizer); matched across tokens */
     int n_stops;
-    bool show_special;         /* decode special tokens into the text (default: dropped) */
+    bool show_special; /* decode special tokens into the text (default: dropped) */
     /* Leading prompt tokens the caller knows are already in the session's cache at positions
      * 0..n_cached-1 (e.g. the common prefix of a chat's previous turn): the cache is truncated
      * there and only the rest is evaluated. At least the last prompt token is always evaluated. */

@@ -222,6 +222,21 @@ static void check_matmul(fr_dtype wt, const mm_case *c) {
     fr_buffer_free(&wbuf);
 }
 
+/* q8_0 rows of whole 16-byte chunks (K % 256 == 0, aligned): the chunk GEMV, over several
+ * rounds of loads per warp (K = 4096 is 272 chunks), with and without split-K; a row of one
+ * partial round; misaligned weights (the per-block kernel) for comparison. */
+static void test_matmul_q8_0_rows(void) {
+    const mm_case cases[] = {
+        {1, 70, 4096, FR_DTYPE_F32, FR_DTYPE_F32, 0, 8, true},
+        {1, 5000, 4096, FR_DTYPE_BF16, FR_DTYPE_BF16, 0, 8, false},
+        {3, 33, 2048, FR_DTYPE_BF16, FR_DTYPE_F32, 0, 8, false},
+        {6, 40, 768, FR_DTYPE_F16, FR_DTYPE_F32, 0, 8, true},
+        {2, 17, 4096, FR_DTYPE_F32, FR_DTYPE_F32, 2, 8, false},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        check_matmul(FR_DTYPE_Q8_0, &cases[k]);
+}
+
 static void test_matmul(void) {
     for (size_t i = 0; i < sizeof QTYPES / sizeof QTYPES[0]; i++) {
         const fr_dtype t = QTYPES[i];
@@ -247,6 +262,7 @@ static void test_matmul(void) {
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
             check_matmul(t, &cases[k]);
     }
+    test_matmul_q8_0_rows();
     /* a weight larger than the 64 MB conversion scratch at f32: two chunks and a tail */
     const mm_case big = {12, 2100, 8192, FR_DTYPE_F32, FR_DTYPE_F32, 0, 8, false};
     check_matmul(FR_DTYPE_Q4_0, &big);
@@ -388,6 +404,15 @@ int main(void) {
     test_matmul();
     for (size_t i = 0; i < sizeof QTYPES / sizeof QTYPES[0]; i++)
         test_graph(QTYPES[i]);
+    fr_backend_destroy(B);
+
+    /* the q8_0 chunk GEMV with 8 chunks in flight per lane (FR_CUDA_Q80_U, read at creation) */
+    setenv("FR_CUDA_Q80_U", "8", 1);
+    s = fr_backend_create("cuda", NULL, &B, &err);
+    unsetenv("FR_CUDA_Q80_U");
+    CHECK(s == FR_OK, "cuda backend (FR_CUDA_Q80_U=8): %s", err.msg);
+    if (s) return fr_test_finish("test_cuda_quant");
+    test_matmul_q8_0_rows();
     fr_backend_destroy(B);
     return fr_test_finish("test_cuda_quant");
 }

@@ -309,8 +309,10 @@ static void run_all(void) {
             if (M <= 3) {
                 const fr_dtype bf[3] = {FR_DTYPE_BF16, FR_DTYPE_BF16, FR_DTYPE_BF16};
                 const fr_dtype q6[3] = {FR_DTYPE_Q6_K, FR_DTYPE_Q6_K, FR_DTYPE_Q6_K};
+                const fr_dtype q8[3] = {FR_DTYPE_Q8_0, FR_DTYPE_Q8_0, FR_DTYPE_Q8_0};
                 one_case(bf, acts[a], M, 4096, false);
                 one_case(q6, acts[a], M, 4096, true);
+                one_case(q8, acts[a], M, 4096, M == 1);
             }
             /* one dtype per matrix, as in Q4_K_M files (v in q6_k): no single launch */
             const fr_dtype mixed[3] = {FR_DTYPE_Q4_K, FR_DTYPE_Q4_K, FR_DTYPE_Q6_K};

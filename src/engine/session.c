@@ -85,7 +85,8 @@ fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_ses
                             p.n_ctx, p.n_batch);
     /* a sane default: never size the cache for a 40k or 128k maximum nobody asked for */
     if (p.n_ctx == 0) p.n_ctx = m->cfg.max_pos < 4096 ? m->cfg.max_pos : 4096;
-    if (p.n_batch == 0) p.n_batch = 256;
+    /* GPUs (graph-capable backends) dequantize each weight once per prefill forward */
+    if (p.n_batch == 0) p.n_batch = m->backend->ops->graph_capture_begin ? 2048 : 256;
     if (p.n_ctx > m->cfg.max_pos)
         return fr_error_set(err, FR_ERR_RANGE,
                             "session: n_ctx %d exceeds the model's max_position_embeddings %d",
@@ -138,6 +139,9 @@ int fr_session_pos(const fr_session *s) {
 }
 int fr_session_n_ctx(const fr_session *s) {
     return s->st.n_ctx;
+}
+int fr_session_n_batch(const fr_session *s) {
+    return s->st.n_batch;
 }
 fr_compute_type fr_session_compute(const fr_session *s) {
     return s->st.compute == FR_DTYPE_BF16  ? FR_COMPUTE_BF16

@@ -31,6 +31,7 @@ static void cuda_destroy(void *vctx) {
     cudaFree(c->attn_part);
     cudaFree(c->xq);
     cudaFree(c->xq_scale);
+    cudaFree(c->xq_blk);
     if (c->stream) cudaStreamDestroy(c->stream);
     cudaGetLastError(); /* nothing to report from a destructor; don't leave a sticky error */
     free(c->self);
@@ -259,6 +260,8 @@ fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **o
     /* FR_CUDA_PDL=0 turns programmatic dependent launch off (to measure what it buys) */
     const char *pdl_env = getenv("FR_CUDA_PDL");
     c->pdl = prop.major >= 9 && !(pdl_env && pdl_env[0] == '0');
+    const char *q80_env = getenv("FR_CUDA_Q80_U");
+    c->q80_unroll = q80_env && atoi(q80_env) == 8 ? 8 : 4;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return create_fail(c, fr_cu_fail(err, "backend_create (stream)", e));
     cublasStatus_t bs = cublasLtCreate(&c->lt);
@@ -276,7 +279,8 @@ fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **o
         (e = cudaMalloc(&c->wconv, c->wconv_size)) != cudaSuccess ||
         (e = cudaMalloc((void **)&c->attn_part, c->attn_part_size)) != cudaSuccess ||
         (e = cudaMalloc((void **)&c->xq, c->xq_size)) != cudaSuccess ||
-        (e = cudaMalloc((void **)&c->xq_scale, c->xq_size / 32 * sizeof(float))) != cudaSuccess)
+        (e = cudaMalloc((void **)&c->xq_scale, c->xq_size / 32 * sizeof(float))) != cudaSuccess ||
+        (e = cudaMalloc((void **)&c->xq_blk, c->xq_size / 32 * 34)) != cudaSuccess)
         return create_fail(c, fr_cu_fail(err, "backend_create (scratch)", e));
     fr_status s = fr_cuda_attention_init(c, err);
     if (s) return create_fail(c, s);

@@ -15,8 +15,9 @@
  * nibble bytes of a q4_k super-block, 16 elements of a q6_k super-block); lane l takes units
  * l, l+32, ... and keeps FR_CUQ8_U units of loads in flight before it uses any. Weights are read
  * straight from global memory into registers, 16 bytes at a time where the format keeps 16-byte
- * alignment (q4_k) and 2 bytes at a time where it does not (q8_0 and q6_k blocks are 34 and 210
- * bytes). The kernel is launched with programmatic dependent launch (cuda_backend.h). */
+ * alignment (q4_k) and 2 bytes at a time where it does not (q6_k blocks are 210 bytes; q8_0's
+ * 34-byte blocks too when K % 256 != 0 — other q8_0 rows take the 16-byte chunk kernel below).
+ * The kernels are launched with programmatic dependent launch (cuda_backend.h). */
 #include "kernels/cuda/quant_dev.h"
 
 #define FR_CUQ8_WARPS 8
@@ -25,11 +26,12 @@
 /* ------------------------------------------------------------------ activation quantization */
 
 /* xq[m, k] = round(x[m, k] / xd[m, k / 32]), xd = max|x| / 127 over the 32-element block; one
- * warp per block, one element per lane. */
+ * warp per block, one element per lane. xb gets the same values in the byte layout of q8_0
+ * weights with zeros where a block's scale would be (fr_cuq80_gemv_kernel). */
 template <typename XT>
 __global__ void fr_cuq8_quantize_kernel(const XT *__restrict__ x, int64_t ldx, int64_t K,
                                         int64_t nblk, int8_t *__restrict__ xq,
-                                        float *__restrict__ xd) {
+                                        int8_t *__restrict__ xb, float *__restrict__ xd) {
     fr_cu_pdl_trigger(); /* the GEMV after us may start fetching its weights */
     fr_cu_pdl_wait();    /* launched early (PDL): x must be written */
     const int lane = threadIdx.x & 31;
@@ -39,7 +41,10 @@ __global__ void fr_cuq8_quantize_kernel(const XT *__restrict__ x, int64_t ldx, i
     const float v = fr_cu_to_f32(x[m * ldx + k]);
     const float amax = fr_cu_warp_max(fabsf(v));
     const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    xq[m * K + k] = (int8_t)__float2int_rn(v * inv);
+    const int8_t q = (int8_t)__float2int_rn(v * inv);
+    xq[m * K + k] = q;
+    xb[blk * 34 + 2 + lane] = q; /* blocks of a row are consecutive, so row m starts at m K/32 34 */
+    if (lane < 2) xb[blk * 34 + lane] = 0;
     if (lane == 0) xd[blk] = d;
 }
 
@@ -245,6 +250,140 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
     if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
 }
 
+/* ------------------------------------------------------------------ q8_0 in 16-byte chunks */
+
+/* q8_0 rows whose bytes are 16-byte aligned (K % 256 == 0 and aligned rows: every Qwen / Llama
+ * matrix) are read as a plain byte array, 16 bytes per lane and load, regardless of where the
+ * 34-byte blocks begin. The activations are laid out the same way (xq_blk: each block's two
+ * scale bytes are zeros), so the bytes of a weight chunk meet their activations at the same
+ * offset and a dp4a of two aligned words needs no shuffling: a scale's bytes meet zeros. A chunk
+ * touches at most two blocks (16 < 34); its words before the second block's scale belong to the
+ * first (a word holding the last two values of block b and the scale of b + 1 belongs to b, a
+ * word holding that scale and the first two values of b + 1 to b + 1). The two weight scales
+ * are 2-byte loads that hit L1 (the warp's chunks cover them). This replaces nine 2-byte loads
+ * per 16 weights with one 16-byte load and two L1 hits. */
+template <int U, int MM, bool GLU>
+__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU || U > 4 ? 2 : 3)
+    fr_cuq80_gemv_kernel(const int8_t *__restrict__ xb, const float *__restrict__ xd, int K, int M,
+                         fr_cu_rowset o, int ks) {
+    constexpr int R = GLU ? 2 : 1, RC = 32 * U; /* chunks per round of a warp */
+    __shared__ float red[FR_CUQ8_WARPS * 2 * MM];
+    const int lane = threadIdx.x & 31;
+    const int64_t items = fr_cu_rowset_items(o);
+    const int warp = threadIdx.x >> 5, part = warp % ks;
+    int64_t g0 = (int64_t)blockIdx.x * (FR_CUQ8_WARPS / ks) + warp / ks;
+    const bool active = g0 < items;
+    if (!active) g0 = items - 1; /* loads stay in bounds; nothing is stored */
+    const int nb = K / 32, rb = nb * 34, nc = rb / 16;
+    const uint8_t *row[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        row[r] = (const uint8_t *)fr_cu_rowset_row(o, GLU ? r : -1, g0);
+        const int first = part * RC * 16, n = rb - first;
+        fr_cu_prefetch_l2(row[r] + first, n < 4096 ? n : 4096, lane);
+    }
+    fr_cu_pdl_wait();
+    float acc[R][MM];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MM; m++)
+            acc[r][m] = 0.0f;
+    for (int c0 = part * RC + lane; c0 < nc; c0 += ks * RC) {
+        uint4 w[R][U];
+        int xw[MM][4];
+        float xs[MM][2];
+        __half2 dw[R][U]; /* scales of the chunk's first block and of the next (or again the
+                             first at the row's end, where no word belongs to a next block) */
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int c = c0 + 32 * i, b = c * 8 / 17, b1 = b + 1 < nb ? b + 1 : b;
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                w[r][i] = make_uint4(0, 0, 0, 0); /* past the row: zeros, masked below */
+                dw[r][i] = __float2half2_rn(0.0f);
+                if (c < nc) {
+                    w[r][i] = __ldg((const uint4 *)(row[r] + 16 * c));
+                    dw[r][i] = __halves2half2(__ldg((const __half *)(row[r] + 34 * b)),
+                                              __ldg((const __half *)(row[r] + 34 * b1)));
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int c = c0 + 32 * i;
+            const int b = c * 8 / 17, b1 = b + 1 < nb ? b + 1 : b;
+            /* words (of 4) before block b + 1's scale, at byte 34 (b + 1); none past the row */
+            const int nlo = c < nc ? min(4, (34 * (b + 1) - 16 * c + 3) >> 2) : 0;
+            const int nall = c < nc ? 4 : 0;
+#pragma unroll
+            for (int m = 0; m < MM; m++) {
+                xw[m][0] = xw[m][1] = xw[m][2] = xw[m][3] = 0;
+                xs[m][0] = xs[m][1] = 0.0f;
+                if (m < M && c < nc) {
+                    const int4 x = *(const int4 *)(xb + m * rb + 16 * c);
+                    xw[m][0] = x.x;
+                    xw[m][1] = x.y;
+                    xw[m][2] = x.z;
+                    xw[m][3] = x.w;
+                    xs[m][0] = xd[m * nb + b];
+                    xs[m][1] = xd[m * nb + b1];
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const float2 d = __half22float2(dw[r][i]);
+                const int ww[4] = {(int)w[r][i].x, (int)w[r][i].y, (int)w[r][i].z, (int)w[r][i].w};
+#pragma unroll
+                for (int m = 0; m < MM; m++) {
+                    int lo = 0, all = 0;
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        const int p = __dp4a(ww[k], xw[m][k], 0);
+                        all += k < nall ? p : 0;
+                        lo += k < nlo ? p : 0;
+                    }
+                    if (m < M)
+                        acc[r][m] +=
+                            d.x * xs[m][0] * (float)lo + d.y * xs[m][1] * (float)(all - lo);
+                }
+            }
+        }
+    }
+    fr_cu_pdl_trigger();
+    fr_cu_splitk_reduce<R, MM>(acc, ks, warp, lane, red);
+    if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
+}
+
+/* Whether the chunk kernel can read this row set: rows a whole number of 16-byte chunks, every
+ * matrix and row stride 16-byte aligned. */
+static bool fr_cuq80_takes(int64_t K, const fr_cu_rowset &o) {
+    if (K % 256 != 0 || K > (1 << 24)) return false; /* 32-bit chunk arithmetic */
+    for (int s = 0; s < o.nseg; s++)
+        if ((uintptr_t)o.w[s] % 16 != 0 || o.ldw[s] % 16 != 0) return false;
+    return true;
+}
+
+template <int U, int MM, bool GLU>
+static void fr_cuq80_gemv_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
+    const int64_t M = x->shape[0], K = x->shape[1], items = fr_cu_rowset_items(o);
+    const int ks = fr_cu_splitk(c, items, K / 32 * 34 / 16 / 32);
+    const unsigned grid = fr_cu_blocks(items, FR_CUQ8_WARPS / ks);
+    fr_cu_launch_pdl(c, fr_cuq80_gemv_kernel<U, MM, GLU>, dim3(grid), dim3(FR_CUQ8_WARPS * 32), 0,
+                     c->xq_blk, c->xq_scale, (int)K, (int)M, o, ks);
+}
+
+/* Chunks in flight per lane: 4 (3 blocks per SM) by default; FR_CUDA_Q80_U=8 (read at context
+ * creation) takes 8 for plain row sets at 2 blocks per SM, to measure which hides latency better.
+ */
+template <int MM, bool GLU>
+static void fr_cuq80_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
+    if (!GLU && c->q80_unroll == 8)
+        fr_cuq80_gemv_launch<GLU ? 4 : 8, MM, GLU>(c, x, o); /* GLU rows need 2x the registers */
+    else
+        fr_cuq80_gemv_launch<4, MM, GLU>(c, x, o);
+}
+
 template <int QT, int MM, bool GLU>
 static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
     const int64_t M = x->shape[0], K = x->shape[1], items = fr_cu_rowset_items(o);
@@ -257,6 +396,17 @@ static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rows
 template <int QT, bool GLU>
 static void fr_cuq8_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
     const int64_t M = x->shape[0];
+    if (QT == FR_DTYPE_Q8_0 && fr_cuq80_takes(x->shape[1], o)) {
+        if (M == 1)
+            fr_cuq80_gemv_mm<1, GLU>(c, x, o);
+        else if (M == 2)
+            fr_cuq80_gemv_mm<2, GLU>(c, x, o);
+        else if (M <= 4)
+            fr_cuq80_gemv_mm<4, GLU>(c, x, o);
+        else
+            fr_cuq80_gemv_mm<8, GLU>(c, x, o);
+        return;
+    }
     if (M == 1)
         fr_cuq8_gemv_mm<QT, 1, GLU>(c, x, o);
     else if (M == 2)
@@ -314,15 +464,16 @@ static void fr_cuq8_quantize(fr_cuda_ctx *c, const fr_tensor *x) {
     switch (x->dtype) {
     case FR_DTYPE_F16:
         fr_cu_launch_pdl(c, fr_cuq8_quantize_kernel<__half>, grid, block, 0,
-                         (const __half *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+                         (const __half *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_blk, c->xq_scale);
         break;
     case FR_DTYPE_BF16:
         fr_cu_launch_pdl(c, fr_cuq8_quantize_kernel<__nv_bfloat16>, grid, block, 0,
-                         (const __nv_bfloat16 *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+                         (const __nv_bfloat16 *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_blk,
+                         c->xq_scale);
         break;
     default:
         fr_cu_launch_pdl(c, fr_cuq8_quantize_kernel<float>, grid, block, 0,
-                         (const float *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_scale);
+                         (const float *)fr_cu_ptr(x), ldx, K, nblk, c->xq, c->xq_blk, c->xq_scale);
         break;
     }
 }
