@@ -374,8 +374,8 @@ static void fr_cuq80_gemv_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu
 }
 
 /* Chunks in flight per lane: 4 (3 blocks per SM) by default; FR_CUDA_Q80_U=8 (read at context
- * creation) takes 8 for plain row sets at 2 blocks per SM, to measure which hides latency better.
- */
+ * creation) takes 8 for plain row sets at 2 blocks per SM, FR_CUDA_Q80_U=0 the per-block kernel
+ * above: knobs to measure the variants against each other in one run. */
 template <int MM, bool GLU>
 static void fr_cuq80_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
     if (!GLU && c->q80_unroll == 8)
@@ -396,7 +396,7 @@ static void fr_cuq8_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rows
 template <int QT, bool GLU>
 static void fr_cuq8_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
     const int64_t M = x->shape[0];
-    if (QT == FR_DTYPE_Q8_0 && fr_cuq80_takes(x->shape[1], o)) {
+    if (QT == FR_DTYPE_Q8_0 && c->q80_unroll && fr_cuq80_takes(x->shape[1], o)) {
         if (M == 1)
             fr_cuq80_gemv_mm<1, GLU>(c, x, o);
         else if (M == 2)
