@@ -34,7 +34,18 @@
  * scale: sum_j sc_j*sum(u*q) <= 8 * 63 * 60960 < 2^31. The mins: sum_j m_j*bsum_j (bsum_j =
  * bsums[2j] + bsums[2j+1], |.| <= 4064 fits int16) by madd of the (m_2p, m_2p+1) vectors with the
  * broadcast bsum pair, <= 8 * 63 * 4064. Per super-block then:
- *   out += d*dx*isum - dmin*dx*msum                                   (quant_dot.h) */
+ *   out += d*dx*isum - dmin*dx*msum                                   (quant_dot.h)
+ *
+ * q6_k panel layout, per super-block of 256 (Q6K_PANEL_BYTES = 2848): 64 groups of 32 bytes, lane j
+ * of group g = the unsigned 6-bit values (0..63) of row j's elements 4g..4g+3 (element order of the
+ * super-block); then 16 vectors of int16 (sc_s, sc_s) per row lane (one per 16-element sub-block
+ * s), 8 vectors of int16 (sc_2p, sc_2p+1) per row lane for the zero point, the 8 rows' d as f32.
+ * Activations are q8_k, as for the q6_k GEMV. A maddubs pair sum is now up to 2*63*127 = 16002,
+ * so only two groups add up in 16 bits (32004) before madd with the sc vector widens them and
+ * applies the int8 scale (two madds per sub-block): sum_s sc_s*sum(u*q) <= 16 * 128 * 128016
+ * < 2^31. The -32 zero point: corr = sum_s sc_s*bsum_s by madd of the (sc_2p, sc_2p+1) vectors
+ * with the broadcast bsum pair (bsums[2p], bsums[2p+1]), <= 16 * 128 * 2032. Per super-block:
+ *   out += d*dx*(isum - 32*corr)                                       (quant_dot.h) */
 #include "kernels/cpu/quant_dot_x86.h"
 
 #define PANEL_BLOCK_BYTES (8 * 32 + 8 * 4)
@@ -43,10 +54,16 @@
 #define Q4K_MIN_AT      (Q4K_SC_AT + 8 * 32)
 #define Q4K_D_AT        (Q4K_MIN_AT + 4 * 32)
 #define Q4K_PANEL_BYTES (Q4K_D_AT + 2 * 32)
+/* q6_k: 64 groups of 6-bit values, 16 sc vectors, 8 sc pair vectors, d */
+#define Q6K_SC_AT       (64 * 32)
+#define Q6K_PAIR_AT     (Q6K_SC_AT + 16 * 32)
+#define Q6K_D_AT        (Q6K_PAIR_AT + 8 * 32)
+#define Q6K_PANEL_BYTES (Q6K_D_AT + 32)
 
 size_t fr_qmm_gemm_pack_bytes(int64_t K) {
     const size_t legacy = (size_t)(K / FR_QK) * PANEL_BLOCK_BYTES;
-    const size_t k = (size_t)(K / FR_QK_K) * Q4K_PANEL_BYTES;
+    const size_t k = (size_t)(K / FR_QK_K) *
+                     (Q4K_PANEL_BYTES > Q6K_PANEL_BYTES ? Q4K_PANEL_BYTES : Q6K_PANEL_BYTES);
     return (size_t)(FR_QGEMM_NT / 8) * (legacy > k ? legacy : k) + 64;
 }
 
@@ -263,6 +280,125 @@ INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, in
     store_rows(a, acc, n, nv, m, R);
 }
 
+/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q6_k panel of ns super-blocks. */
+static void pack_q6_k(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t ns, uint8_t *dst) {
+    fr_block_q6_k zero; /* stands in for the missing rows: all scales and d 0 */
+    memset(&zero, 0, sizeof(zero));
+    const fr_block_q6_k *row[8];
+    for (int j = 0; j < 8; j++)
+        row[j] = r0 + j < n1 ? (const fr_block_q6_k *)(a->w + (r0 + j) * a->w_stride) : NULL;
+    const __m256i m4 = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < ns; b++, dst += Q6K_PANEL_BYTES) {
+        const fr_block_q6_k *blk[8];
+        for (int j = 0; j < 8; j++)
+            blk[j] = row[j] ? row[j] + b : &zero;
+        /* 32-element chunk c = 4h+i of each row, as the q6_k GEMV unpacks it: low nibbles of
+         * ql[64h..] (i = 0, 1) then high nibbles (i = 2, 3), fifth and sixth bits from qh[32h..]
+         * at bit 2i; transposed into groups 8c..8c+7 */
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0[8], ql1[8], qh[8];
+            for (int j = 0; j < 8; j++) {
+                ql0[j] = loadu(blk[j]->ql + 64 * h);
+                ql1[j] = loadu(blk[j]->ql + 64 * h + 32);
+                qh[j] = loadu(blk[j]->qh + 32 * h);
+            }
+            for (int i = 0; i < 4; i++) {
+                __m256i q[8], g[8];
+                for (int j = 0; j < 8; j++) {
+                    const __m256i v = i & 1 ? ql1[j] : ql0[j];
+                    const __m256i l = _mm256_and_si256(i < 2 ? v : _mm256_srli_epi16(v, 4), m4);
+                    const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh[j], 2 * i), three);
+                    q[j] = _mm256_or_si256(l, _mm256_slli_epi16(hb, 4));
+                }
+                transpose_words(q, g);
+                uint8_t *o = dst + 256 * (4 * h + i);
+                for (int k = 0; k < 8; k++)
+                    _mm256_storeu_si256((__m256i *)(o + 32 * k), g[k]);
+            }
+        }
+        int16_t sc[16][16];
+        uint16_t d[8];
+        for (int j = 0; j < 8; j++) {
+            for (int k = 0; k < 16; k++)
+                sc[k][2 * j] = sc[k][2 * j + 1] = blk[j]->scales[k];
+            d[j] = blk[j]->d;
+        }
+        memcpy(dst + Q6K_SC_AT, sc, sizeof(sc));
+        /* pair vector p, lane j = (sc_2p, sc_2p+1) of row j */
+        int16_t pr[8][16];
+        for (int p = 0; p < 8; p++)
+            for (int j = 0; j < 8; j++) {
+                pr[p][2 * j] = blk[j]->scales[2 * p];
+                pr[p][2 * j + 1] = blk[j]->scales[2 * p + 1];
+            }
+        memcpy(dst + Q6K_PAIR_AT, pr, sizeof(pr));
+        _mm256_storeu_ps((float *)(dst + Q6K_D_AT),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
+    }
+}
+
+/* One q6_k panel (8 weight rows from n) against R q8_k activation rows from m. */
+INLINE void panel_q6_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, int64_t n, int nv,
+                       int64_t m, const int R) {
+    const fr_block_q8_k *x[4];
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) {
+        x[r] = (const fr_block_q8_k *)(a->xq + (m + r) * a->xq_stride);
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < ns; b++) {
+        const uint8_t *pw = pack + b * Q6K_PANEL_BYTES;
+        __m256i isum[4];
+        for (int r = 0; r < R; r++)
+            isum[r] = _mm256_setzero_si256();
+#pragma GCC unroll 2 /* fully unrolled, GCC spills partial sums (-10 %) */
+        for (int s = 0; s < 16; s++) {
+            const __m256i w0 = loadu(pw + 128 * s), w1 = loadu(pw + 128 * s + 32);
+            const __m256i w2 = loadu(pw + 128 * s + 64), w3 = loadu(pw + 128 * s + 96);
+            const __m256i sc = loadu(pw + Q6K_SC_AT + 32 * s);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const int8_t *q = x[r][b].qs + 16 * s;
+                int32_t q0, q1, q2, q3;
+                memcpy(&q0, q, 4);
+                memcpy(&q1, q + 4, 4);
+                memcpy(&q2, q + 8, 4);
+                memcpy(&q3, q + 12, 4);
+                /* two groups per 16-bit sum (<= 32004), then widened with the scale applied */
+                const __m256i t0 =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(w0, _mm256_set1_epi32(q0)),
+                                     _mm256_maddubs_epi16(w1, _mm256_set1_epi32(q1)));
+                const __m256i t1 =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(w2, _mm256_set1_epi32(q2)),
+                                     _mm256_maddubs_epi16(w3, _mm256_set1_epi32(q3)));
+                isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_madd_epi16(t0, sc),
+                                                                     _mm256_madd_epi16(t1, sc)));
+            }
+        }
+        const __m256 d = _mm256_loadu_ps((const float *)(pw + Q6K_D_AT));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            /* the -32 zero point: 32 * sum_s sc_s * bsum_s */
+            __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p += 2) {
+                int32_t b0, b1;
+                memcpy(&b0, x[r][b].bsums + 2 * p, 4);
+                memcpy(&b1, x[r][b].bsums + 2 * p + 2, 4);
+                c0 = _mm256_add_epi32(
+                    c0, _mm256_madd_epi16(loadu(pw + Q6K_PAIR_AT + 32 * p), _mm256_set1_epi32(b0)));
+                c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(loadu(pw + Q6K_PAIR_AT + 32 * p + 32),
+                                                            _mm256_set1_epi32(b1)));
+            }
+            const __m256i tot =
+                _mm256_sub_epi32(isum[r], _mm256_slli_epi32(_mm256_add_epi32(c0, c1), 5));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot),
+                                     _mm256_mul_ps(d, _mm256_set1_ps(x[r][b].d)), acc[r]);
+        }
+    }
+    store_rows(a, acc, n, nv, m, R);
+}
+
 /* One panel (8 weight rows from n, type T = T_Q4_0 or T_Q8_0) against R activation rows from m:
  * out[m+r][n..n+nv). */
 INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t nb, int64_t n, int nv,
@@ -317,7 +453,9 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
                   const int T) {
     const int64_t nb = a->K / FR_QK, ns = a->K / FR_QK_K;
     const int64_t np = (n1 - n0 + 7) / 8;
-    const int64_t pbytes = T == T_Q4_K ? ns * Q4K_PANEL_BYTES : nb * PANEL_BLOCK_BYTES;
+    const int64_t pbytes = T == T_Q4_K   ? ns * Q4K_PANEL_BYTES
+                           : T == T_Q6_K ? ns * Q6K_PANEL_BYTES
+                                         : nb * PANEL_BLOCK_BYTES;
     uint8_t *pk = pack;
     for (int64_t p = 0; p < np; p++) {
         uint8_t *dst = pk + p * pbytes;
@@ -325,6 +463,8 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
             pack_q8_0(a, n0 + 8 * p, n1, nb, dst);
         else if (T == T_Q4_K)
             pack_q4_k(a, n0 + 8 * p, n1, ns, dst);
+        else if (T == T_Q6_K)
+            pack_q6_k(a, n0 + 8 * p, n1, ns, dst);
         else
             pack_q4_0(a, n0 + 8 * p, n1, nb, dst);
     }
@@ -345,6 +485,15 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
                     panel_q4_k(a, pp, ns, n, nv, m, 2);
                 else
                     panel_q4_k(a, pp, ns, n, nv, m, 1);
+            } else if (T == T_Q6_K) {
+                if (R == 4)
+                    panel_q6_k(a, pp, ns, n, nv, m, 4);
+                else if (R == 3)
+                    panel_q6_k(a, pp, ns, n, nv, m, 3);
+                else if (R == 2)
+                    panel_q6_k(a, pp, ns, n, nv, m, 2);
+                else
+                    panel_q6_k(a, pp, ns, n, nv, m, 1);
             } else if (R == 4)
                 panel(a, pp, nb, n, nv, m, 4, T);
             else if (R == 3)
@@ -370,4 +519,9 @@ void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0
 void fr_qgemm_q4_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack) {
     qgemm(a, n0, n1, m0, m1, pack, T_Q4_K);
+}
+
+void fr_qgemm_q6_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q6_K);
 }
