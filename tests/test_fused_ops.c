@@ -12,7 +12,9 @@
  * Cases: weights f32 / f16 / bf16 and q8_0 / q4_0 / q4_k / q6_k (with and without a shared
  * dtype, so backends that fuse only one dtype fall back); decode sizes (M = 1, 3, 8) and a
  * prefill size (M = 20); biases on some matrices; activations in every dtype the backend
- * accepts; outputs with padded rows whose padding must stay untouched. */
+ * accepts; outputs with padded rows whose padding must stay untouched.
+ * Also residual_norm and silu_mul over dense full-width rows (C = 1024 / 4096 / 8192, F = 12288;
+ * the CUDA vector kernels' case) against float64. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,6 +290,125 @@ static void test_errors(void) {
     dev_free(&o);
 }
 
+/* ------------------------------------------------------------------ full-width rows
+ * residual_norm and silu_mul on dense, 16-byte aligned rows of the widths real models use (the
+ * CUDA vector kernels' case: f32 residual stream, C a multiple of 1024) against float64. */
+
+/* Bound on the NMSE of values rounded to t once (f32: fast-math exp and summation order). */
+static double rounding_bound(fr_dtype t) {
+    return t == FR_DTYPE_BF16 ? 3e-5 : t == FR_DTYPE_F16 ? 1e-6 : 1e-10;
+}
+
+static void residual_norm_case(int64_t T, int64_t C, fr_dtype ot, bool scaled, bool inplace) {
+    const int64_t n = T * C;
+    const float eps = 1e-6f;
+    float *rv = xmalloc((size_t)n * 4), *xv = xmalloc((size_t)n * 4), *sv = xmalloc((size_t)C * 4),
+          *wv = xmalloc((size_t)C * 4);
+    for (int64_t i = 0; i < n; i++) {
+        rv[i] = fr_test_rng_sym(&RNG);
+        xv[i] = fr_test_rng_sym(&RNG);
+    }
+    dev_t2 res, x, sc, w, ro, no;
+    dev_make(&res, FR_DTYPE_F32, T, C, 0, rv);
+    dev_make(&x, FR_DTYPE_F32, T, C, 0, xv);
+    make_vec(&sc, C, sv);
+    make_vec(&w, C, wv);
+    if (!inplace) dev_make(&ro, FR_DTYPE_F32, T, C, 0, NULL);
+    dev_make(&no, ot, T, C, 0, NULL);
+    fr_error err = {0};
+    fr_status s = fr_op_residual_norm(B, &res.t, &x.t, scaled ? &sc.t : NULL, &w.t, eps,
+                                      inplace ? &res.t : &ro.t, &no.t, &err);
+    char what[96];
+    snprintf(what, sizeof what, "residual_norm T=%lld C=%lld out %s scale=%d inplace=%d",
+             (long long)T, (long long)C, fr_dtype_name(ot), scaled, inplace);
+    CHECK(s == FR_OK, "[%s] %s: %s", BNAME, what, err.msg);
+    unsigned char *gr = dev_read(inplace ? &res : &ro), *gn = dev_read(&no);
+    double *sum = xmalloc((size_t)n * 8), *ref = xmalloc((size_t)n * 8);
+    float *got_r = xmalloc((size_t)n * 4), *got_n = xmalloc((size_t)n * 4);
+    for (int64_t t = 0; t < T; t++) {
+        double ss = 0;
+        for (int64_t c = 0; c < C; c++) {
+            const int64_t i = t * C + c;
+            sum[i] = (double)rv[i] + (double)xv[i] * (scaled ? (double)sv[c] : 1.0);
+            ss += sum[i] * sum[i];
+        }
+        const double r = 1.0 / sqrt(ss / (double)C + eps);
+        for (int64_t c = 0; c < C; c++) {
+            const int64_t i = t * C + c;
+            ref[i] = sum[i] * r * wv[c];
+            got_r[i] = fr_test_load(FR_DTYPE_F32, gr + (size_t)i * 4);
+            got_n[i] = fr_test_load(ot, gn + (size_t)i * fr_dtype_get(ot)->block_bytes);
+        }
+    }
+    const double er = fr_test_nmse(got_r, sum, (size_t)n), en = fr_test_nmse(got_n, ref, (size_t)n);
+    CHECK(er < 1e-12, "[%s] %s: residual NMSE %.3g", BNAME, what, er);
+    CHECK(en < rounding_bound(ot), "[%s] %s: norm NMSE %.3g", BNAME, what, en);
+    free(gr);
+    free(gn);
+    free(sum);
+    free(ref);
+    free(got_r);
+    free(got_n);
+    free(rv);
+    free(xv);
+    free(sv);
+    free(wv);
+    dev_free(&res);
+    dev_free(&x);
+    dev_free(&sc);
+    dev_free(&w);
+    if (!inplace) dev_free(&ro);
+    dev_free(&no);
+}
+
+static void silu_mul_case(int64_t T, int64_t F, fr_dtype t) {
+    const int64_t n = T * F;
+    const size_t e = fr_dtype_get(t)->block_bytes;
+    unsigned char *hg = xmalloc((size_t)n * e), *hu = xmalloc((size_t)n * e);
+    double *ref = xmalloc((size_t)n * 8);
+    for (int64_t i = 0; i < n; i++) {
+        fr_test_store(t, hg + i * e, 8.0f * fr_test_rng_sym(&RNG)); /* silu's tails too */
+        fr_test_store(t, hu + i * e, fr_test_rng_sym(&RNG));
+        const double g = fr_test_load(t, hg + i * e), u = fr_test_load(t, hu + i * e);
+        ref[i] = silu(g) * u;
+    }
+    dev_t2 g, u, o;
+    dev_make(&g, t, T, F, 0, hg);
+    dev_make(&u, t, T, F, 0, hu);
+    dev_make(&o, t, T, F, 0, NULL);
+    fr_error err = {0};
+    fr_status s = fr_op_silu_mul(B, &g.t, &u.t, &o.t, &err);
+    CHECK(s == FR_OK, "[%s] silu_mul %s: %s", BNAME, fr_dtype_name(t), err.msg);
+    unsigned char *go = dev_read(&o);
+    float *got = xmalloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++)
+        got[i] = fr_test_load(t, go + i * e);
+    const double en = fr_test_nmse(got, ref, (size_t)n);
+    CHECK(en < rounding_bound(t), "[%s] silu_mul T=%lld F=%lld %s: NMSE %.3g", BNAME, (long long)T,
+          (long long)F, fr_dtype_name(t), en);
+    free(go);
+    free(got);
+    free(ref);
+    free(hg);
+    free(hu);
+    dev_free(&g);
+    dev_free(&u);
+    dev_free(&o);
+}
+
+static void full_rows(void) {
+    const fr_dtype acts[] = {FR_DTYPE_F32, FR_DTYPE_BF16, FR_DTYPE_F16};
+    const int64_t widths[] = {1024, 4096, 8192};
+    for (size_t a = 0; a < 3; a++) {
+        if (!fr_backend_accepts_act(B, acts[a])) continue;
+        for (size_t wi = 0; wi < 3; wi++)
+            for (int v = 0; v < 4; v++)
+                residual_norm_case(wi == 1 ? 37 : 3, widths[wi], acts[a], v & 1, v & 2);
+        silu_mul_case(5, 12288, acts[a]);
+        silu_mul_case(2, 40, acts[a]);
+    }
+}
+
 static void run_all(void) {
     const fr_dtype plain[] = {FR_DTYPE_F32, FR_DTYPE_F16, FR_DTYPE_BF16};
     const fr_dtype quant[] = {FR_DTYPE_Q8_0, FR_DTYPE_Q4_0, FR_DTYPE_Q4_K, FR_DTYPE_Q6_K};
@@ -319,6 +440,7 @@ static void run_all(void) {
             one_case(mixed, acts[a], M, 256, true);
         }
     }
+    full_rows();
     test_errors();
 }
 

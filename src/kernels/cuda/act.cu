@@ -53,9 +53,65 @@ static fr_status fr_cu_binary(fr_cuda_ctx *c, const char *name, const fr_tensor 
     return fr_cu_launched(err, name);
 }
 
+/* silu_mul on 16-byte vectors, for gate, up and out of one dtype with 16-byte aligned rows
+ * (prefill's [T, F] activations): the generic kernel's per-element loads and dtype switches ran
+ * at less than half the bandwidth on 2048 x 12288 bf16. Same formula per element. */
+template <typename T>
+__global__ void fr_cu_silu_mul_vec_kernel(const T *a, int64_t lda, const T *b, int64_t ldb, T *out,
+                                          int64_t ldo, int64_t nvec) {
+    fr_cu_pdl_trigger();
+    fr_cu_pdl_wait();
+    constexpr int E = 16 / sizeof(T);
+    const int64_t t = blockIdx.x;
+    for (int64_t v = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; v < nvec;
+         v += (int64_t)gridDim.y * blockDim.x) {
+        const uint4 ua = *(const uint4 *)(a + t * lda + v * E);
+        const uint4 ub = *(const uint4 *)(b + t * ldb + v * E);
+        float fa[E], fb[E];
+        fr_cu_w16<T>::cvt(ua, fa);
+        fr_cu_w16<T>::cvt(ub, fb);
+        T r[E];
+#pragma unroll
+        for (int i = 0; i < E; i++)
+            r[i] = fr_cu_from_f32<T>(fa[i] / (1.0f + __expf(-fa[i])) * fb[i]);
+        *(uint4 *)(out + t * ldo + v * E) = *(const uint4 *)r;
+    }
+}
+
+template <typename T>
+static void fr_cu_silu_mul_vec(fr_cuda_ctx *c, const fr_tensor *gate, const fr_tensor *up,
+                               fr_tensor *out) {
+    const int64_t T_ = gate->shape[0], nvec = gate->shape[1] / (16 / (int64_t)sizeof(T));
+    const int threads = 256;
+    unsigned by = fr_cu_blocks(nvec, threads);
+    if (by > 65535) by = 65535;
+    fr_cu_launch_pdl(c, fr_cu_silu_mul_vec_kernel<T>, dim3((unsigned)T_, by), dim3(threads), 0,
+                     (const T *)fr_cu_ptr(gate), fr_cu_estride(gate, 0), (const T *)fr_cu_ptr(up),
+                     fr_cu_estride(up, 0), (T *)fr_cu_ptr(out), fr_cu_estride(out, 0), nvec);
+}
+
+static bool fr_cu_rows16(const fr_tensor *t) {
+    return (uintptr_t)fr_cu_ptr(t) % 16 == 0 && t->stride[0] % 16 == 0;
+}
+
 fr_status fr_cuda_silu_mul(void *ctx, const fr_tensor *gate, const fr_tensor *up, fr_tensor *out,
                            fr_error *err) {
-    return fr_cu_binary<FR_CU_SILU_MUL>((fr_cuda_ctx *)ctx, "silu_mul", gate, up, NULL, out, err);
+    fr_cuda_ctx *c = (fr_cuda_ctx *)ctx;
+    const fr_dtype d = gate->dtype;
+    const int64_t e = 16 / fr_cu_esize(d);
+    if (up->dtype == d && out->dtype == d && gate->shape[1] % e == 0 && fr_cu_rows16(gate) &&
+        fr_cu_rows16(up) && fr_cu_rows16(out) && gate->shape[0] <= 0x7fffffff) {
+        fr_status s = fr_cu_enter(c, err, "silu_mul");
+        if (s) return s;
+        if (d == FR_DTYPE_BF16)
+            fr_cu_silu_mul_vec<__nv_bfloat16>(c, gate, up, out);
+        else if (d == FR_DTYPE_F16)
+            fr_cu_silu_mul_vec<__half>(c, gate, up, out);
+        else
+            fr_cu_silu_mul_vec<float>(c, gate, up, out);
+        return fr_cu_launched(err, "silu_mul");
+    }
+    return fr_cu_binary<FR_CU_SILU_MUL>(c, "silu_mul", gate, up, NULL, out, err);
 }
 
 fr_status fr_cuda_add(void *ctx, const fr_tensor *a, const fr_tensor *b, fr_tensor *out,
