@@ -6,7 +6,8 @@
 #   FR_AB_ROUNDS=5 bash scripts/gpu-ab.sh MODEL_PATH "BENCH ARGS" "VARIANT" ["VARIANT" ...]
 #
 # A VARIANT is environment assignments and/or extra bench options, e.g. "FR_CUDA_Q80_U=0" or
-# "-b 512"; "" is the plain run. Each round runs every variant once (`ferrum bench --json -r 1`
+# "-b 512"; "" is the plain run; "bin=PATH" runs another ferrum binary (e.g. a baseline commit's
+# build). Each round runs every variant once (`ferrum bench --json -r 1`
 # after the bench's own warm-up); the table gives each test's median tok/s over the rounds and
 # its median ratio to the first variant. Logs and JSON go to $OUT/ab (or build-gpu/ab).
 set -uo pipefail
@@ -29,11 +30,18 @@ for ((r = 0; r < rounds; r++)); do
         variant="${!v}"
         envs=()
         opts=()
+        bin="$ferrum"
         for word in $variant; do
-            if [[ "$word" == *=* && "$word" != -* ]]; then envs+=("$word"); else opts+=("$word"); fi
+            if [[ "$word" == bin=* ]]; then
+                bin="${word#bin=}"
+            elif [[ "$word" == *=* && "$word" != -* ]]; then
+                envs+=("$word")
+            else
+                opts+=("$word")
+            fi
         done
         # shellcheck disable=SC2086
-        env "${envs[@]}" "$ferrum" bench -m "$model" --backend cuda $args "${opts[@]}" -r 1 \
+        env "${envs[@]}" "$bin" bench -m "$model" --backend cuda $args "${opts[@]}" -r 1 \
             --no-bandwidth --json >"$logs/$tag.v$v.r$r.json" 2>>"$logs/$tag.log" ||
             echo "variant $v round $r FAILED (see $logs/$tag.log)"
     done
