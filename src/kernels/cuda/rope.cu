@@ -26,10 +26,66 @@ typedef struct fr_cu_rope_args {
  * out[ob + i] = x[xb + i] copied (mode 0), or RMSNorm'd with norm_w (mode 1) and rotated by the
  * cos|sin row cs (modes 1, 2). qk_norm_rope and attn_prepare both run exactly this, which is
  * what makes the fused op give the unfused bits. */
+/* The common case in vector form: D = 128, 16-bit x and out of one type, rows 8-byte aligned.
+ * Lane l holds elements 4l .. 4l+3 (one 8-byte load); RoPE partners (i, i + 64) sit in lanes l
+ * and l ^ 16, swapped with one shuffle per element. */
+template <typename T>
+__device__ __forceinline__ void fr_cu_rope_row128(const T *x, T *out, const float *norm_w,
+                                                  const float *cs, int mode, float eps, int lane) {
+    const uint2 raw = *(const uint2 *)(x + 4 * lane);
+    float v[4];
+    {
+        T e[4];
+        memcpy(e, &raw, 8);
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            v[i] = fr_cu_to_f32(e[i]);
+    }
+    if (mode != FR_ROPE_MODE_TRANSPOSE) {
+        float inv = 1.0f;
+        if (mode == FR_ROPE_MODE_NORM_ROPE) {
+            const float ss = fr_cu_warp_sum(v[0] * v[0] + v[1] * v[1] + v[2] * v[2] + v[3] * v[3]);
+            inv = rsqrtf(ss / 128.0f + eps);
+            /* (x * inv) * w as the scalar path; weights may sit at any 4-byte offset */
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                v[i] = v[i] * inv * norm_w[4 * lane + i];
+        }
+        const bool low = lane < 16; /* first half: x1 = mine, x2 = partner's */
+        const int i0 = 4 * (lane & 15);
+        /* the table is its own dense [P, 128] allocation: rows are 16-byte aligned */
+        const float4 co = *(const float4 *)(cs + i0), si = *(const float4 *)(cs + 64 + i0);
+        const float c4[4] = {co.x, co.y, co.z, co.w}, s4[4] = {si.x, si.y, si.z, si.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float p = __shfl_xor_sync(0xffffffffu, v[i], 16);
+            v[i] = low ? v[i] * c4[i] - p * s4[i] : v[i] * c4[i] + p * s4[i];
+        }
+    }
+    T e[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        e[i] = fr_cu_from_f32<T>(v[i]);
+    uint2 o;
+    memcpy(&o, e, 8);
+    *(uint2 *)(out + 4 * lane) = o;
+}
+
 __device__ __forceinline__ void fr_cu_rope_row(const void *x, int64_t xb, int x_dtype, void *out,
                                                int64_t ob, int o_dtype, const float *norm_w,
                                                const float *cs, int mode, float eps, int64_t D,
                                                int lane) {
+    if (D == 128 && x_dtype == o_dtype && (x_dtype == FR_DTYPE_BF16 || x_dtype == FR_DTYPE_F16) &&
+        (((uintptr_t)x + 2 * xb) | ((uintptr_t)out + 2 * ob)) % 8 == 0 &&
+        (mode == FR_ROPE_MODE_TRANSPOSE || (uintptr_t)cs % 16 == 0)) {
+        if (x_dtype == FR_DTYPE_BF16)
+            fr_cu_rope_row128((const __nv_bfloat16 *)x + xb, (__nv_bfloat16 *)out + ob, norm_w, cs,
+                              mode, eps, lane);
+        else
+            fr_cu_rope_row128((const __half *)x + xb, (__half *)out + ob, norm_w, cs, mode, eps,
+                              lane);
+        return;
+    }
     if (mode == FR_ROPE_MODE_TRANSPOSE) {
         for (int64_t d = lane; d < D; d += 32)
             fr_cu_store(out, ob + d, o_dtype, fr_cu_load(x, xb + d, x_dtype));
@@ -141,9 +197,11 @@ __global__ void fr_cu_attn_prepare_kernel(fr_cu_prep_args a) {
     fr_cu_pdl_trigger(); /* attention may launch; it waits for us */
     fr_cu_pdl_wait();    /* launched early (PDL): the QKV projection must be done */
     const int lane = threadIdx.x & 31;
-    const int64_t nh = a.H + 2 * a.Hkv;
-    const int64_t item = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (item >= a.T * nh) return;
+    /* 32-bit index math (the host checks T * nh < 2^31): a 64-bit division costs more than the
+     * rest of a head row */
+    const unsigned nh = (unsigned)(a.H + 2 * a.Hkv);
+    const unsigned item = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (item >= (unsigned)a.T * nh) return;
     const int64_t t = item / nh, p = a.pos[t];
     int64_t j = item % nh;
     const float *cs = fr_cu_rope_cs(a.rope, a.P, a.D, p);
@@ -218,6 +276,9 @@ fr_status fr_cuda_attn_prepare(void *vctx, const fr_tensor *q, const fr_tensor *
     }
     const int warps = 4;
     const int64_t items = a.T * (a.H + 2 * a.Hkv);
+    if (items >= 0x7fffffff)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED, "cuda attn_prepare: %lld head rows",
+                            (long long)items);
     fr_cu_launch_pdl(c, fr_cu_attn_prepare_kernel, dim3(fr_cu_blocks(items, warps)),
                      dim3(warps * 32), 0, a);
     return fr_cu_launched(err, "attn_prepare");
