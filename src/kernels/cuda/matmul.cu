@@ -61,9 +61,15 @@ template <int E> __device__ __forceinline__ void fr_cu_load_x(const __nv_bfloat1
 /* Rows per warp: with one activation row a warp streams one weight row (x is tiny and cached);
  * with several, each chunk of x read from L1 serves two weight rows, halving that traffic. A
  * gate/up pair (GLU) is always two rows: the warp needs both results for its output. */
+#ifndef FR_CU_GEMV_U1
+#define FR_CU_GEMV_U1 4 /* 16-byte loads in flight per lane, one row and one x row */
+#endif
+#ifndef FR_CU_GEMV_U2
+#define FR_CU_GEMV_U2 2 /* ... per row of a pair (two rows, or several x rows) */
+#endif
 template <int MM, bool GLU> struct fr_cu_gemv_shape {
     static constexpr int R = (MM == 1 && !GLU) ? 1 : 2; /* weight rows per warp */
-    static constexpr int U = (MM == 1 && !GLU) ? 4 : 2; /* 16-byte loads in flight per row, lane */
+    static constexpr int U = (MM == 1 && !GLU) ? FR_CU_GEMV_U1 : FR_CU_GEMV_U2;
 };
 
 /* MM: compile-time bound on M (1, 2, 4, 8) so accumulators stay in registers; M <= MM at run
