@@ -62,10 +62,10 @@ template <int E> __device__ __forceinline__ void fr_cu_load_x(const __nv_bfloat1
  * with several, each chunk of x read from L1 serves two weight rows, halving that traffic. A
  * gate/up pair (GLU) is always two rows: the warp needs both results for its output. */
 #ifndef FR_CU_GEMV_U1
-#define FR_CU_GEMV_U1 4 /* 16-byte loads in flight per lane, one row and one x row */
+#define FR_CU_GEMV_U1 8 /* 16-byte loads in flight per lane, one row and one x row */
 #endif
 #ifndef FR_CU_GEMV_U2
-#define FR_CU_GEMV_U2 2 /* ... per row of a pair (two rows, or several x rows) */
+#define FR_CU_GEMV_U2 4 /* ... per row of a pair (two rows, or several x rows) */
 #endif
 template <int MM, bool GLU> struct fr_cu_gemv_shape {
     static constexpr int R = (MM == 1 && !GLU) ? 1 : 2; /* weight rows per warp */
