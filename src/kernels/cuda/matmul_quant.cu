@@ -263,7 +263,8 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
  * are 2-byte loads that hit L1 (the warp's chunks cover them). This replaces nine 2-byte loads
  * per 16 weights with one 16-byte load and two L1 hits. */
 template <int U, int MM, bool GLU>
-__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU || U > 4 ? 2 : (MM > 2 ? 3 : 4))
+__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32,
+                                  GLU ? (MM == 1 ? 3 : 2) : (U > 4 ? 2 : (MM > 2 ? 3 : 4)))
     fr_cuq80_gemv_kernel(const int8_t *__restrict__ xb, const float *__restrict__ xd, int K, int M,
                          fr_cu_rowset o, int ks) {
     constexpr int R = GLU ? 2 : 1, RC = 32 * U; /* chunks per round of a warp */
