@@ -264,7 +264,7 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
  * per 16 weights with one 16-byte load and two L1 hits. */
 template <int U, int MM, bool GLU>
 __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32,
-                                  GLU ? (MM == 1 ? 3 : 2) : (U > 4 ? 2 : (MM > 2 ? 3 : 4)))
+                                  GLU ? (MM == 1 && U == 4 ? 3 : 2) : (MM > 2 ? 3 : 4))
     fr_cuq80_gemv_kernel(const int8_t *__restrict__ xb, const float *__restrict__ xd, int K, int M,
                          fr_cu_rowset o, int ks) {
     constexpr int R = GLU ? 2 : 1, RC = 32 * U; /* chunks per round of a warp */
@@ -374,13 +374,14 @@ static void fr_cuq80_gemv_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu
                      c->xq_blk, c->xq_scale, (int)K, (int)M, o, ks);
 }
 
-/* Chunks in flight per lane: 4 (3 blocks per SM) by default; FR_CUDA_Q80_U=8 (read at context
- * creation) takes 8 for plain row sets at 2 blocks per SM, FR_CUDA_Q80_U=0 the per-block kernel
- * above: knobs to measure the variants against each other in one run. */
+/* Chunks in flight per lane: 4 by default; FR_CUDA_Q80_U=5 (read at context creation) takes 5
+ * (a K = 4096 row is 272 chunks: rounds of 128 + 128 + 16 with 4, of 160 + 112 with 5),
+ * FR_CUDA_Q80_U=0 the per-block kernel above: knobs to measure the variants against each other
+ * in one run. (8 at 2 blocks per SM was measured 8 % slower than 4.) */
 template <int MM, bool GLU>
 static void fr_cuq80_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
-    if (!GLU && c->q80_unroll == 8)
-        fr_cuq80_gemv_launch<GLU ? 4 : 8, MM, GLU>(c, x, o); /* GLU rows need 2x the registers */
+    if (c->q80_unroll == 5)
+        fr_cuq80_gemv_launch<5, MM, GLU>(c, x, o);
     else
         fr_cuq80_gemv_launch<4, MM, GLU>(c, x, o);
 }
