@@ -261,7 +261,7 @@ fr_status fr_cuda_backend_create(const fr_backend_params *params, fr_backend **o
     const char *pdl_env = getenv("FR_CUDA_PDL");
     c->pdl = prop.major >= 9 && !(pdl_env && pdl_env[0] == '0');
     const char *q80_env = getenv("FR_CUDA_Q80_U");
-    c->q80_unroll = q80_env && (atoi(q80_env) == 5 || atoi(q80_env) == 0) ? atoi(q80_env) : 4;
+    c->q80_unroll = q80_env && (atoi(q80_env) == 4 || atoi(q80_env) == 0) ? atoi(q80_env) : 5;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return create_fail(c, fr_cu_fail(err, "backend_create (stream)", e));
     cublasStatus_t bs = cublasLtCreate(&c->lt);

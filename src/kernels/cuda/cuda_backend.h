@@ -44,7 +44,7 @@ typedef struct fr_cuda_ctx {
     float *xq_scale;        /* ... and one scale per 32 of them */
     int8_t *xq_blk;         /* the same values laid out as q8_0 blocks (two zero bytes, then the
                                32 values; xq_size / 32 * 34 bytes), for the q8_0 chunk GEMV */
-    int q80_unroll;   /* chunks in flight per lane in that GEMV: 4, or FR_CUDA_Q80_U=5; 0 = off */
+    int q80_unroll;   /* chunks in flight per lane in that GEMV: 5, or FR_CUDA_Q80_U=4; 0 = off */
     size_t xq_size;   /* capacity of xq in elements (xq_scale holds xq_size / 32) */
     fr_backend *self; /* freed with the context */
 } fr_cuda_ctx;

@@ -374,16 +374,17 @@ static void fr_cuq80_gemv_launch(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu
                      c->xq_blk, c->xq_scale, (int)K, (int)M, o, ks);
 }
 
-/* Chunks in flight per lane: 4 by default; FR_CUDA_Q80_U=5 (read at context creation) takes 5
- * (a K = 4096 row is 272 chunks: rounds of 128 + 128 + 16 with 4, of 160 + 112 with 5),
- * FR_CUDA_Q80_U=0 the per-block kernel above: knobs to measure the variants against each other
- * in one run. (8 at 2 blocks per SM was measured 8 % slower than 4.) */
+/* Chunks in flight per lane: 5 by default (a K = 4096 row is 272 chunks: rounds of 160 + 112;
+ * same-call A/B on the H100, 8B Q8_0 tg128 +1.8 % over 4, whose rounds are 128 + 128 + 16);
+ * FR_CUDA_Q80_U=4 (read at context creation) takes 4, FR_CUDA_Q80_U=0 the per-block kernel
+ * above: knobs to measure the variants against each other in one run. (8 at 2 blocks per SM
+ * was measured 8 % slower than 4.) */
 template <int MM, bool GLU>
 static void fr_cuq80_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
-    if (c->q80_unroll == 5)
-        fr_cuq80_gemv_launch<5, MM, GLU>(c, x, o);
-    else
+    if (c->q80_unroll == 4)
         fr_cuq80_gemv_launch<4, MM, GLU>(c, x, o);
+    else
+        fr_cuq80_gemv_launch<5, MM, GLU>(c, x, o);
 }
 
 template <int QT, int MM, bool GLU>
