@@ -52,8 +52,9 @@ for r in csv.reader(open(path, errors="replace")):
         hdr = r
     elif hdr and len(r) == len(hdr):
         rows.append(dict(zip(hdr, r)))
-unit = {"nsecond": 1e-9, "usecond": 1e-6, "msecond": 1e-3, "second": 1.0, "byte": 1.0,
-        "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9}
+unit = {"ns": 1e-9, "nsecond": 1e-9, "us": 1e-6, "usecond": 1e-6, "ms": 1e-3, "msecond": 1e-3,
+        "s": 1.0, "second": 1.0, "byte": 1.0, "B": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6,
+        "MB": 1e6, "Gbyte": 1e9, "GB": 1e9}
 # launches in order; the bench runs the work twice (warm-up, repeat): keep the second half
 launches = collections.OrderedDict()
 for d in rows:
