@@ -195,21 +195,10 @@ template <> struct fr_cuq8_unit<FR_DTYPE_Q6_K> {
 /* Row set items (one row, or with GLU a gate/up pair) are one warp each (ks warps with
  * split-K); the R rows of an item share every activation load. A row is walked in rounds of
  * RU = 32 * FR_CUQ8_U units (a whole number of blocks); round j belongs to part j % ks. */
-#ifndef FR_CUQ8_MINB_Q4K
-#define FR_CUQ8_MINB_Q4K 3 /* blocks per SM the q4_k kernel is compiled for (M <= 2, no GLU) */
-#endif
-#ifndef FR_CUQ8_MINB_Q6K
-#define FR_CUQ8_MINB_Q6K 3 /* ... the q6_k kernel */
-#endif
-template <int QT, int MM, bool GLU> constexpr int fr_cuq8_min_blocks() {
-    return GLU || MM > 2              ? (GLU ? 2 : 3)
-           : QT == (int)FR_DTYPE_Q4_K ? FR_CUQ8_MINB_Q4K
-           : QT == (int)FR_DTYPE_Q6_K ? FR_CUQ8_MINB_Q6K
-                                      : 3;
-}
-
+/* 3 blocks per SM (80 registers): compiling q4_k and q6_k for 4 (64 registers, 28-76 bytes of
+ * spills) measured 0.94x tg on 8B Q4_K_M, q6_k alone 1.00x (bench/RESULTS.md). */
 template <int QT, int MM, bool GLU>
-__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, fr_cuq8_min_blocks<QT, MM, GLU>())
+__global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
     fr_cuq8_gemv_kernel(const int8_t *__restrict__ xq, const float *__restrict__ xd, int64_t K,
                         int M, fr_cu_rowset o, int ks) {
     typedef fr_cuq8_unit<QT> unit;
