@@ -234,6 +234,11 @@ __device__ __forceinline__ void fr_cu_pdl_trigger(void) {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+/* Bytes of its weight row a GEMV warp pulls toward L2 before it waits on the previous kernel
+ * (build-time constant so a device run can compare variants). */
+#ifndef FR_CU_PREFETCH_ROW
+#define FR_CU_PREFETCH_ROW 4096
+#endif
 /* Pulls [p, p + n) toward L2 (one line per lane and 128 bytes) while a kernel waits. */
 __device__ __forceinline__ void fr_cu_prefetch_l2(const void *p, int64_t n, int lane) {
     for (int64_t o = (int64_t)lane * 128; o < n; o += 32 * 128)
