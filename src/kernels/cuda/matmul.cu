@@ -96,8 +96,7 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int64_t first = (int64_t)part * 32 * 16, n = K * (int64_t)sizeof(WT) - first;
-        fr_cu_prefetch_l2((const char *)wr[r] + first,
-                          n < FR_CU_PREFETCH_ROW ? n : FR_CU_PREFETCH_ROW, lane);
+        fr_cu_prefetch_l2((const char *)wr[r] + first, n < 4096 ? n : 4096, lane);
     }
     fr_cu_pdl_wait();
     float acc[R][MM];

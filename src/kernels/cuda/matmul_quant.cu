@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32, GLU ? 2 : 3)
         row[r] = (const uint8_t *)fr_cu_rowset_row(o, GLU ? r : -1, g0);
         /* this warp's first weights (nothing before us writes them), then wait for x */
         const int64_t first = (int64_t)part * RU / unit::UPB * unit::BB, n = row_bytes - first;
-        fr_cu_prefetch_l2(row[r] + first, n < FR_CU_PREFETCH_ROW ? n : FR_CU_PREFETCH_ROW, lane);
+        fr_cu_prefetch_l2(row[r] + first, n < 4096 ? n : 4096, lane);
     }
     fr_cu_pdl_wait();
     float acc[R][MM];
@@ -283,7 +283,7 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32,
     for (int r = 0; r < R; r++) {
         row[r] = (const uint8_t *)fr_cu_rowset_row(o, GLU ? r : -1, g0);
         const int first = part * RC * 16, n = rb - first;
-        fr_cu_prefetch_l2(row[r] + first, n < FR_CU_PREFETCH_ROW ? n : FR_CU_PREFETCH_ROW, lane);
+        fr_cu_prefetch_l2(row[r] + first, n < 4096 ? n : 4096, lane);
     }
     fr_cu_pdl_wait();
     float acc[R][MM];
