@@ -76,42 +76,13 @@ static size_t gt_off(const gt *g, int64_t i) {
     return off;
 }
 
-static void put(fr_dtype d, unsigned char *p, double v) {
-    if (d == FR_DTYPE_F32) {
-        float f = (float)v;
-        memcpy(p, &f, 4);
-    } else if (d == FR_DTYPE_I32) {
-        int32_t x = (int32_t)v;
-        memcpy(p, &x, 4);
-    } else {
-        uint16_t h = d == FR_DTYPE_F16 ? fr_f32_to_f16((float)v) : fr_f32_to_bf16((float)v);
-        memcpy(p, &h, 2);
-    }
-}
-
-static double get(fr_dtype d, const unsigned char *p) {
-    if (d == FR_DTYPE_F32) {
-        float f;
-        memcpy(&f, p, 4);
-        return f;
-    }
-    if (d == FR_DTYPE_I32) {
-        int32_t x;
-        memcpy(&x, p, 4);
-        return x;
-    }
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return d == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
-}
-
 /* Uploads logical values (padding gets 0xff poison); vals become the stored (rounded) values. */
 static void gt_set(gt *g, double *vals) {
     unsigned char *h = malloc(g->bytes);
     memset(h, 0xff, g->bytes);
     for (int64_t i = 0; i < gt_n(g); i++) {
-        put(g->t.dtype, h + gt_off(g, i), vals[i]);
-        vals[i] = get(g->t.dtype, h + gt_off(g, i));
+        fr_test_put(g->t.dtype, h + gt_off(g, i), vals[i]);
+        vals[i] = fr_test_get(g->t.dtype, h + gt_off(g, i));
     }
     fr_error err = {0};
     CHECK(fr_buffer_upload(&g->buf, 0, h, g->bytes, &err) == FR_OK, "upload: %s", err.msg);
@@ -131,7 +102,7 @@ static void gt_get(const gt *g, double *vals) {
     fr_error err = {0};
     CHECK(fr_buffer_download(&g->buf, 0, h, g->bytes, &err) == FR_OK, "download: %s", err.msg);
     for (int64_t i = 0; i < gt_n(g); i++)
-        vals[i] = get(g->t.dtype, h + gt_off(g, i));
+        vals[i] = fr_test_get(g->t.dtype, h + gt_off(g, i));
     free(h);
 }
 

@@ -90,43 +90,11 @@ static size_t dt_off(const dt *d, int64_t i) {
     return off;
 }
 
-static void put_elem(fr_dtype t, void *p, double v) {
-    if (t == FR_DTYPE_F32) {
-        float f = (float)v;
-        memcpy(p, &f, 4);
-    } else if (t == FR_DTYPE_F16) {
-        uint16_t h = fr_f32_to_f16((float)v);
-        memcpy(p, &h, 2);
-    } else if (t == FR_DTYPE_BF16) {
-        uint16_t h = fr_f32_to_bf16((float)v);
-        memcpy(p, &h, 2);
-    } else if (t == FR_DTYPE_I32) {
-        int32_t x = (int32_t)v;
-        memcpy(p, &x, 4);
-    }
-}
-
-static double get_elem(fr_dtype t, const void *p) {
-    if (t == FR_DTYPE_F32) {
-        float f;
-        memcpy(&f, p, 4);
-        return f;
-    }
-    if (t == FR_DTYPE_I32) {
-        int32_t x;
-        memcpy(&x, p, 4);
-        return x;
-    }
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
-}
-
 /* Value v as the backend will see it after storing in dtype t. */
 static double rounded(fr_dtype t, double v) {
     char tmp[8] = {0};
-    put_elem(t, tmp, v);
-    return get_elem(t, tmp);
+    fr_test_put(t, tmp, v);
+    return fr_test_get(t, tmp);
 }
 
 /* Uploads logical values (padding gets poison); vals are rounded in place to what was stored. */
@@ -135,8 +103,8 @@ static void dt_upload(dt *d, double *vals) {
     memset(host, 0xff, d->bytes);
     const int64_t n = dt_nelem(d);
     for (int64_t i = 0; i < n; i++) {
-        put_elem(d->t.dtype, host + dt_off(d, i), vals[i]);
-        vals[i] = get_elem(d->t.dtype, host + dt_off(d, i));
+        fr_test_put(d->t.dtype, host + dt_off(d, i), vals[i]);
+        vals[i] = fr_test_get(d->t.dtype, host + dt_off(d, i));
     }
     fr_error err = {0};
     CHECK(fr_buffer_upload(&d->buf, 0, host, d->bytes, &err) == FR_OK, "upload: %s", err.msg);
@@ -160,7 +128,7 @@ static int64_t dt_download(const dt *d, double *vals) {
     unsigned char *mark = calloc(d->bytes, 1);
     const size_t e = esize(d->t.dtype);
     for (int64_t i = 0; i < n; i++) {
-        vals[i] = get_elem(d->t.dtype, host + dt_off(d, i));
+        vals[i] = fr_test_get(d->t.dtype, host + dt_off(d, i));
         memset(mark + dt_off(d, i), 1, e);
     }
     int64_t touched = 0;

@@ -110,3 +110,21 @@ float fr_test_load(fr_dtype t, const unsigned char *p) {
     memcpy(&h, p, 2);
     return t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
 }
+
+void fr_test_put(fr_dtype t, void *p, double v) {
+    if (t == FR_DTYPE_I32) {
+        const int32_t x = (int32_t)v;
+        memcpy(p, &x, 4);
+    } else {
+        fr_test_store(t, p, (float)v);
+    }
+}
+
+double fr_test_get(fr_dtype t, const void *p) {
+    if (t == FR_DTYPE_I32) {
+        int32_t x;
+        memcpy(&x, p, 4);
+        return x;
+    }
+    return fr_test_load(t, p);
+}

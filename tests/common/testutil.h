@@ -50,5 +50,8 @@ double fr_test_rel_l2(const float *a, const float *ref, size_t n);
 /* One f32, f16 or bf16 element at p (any alignment), converted from / to float. */
 void fr_test_store(fr_dtype t, unsigned char *p, float v);
 float fr_test_load(fr_dtype t, const unsigned char *p);
+/* The same for tensors that may also be i32 (ids, positions), with values as doubles. */
+void fr_test_put(fr_dtype t, void *p, double v);
+double fr_test_get(fr_dtype t, const void *p);
 
 #endif
