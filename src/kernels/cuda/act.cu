@@ -90,17 +90,14 @@ static void fr_cu_silu_mul_vec(fr_cuda_ctx *c, const fr_tensor *gate, const fr_t
                      fr_cu_estride(up, 0), (T *)fr_cu_ptr(out), fr_cu_estride(out, 0), nvec);
 }
 
-static bool fr_cu_rows16(const fr_tensor *t) {
-    return (uintptr_t)fr_cu_ptr(t) % 16 == 0 && t->stride[0] % 16 == 0;
-}
-
 fr_status fr_cuda_silu_mul(void *ctx, const fr_tensor *gate, const fr_tensor *up, fr_tensor *out,
                            fr_error *err) {
     fr_cuda_ctx *c = (fr_cuda_ctx *)ctx;
     const fr_dtype d = gate->dtype;
     const int64_t e = 16 / fr_cu_esize(d);
-    if (up->dtype == d && out->dtype == d && gate->shape[1] % e == 0 && fr_cu_rows16(gate) &&
-        fr_cu_rows16(up) && fr_cu_rows16(out) && gate->shape[0] <= 0x7fffffff) {
+    if (up->dtype == d && out->dtype == d && gate->shape[1] % e == 0 &&
+        fr_cu_rows_aligned(gate, 16) && fr_cu_rows_aligned(up, 16) && fr_cu_rows_aligned(out, 16) &&
+        gate->shape[0] <= 0x7fffffff) {
         fr_status s = fr_cu_enter(c, err, "silu_mul");
         if (s) return s;
         if (d == FR_DTYPE_BF16)

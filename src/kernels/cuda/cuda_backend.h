@@ -84,6 +84,14 @@ static inline int fr_cu_esize(fr_dtype d) {
 static inline int64_t fr_cu_estride(const fr_tensor *t, int d) {
     return t->stride[d] / fr_cu_esize(t->dtype);
 }
+/* Whether vector loads of `bytes` fit rows starting at p, ld_bytes apart. */
+static inline bool fr_cu_aligned(const void *p, int64_t ld_bytes, int bytes) {
+    return (uintptr_t)p % (uintptr_t)bytes == 0 && ld_bytes % bytes == 0;
+}
+/* The same for a tensor's rows (dim 0; a 1-D tensor is one row). */
+static inline bool fr_cu_rows_aligned(const fr_tensor *t, int bytes) {
+    return fr_cu_aligned(fr_cu_ptr(t), t->ndim > 1 ? t->stride[0] : 0, bytes);
+}
 static inline unsigned fr_cu_blocks(int64_t n, int per) {
     return (unsigned)((n + per - 1) / per);
 }

@@ -181,10 +181,6 @@ __global__ void __launch_bounds__(FR_CU_GEMV_WARPS * 32)
     if (active && part == 0) fr_cu_rowset_store<R, MM, GLU>(o, g0, items, M, lane, acc);
 }
 
-static bool fr_cu_aligned16(const void *p, int64_t ld, int esize) {
-    return ((uintptr_t)p % 16) == 0 && ((ld * esize) % 16) == 0;
-}
-
 template <typename XT, typename WT, int MM, bool GLU>
 static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr_cu_rowset &o) {
     const int64_t M = x->shape[0], K = x->shape[1];
@@ -204,9 +200,9 @@ static void fr_cu_gemv_mm(fr_cuda_ctx *c, bool vec, const fr_tensor *x, const fr
 
 template <typename XT, typename WT, bool GLU>
 static void fr_cu_gemv_typed(fr_cuda_ctx *c, const fr_tensor *x, const fr_cu_rowset &o) {
-    bool vec = fr_cu_aligned16(fr_cu_ptr(x), fr_cu_estride(x, 0), sizeof(XT));
+    bool vec = fr_cu_aligned(fr_cu_ptr(x), fr_cu_estride(x, 0) * (int64_t)sizeof(XT), 16);
     for (int s = 0; s < o.nseg; s++)
-        vec = vec && fr_cu_aligned16(o.w[s], o.ldw[s], 1);
+        vec = vec && fr_cu_aligned(o.w[s], o.ldw[s], 16);
     const int64_t M = x->shape[0];
     if (M == 1)
         fr_cu_gemv_mm<XT, WT, 1, GLU>(c, vec, x, o);

@@ -363,7 +363,7 @@ __global__ void __launch_bounds__(FR_CUQ8_WARPS * 32,
 static bool fr_cuq80_takes(int64_t K, const fr_cu_rowset &o) {
     if (K % 256 != 0 || K > (1 << 24)) return false; /* 32-bit chunk arithmetic */
     for (int s = 0; s < o.nseg; s++)
-        if ((uintptr_t)o.w[s] % 16 != 0 || o.ldw[s] % 16 != 0) return false;
+        if (!fr_cu_aligned(o.w[s], o.ldw[s], 16)) return false;
     return true;
 }
 

@@ -148,7 +148,7 @@ static void fr_cuq_gemv_mm(fr_cuda_ctx *c, const fr_tensor *x, const fr_tensor *
     const uint8_t *wp = (const uint8_t *)fr_cu_ptr(w);
     const uintptr_t lo = (uintptr_t)wp, hi = lo + (uintptr_t)((N - 1) * ldw) +
                                              (uintptr_t)(K / fr_cuq<QT>::BE) * fr_cuq<QT>::BB;
-    const bool xvec = (uintptr_t)fr_cu_ptr(x) % 16 == 0 && (ldx * (int64_t)sizeof(XT)) % 16 == 0;
+    const bool xvec = fr_cu_aligned(fr_cu_ptr(x), ldx * (int64_t)sizeof(XT), 16);
     fr_cuq_gemv_kernel<QT, XT, MM>
         <<<fr_cu_blocks(N, FR_CUQ_WARPS), FR_CUQ_WARPS * 32, 0, c->stream>>>(
             (const XT *)fr_cu_ptr(x), ldx, xvec, wp, ldw, lo, hi, bias, fr_cu_ptr(out),

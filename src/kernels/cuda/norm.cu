@@ -112,8 +112,8 @@ __global__ void fr_cu_residual_norm_kernel(const void *res, int64_t ldr, int r_d
                     fr_cu_load(res_out, t * ldro + c, ro_dtype) * inv * w[c]);
 }
 
-/* Prefill's common case in vector form: f32 residual stream and sublayer output, C a multiple
- * of 1024 up to 8192, rows 16-byte aligned. 256 threads per row, each holding V float4 groups in
+/* Prefill's common case in vector form: f32 residual stream and sublayer output, C of 1024,
+ * 2048, 4096 or 8192, rows 16-byte aligned. 256 threads per row, each holding V float4 groups in
  * registers, so a row costs one read of res and x, one write of res_out and norm_out, and
  * several rows fit on an SM at once (the generic kernel uses 1024 scalar threads per row). Same
  * arithmetic and order as fr_cu_residual_norm_kernel. */
@@ -168,46 +168,32 @@ static bool fr_cu_residual_norm_vec(fr_cuda_ctx *c, const fr_tensor *residual, c
     OT *no = (OT *)fr_cu_ptr(norm_out);
     const int64_t ldr = fr_cu_estride(residual, 0), ldx = fr_cu_estride(x, 0),
                   ldro = fr_cu_estride(res_out, 0), ldno = fr_cu_estride(norm_out, 0);
-    const dim3 grid((unsigned)T), block(256);
-    switch (C) {
-    case 1024:
-        fr_cu_launch_pdl(c, fr_cu_residual_norm_vec_kernel<OT, 1>, grid, block, 0, r, ldr, xp, ldx,
-                         sp, wp, eps, ro, ldro, no, ldno);
-        return true;
-    case 2048:
-        fr_cu_launch_pdl(c, fr_cu_residual_norm_vec_kernel<OT, 2>, grid, block, 0, r, ldr, xp, ldx,
-                         sp, wp, eps, ro, ldro, no, ldno);
-        return true;
-    case 4096:
-        fr_cu_launch_pdl(c, fr_cu_residual_norm_vec_kernel<OT, 4>, grid, block, 0, r, ldr, xp, ldx,
-                         sp, wp, eps, ro, ldro, no, ldno);
-        return true;
-    case 8192:
-        fr_cu_launch_pdl(c, fr_cu_residual_norm_vec_kernel<OT, 8>, grid, block, 0, r, ldr, xp, ldx,
-                         sp, wp, eps, ro, ldro, no, ldno);
-        return true;
-    default:
-        return false;
-    }
+    void (*kernel)(const float *, int64_t, const float *, int64_t, const float *, const float *,
+                   float, float *, int64_t, OT *, int64_t) =
+        C == 1024   ? fr_cu_residual_norm_vec_kernel<OT, 1>
+        : C == 2048 ? fr_cu_residual_norm_vec_kernel<OT, 2>
+        : C == 4096 ? fr_cu_residual_norm_vec_kernel<OT, 4>
+        : C == 8192 ? fr_cu_residual_norm_vec_kernel<OT, 8>
+                    : nullptr;
+    if (!kernel) return false;
+    fr_cu_launch_pdl(c, kernel, dim3((unsigned)T), dim3(256), 0, r, ldr, xp, ldx, sp, wp, eps, ro,
+                     ldro, no, ldno);
+    return true;
 }
 
-/* Whether the vector kernel takes the call: f32 residual, sublayer output, res_out, weights and
- * scale, 16-byte aligned rows (norm_out: 8-byte aligned for 16-bit types), C in its set. */
+/* Whether the vector kernel can read and write these tensors: f32 residual, sublayer output,
+ * res_out, weights and scale, 16-byte aligned rows (norm_out: 8-byte aligned for 16-bit types).
+ * The row widths it takes are fr_cu_residual_norm_vec's. */
 static bool fr_cu_residual_norm_vec_ok(const fr_tensor *residual, const fr_tensor *x,
                                        const fr_tensor *scale, const fr_tensor *w,
                                        const fr_tensor *res_out, const fr_tensor *norm_out) {
-    const int64_t C = residual->shape[1];
-    if (C != 1024 && C != 2048 && C != 4096 && C != 8192) return false;
     const fr_tensor *f32s[] = {residual, x, res_out, w, scale};
     for (int i = 0; i < 5; i++) {
         const fr_tensor *t = f32s[i];
         if (!t) continue;
-        if (t->dtype != FR_DTYPE_F32 || (uintptr_t)fr_cu_ptr(t) % 16 != 0 ||
-            (t->ndim > 1 && t->stride[0] % 16 != 0))
-            return false;
+        if (t->dtype != FR_DTYPE_F32 || !fr_cu_rows_aligned(t, 16)) return false;
     }
-    const int oe = fr_cu_esize(norm_out->dtype);
-    return (uintptr_t)fr_cu_ptr(norm_out) % (4 * oe) == 0 && norm_out->stride[0] % (4 * oe) == 0;
+    return fr_cu_rows_aligned(norm_out, 4 * fr_cu_esize(norm_out->dtype));
 }
 
 fr_status fr_cuda_residual_norm(void *vctx, const fr_tensor *residual, const fr_tensor *x,
