@@ -10,6 +10,7 @@
 # build). Each round runs every variant once (`ferrum bench --json -r 1`
 # after the bench's own warm-up); the table gives each test's median tok/s over the rounds and
 # its median ratio to the first variant. Logs and JSON go to $OUT/ab (or build-gpu/ab).
+# FR_AB_BACKEND=cpu (with FR_GPU_BUILD naming a CPU build) runs the same A/B on the CPU backend.
 set -uo pipefail
 
 root="$(pwd)"
@@ -41,7 +42,7 @@ for ((r = 0; r < rounds; r++)); do
             fi
         done
         # shellcheck disable=SC2086
-        env "${envs[@]}" "$bin" bench -m "$model" --backend cuda $args "${opts[@]}" -r 1 \
+        env "${envs[@]}" "$bin" bench -m "$model" --backend "${FR_AB_BACKEND:-cuda}" $args "${opts[@]}" -r 1 \
             --no-bandwidth --json >"$logs/$tag.v$v.r$r.json" 2>>"$logs/$tag.log" ||
             echo "variant $v round $r FAILED (see $logs/$tag.log)"
     done

@@ -63,9 +63,11 @@ static void quantize_x32_scalar(const float *x, void *row, int64_t K) {
     const int64_t nb = K / FR_QK;
     int8_t *qs = row;
     float *d = (float *)(qs + nb * FR_QK), *s = d + nb;
+    int32_t *c8 = (int32_t *)(s + nb);
     for (int64_t b = 0; b < nb; b++) {
         const int sum = quantize_block(x + b * FR_QK, FR_QK, qs + b * FR_QK, &d[b]);
         s[b] = d[b] * (float)sum;
+        c8[b] = -8 * sum;
     }
 }
 

@@ -53,17 +53,18 @@ INLINE float inv_scale(float amax) {
     return id > FLT_MAX ? 0.0f : id;
 }
 
-/* One legacy activation block: quants, scale d and s = d * sum (NaN for a non-finite block). */
-INLINE __m256i quant_block(const float *x, float *d, float *s) {
+/* One legacy activation block: quants, scale d and s = d * sum (NaN for a non-finite block);
+ * *sum gets the quants' sum (0 for a non-finite block). */
+INLINE __m256i quant_block(const float *x, float *d, float *s, int *sum) {
     const float amax = absmax(x, FR_QK);
+    *sum = 0;
     if (amax < 0.0f) {
         *d = *s = __builtin_nanf("");
         return _mm256_setzero_si256();
     }
-    int sum;
-    const __m256i q = quant32(x, _mm256_set1_ps(inv_scale(amax)), &sum);
+    const __m256i q = quant32(x, _mm256_set1_ps(inv_scale(amax)), sum);
     *d = amax / 127.0f;
-    *s = *d * (float)sum;
+    *s = *d * (float)*sum;
     return q;
 }
 
@@ -73,10 +74,11 @@ void fr_qmm_quantize_x32_paired_avx2(const float *x, void *row, int64_t K) {
     float *sc = (float *)(qs + np * 2 * FR_QK);
     for (int64_t p = 0; p < np; p++) {
         float *f = sc + 4 * p;
-        const __m256i qa = quant_block(x + 2 * p * FR_QK, &f[0], &f[1]);
+        int sum;
+        const __m256i qa = quant_block(x + 2 * p * FR_QK, &f[0], &f[1], &sum);
         __m256i qb = _mm256_setzero_si256();
         f[2] = f[3] = 0.0f;
-        if (2 * p + 1 < nb) qb = quant_block(x + (2 * p + 1) * FR_QK, &f[2], &f[3]);
+        if (2 * p + 1 < nb) qb = quant_block(x + (2 * p + 1) * FR_QK, &f[2], &f[3], &sum);
         _mm256_storeu_si256((__m256i *)(qs + 64 * p), _mm256_permute2x128_si256(qa, qb, 0x20));
         _mm256_storeu_si256((__m256i *)(qs + 64 * p + 32), _mm256_permute2x128_si256(qa, qb, 0x31));
     }
@@ -86,8 +88,13 @@ void fr_qmm_quantize_x32_plain_avx2(const float *x, void *row, int64_t K) {
     const int64_t nb = K / FR_QK;
     int8_t *qs = row;
     float *d = (float *)(qs + nb * FR_QK), *s = d + nb;
-    for (int64_t b = 0; b < nb; b++)
-        _mm256_storeu_si256((__m256i *)(qs + b * FR_QK), quant_block(x + b * FR_QK, &d[b], &s[b]));
+    int32_t *c8 = (int32_t *)(s + nb);
+    for (int64_t b = 0; b < nb; b++) {
+        int sum;
+        _mm256_storeu_si256((__m256i *)(qs + b * FR_QK),
+                            quant_block(x + b * FR_QK, &d[b], &s[b], &sum));
+        c8[b] = -8 * sum;
+    }
 }
 
 void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K) {

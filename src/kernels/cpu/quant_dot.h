@@ -5,7 +5,9 @@
  *   legacy weights (q8_0, q4_0, q4_1, q5_0, q5_1): blocks of 32 with an f32 scale d and
  *     s = d * (sum of the block's 32 quants). Each kernel table picks one of two row layouts
  *     (nb = K/32 blocks):
- *     plain  (scalar): qs[nb*32] int8 in element order, then d[nb] f32, s[nb] f32;
+ *     plain  (scalar, and the packed GEMM): qs[nb*32] int8 in element order, then d[nb] f32,
+ *            s[nb] f32, and c8[nb] int32 = -8 * (sum of the block's quants), the q4_0 zero-point
+ *            term in integers (the q4_0 GEMM adds it before its one conversion to f32);
  *     paired (AVX2, AVX-512): blocks a = 2p, b = 2p+1 form pair p; qs holds 64 bytes per pair
  * ordered a0..15 b0..15 a16..31 b16..31 (the order in which 16-byte q4/q5 weight blocks unpack into
  * a 256-bit register: low nibbles, then high nibbles), followed by 4 floats per pair: d_a s_a d_b
@@ -32,7 +34,7 @@
 /* Bytes of one quantized activation row (64-byte multiple so every row starts aligned). */
 static inline size_t fr_qx32_row_bytes(int64_t K) {
     const size_t pairs = (size_t)(K / FR_QK + 1) / 2; /* enough for both layouts */
-    return (pairs * 2 * (FR_QK + 2 * sizeof(float)) + 63) & ~(size_t)63;
+    return (pairs * 2 * (FR_QK + 3 * sizeof(float)) + 63) & ~(size_t)63;
 }
 static inline size_t fr_qxk_row_bytes(int64_t K) {
     return ((size_t)(K / FR_QK_K) * sizeof(fr_block_q8_k) + 63) & ~(size_t)63;
