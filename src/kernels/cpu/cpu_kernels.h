@@ -28,6 +28,13 @@ typedef void (*fr_gemv_fn)(const fr_gemv_args *a, int64_t n0, int64_t n1);
 typedef void (*fr_gemm_block_fn)(const float *x, int64_t xs, int64_t M, const float *w, int64_t ws,
                                  int64_t N, int64_t K, float *out, int64_t os, int accumulate);
 
+/* As fr_gemm_block_fn with 16-bit weights (f16 or bf16, by the function; ws in elements),
+ * converted to f32 while they are packed, so the caller needs no f32 copy of them. Optional: NULL
+ * means the caller converts first and uses gemm_block. */
+typedef void (*fr_gemm_block16_fn)(const float *x, int64_t xs, int64_t M, const uint16_t *w,
+                                   int64_t ws, int64_t N, int64_t K, float *out, int64_t os,
+                                   int accumulate);
+
 /* acc[a, i] += sum_{j<nk} p[a, j] * v[j, i] for a < nq (1..8), i < D; v rows (f32, f16 or bf16
  * by the function) are v_stride bytes apart: the P.V step of attention. */
 typedef void (*fr_pv_fn)(const float *p, int64_t p_stride, int nq, const char *v, int64_t v_stride,
@@ -45,6 +52,7 @@ typedef struct fr_cpu_kernels {
     const char *name;
     fr_gemv_fn gemv_f32, gemv_f16, gemv_bf16;
     fr_gemm_block_fn gemm_block;
+    fr_gemm_block16_fn gemm_block_f16, gemm_block_bf16; /* optional */
     fr_pv_fn pv_f32, pv_f16, pv_bf16;
     fr_cvt_fn f16_to_f32, bf16_to_f32;
     fr_dot_fn dot;

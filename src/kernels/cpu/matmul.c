@@ -193,8 +193,12 @@ static void gemm_task(void *varg, int64_t task, int thread) {
     const int64_t xs = g->x->stride[0] / 4, os = g->out->stride[0] / 4;
     const float *x = (const float *)fr_cpu_at2(g->x, 0);
     float *out = (float *)fr_cpu_at2(g->out, 0) + n0;
+    /* 16-bit weights straight into the packed panels where the table can (no f32 copy) */
+    const fr_gemm_block16_fn direct = wt == FR_DTYPE_F16    ? k->gemm_block_f16
+                                      : wt == FR_DTYPE_BF16 ? k->gemm_block_bf16
+                                                            : NULL;
     float *tile = NULL;
-    if (wt != FR_DTYPE_F32) {
+    if (wt != FR_DTYPE_F32 && !direct) {
         tile = fr_cpu_scratch(g->ctx, thread, sizeof(float) * GEMM_NB * GEMM_KC);
         if (!tile) {
             g->failed = 1;
@@ -203,6 +207,15 @@ static void gemm_task(void *varg, int64_t task, int thread) {
     }
     for (int64_t k0 = 0; k0 < g->K; k0 += GEMM_KC) {
         const int64_t kc = g->K - k0 < GEMM_KC ? g->K - k0 : GEMM_KC;
+        if (direct) {
+            const uint16_t *w16 = (const uint16_t *)fr_cpu_at2(g->w, n0) + k0;
+            const int64_t ws16 = g->w->stride[0] / 2;
+            for (int64_t m0 = 0; m0 < g->M; m0 += GEMM_MB) {
+                const int64_t mb = g->M - m0 < GEMM_MB ? g->M - m0 : GEMM_MB;
+                direct(x + m0 * xs + k0, xs, mb, w16, ws16, nb, kc, out + m0 * os, os, k0 > 0);
+            }
+            continue;
+        }
         const float *wp;
         int64_t ws;
         if (wt == FR_DTYPE_F32) {
