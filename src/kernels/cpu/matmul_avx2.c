@@ -22,10 +22,12 @@ enum { W_F32, W_F16, W_BF16 };
 
 /* Software prefetch distance (bytes) along a weight row in GEMV: more cache lines in flight per
  * core than the out-of-order window alone would keep (the f16/bf16 loops spend more instructions
- * per line than f32). 0 disables. On a Xeon (Sapphire Rapids) slice of 2 cores, 4096 took f16
- * GEMV 4096x4096 from 15.5 to 24.4 GB/s and f32 from 18.4 to 24.7 GB/s (1024: 17.4, 2048: 19.4). */
+ * per line than f32). 0 disables. Machine-dependent: on a Xeon (Sapphire Rapids) slice of 2 cores,
+ * 4096 took f16 GEMV 4096x4096 from 15.5 to 24.4 GB/s (1024: 17.4, 2048: 19.4); on the 2-core
+ * Zen 3 VM this table now runs on, Qwen3-0.6B F16 tg32 against 4096 (7 alternated rounds): 0
+ * 1.03x, 512 1.10x, 1024 1.17x, 2048 1.04x (another 5 rounds: 1024 1.31x, 8192 1.21x). */
 #ifndef GEMV_PREFETCH
-#define GEMV_PREFETCH 4096
+#define GEMV_PREFETCH 1024
 #endif
 
 INLINE float hsum(__m256 v) {
