@@ -414,8 +414,11 @@ INLINE void q6k_rows(const char *row, const char *xq, int64_t xs, int64_t nb, co
 
 /* ---------------------------------------------------------------- drivers */
 
-/* Decode of the legacy formats: weight rows in pairs (legacy_rows_w2) from n0 on; returns the
- * first row left (at most one) for the general kernel. */
+/* Decode of the 4- and 5-bit legacy formats: weight rows in pairs (legacy_rows_w2) from n0 on;
+ * returns the first row left (at most one) for the general kernel. Their GEMVs are compute-bound
+ * on AVX2 (cached q4_0 weights run ~13 GB/s per core, about what DRAM gives two cores): Qwen3-0.6B
+ * Q4_0 tg 1.06x / 1.056x (6 / 8 alternated rounds). q8_0 reads twice the bytes per weight and is
+ * memory-bound: paired rows were 0.99x / 0.92x there (two streams per core), so it keeps one. */
 INLINE int64_t legacy_gemv_pairs(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m,
                                  const int T) {
     const int64_t nb = a->K / FR_QK, rb = nb * QMM_BLOCK_BYTES[T];
@@ -440,7 +443,7 @@ INLINE int64_t legacy_gemv_pairs(const fr_qmm_args *a, int64_t n0, int64_t n1, i
         NAME##_rows(a, n0, n1, m0, m1);                                                            \
     }
 
-DEFINE_MM_LEGACY(mm_q8_0, T_Q8_0)
+DEFINE_MM(mm_q8_0, legacy_rows, T_Q8_0, FR_QK)
 DEFINE_MM_LEGACY(mm_q4_0, T_Q4_0)
 DEFINE_MM_LEGACY(mm_q4_1, T_Q4_1)
 DEFINE_MM_LEGACY(mm_q5_0, T_Q5_0)
