@@ -244,7 +244,8 @@ INLINE void legacy_rows(const char *row, const char *xq, int64_t xs, int64_t nb,
 
 /* Decode (one activation row): weight rows n and n + ws bytes on, against the paired activation
  * row xq. Each activation quad is loaded once for both rows, and the two rows' independent chains
- * interleave; on cached weights q4_0 runs 1.3-1.4x and q8_0 1.25x the one-row loop. */
+ * interleave; on cached weights q4_0 runs 1.3-1.4x the one-row loop (used where legacy_gemv_pairs
+ * says). */
 INLINE void legacy_rows_w2(const char *row, int64_t ws, const char *xq, int64_t nb, const int T,
                            float res[2]) {
     const int64_t np = (nb + 1) / 2, full = nb / 2;

@@ -240,16 +240,22 @@ static void pack_q4_k(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t ns, 
     }
 }
 
+/* The R q8_k activation rows from m that a K-format panel reads, and its zeroed accumulators. */
+INLINE void q8k_panel_rows(const fr_qmm_args *a, int64_t m, const int R, const fr_block_q8_k **x,
+                           __m256 *acc) {
+    for (int r = 0; r < R; r++) {
+        x[r] = (const fr_block_q8_k *)(a->xq + (m + r) * a->xq_stride);
+        acc[r] = _mm256_setzero_ps();
+    }
+}
+
 /* One q4_k panel (8 weight rows from n) against R q8_k activation rows from m. */
 INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, int64_t n, int nv,
                        int64_t m, const int R) {
     const __m256i ones = _mm256_set1_epi16(1);
     const fr_block_q8_k *x[4];
     __m256 acc[4];
-    for (int r = 0; r < R; r++) {
-        x[r] = (const fr_block_q8_k *)(a->xq + (m + r) * a->xq_stride);
-        acc[r] = _mm256_setzero_ps();
-    }
+    q8k_panel_rows(a, m, R, x, acc);
     for (int64_t b = 0; b < ns; b++) {
         const uint8_t *pw = pack + b * Q4K_PANEL_BYTES;
         __m256i isum[4];
@@ -360,16 +366,13 @@ INLINE void panel_q6_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, in
                        int64_t m, const int R) {
     const fr_block_q8_k *x[4];
     __m256 acc[4];
-    for (int r = 0; r < R; r++) {
-        x[r] = (const fr_block_q8_k *)(a->xq + (m + r) * a->xq_stride);
-        acc[r] = _mm256_setzero_ps();
-    }
+    q8k_panel_rows(a, m, R, x, acc);
     for (int64_t b = 0; b < ns; b++) {
         const uint8_t *pw = pack + b * Q6K_PANEL_BYTES;
         __m256i isum[4];
         for (int r = 0; r < R; r++)
             isum[r] = _mm256_setzero_si256();
-#pragma GCC unroll 2 /* fully unrolled, GCC spills partial sums (-10 %) */
+#pragma GCC unroll 2 /* full unroll spilled (-10 %); fenced (fence_sums) it was 1.00-1.03x */
         for (int s = 0; s < 16; s++) {
             const __m256i w0 = loadu(pw + 128 * s), w1 = loadu(pw + 128 * s + 32);
             const __m256i w2 = loadu(pw + 128 * s + 64), w3 = loadu(pw + 128 * s + 96);
