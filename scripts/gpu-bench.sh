@@ -45,38 +45,16 @@ if [ ! -x "$build/ferrum" ]; then
 fi
 fr_note "build ready (${SECONDS}s)"
 ferrum="$build/ferrum"
-tools="$root/../shared/tools"
-tokdir="$root/../shared/tokenizers/qwen3"
 
 over_budget() { [ "$SECONDS" -gt "$budget" ]; }
-
-# HF folder for a preset, made once.
-make_hf() {
-    local preset="$1" dir="$models/$1"
-    [ -f "$dir/config.json" ] && return 0
-    over_budget && return 1
-    fr_note "making $preset (${SECONDS}s)"
-    PYTHONUNBUFFERED=1 python3 "$tools/make_random_model.py" --preset "$preset" --out "$dir" \
-        --tokenizer-dir "$tokdir" >>"$logs/make.log" 2>&1 || { fr_note "make $preset FAILED"; return 1; }
-}
-
-make_gguf() {
-    local preset="$1" type="$2" out="$models/$1-$2.gguf"
-    [ -f "$out" ] && return 0
-    make_hf "$preset" || return 1
-    over_budget && return 1
-    fr_note "quantizing $preset to $type (${SECONDS}s)"
-    "$ferrum" quantize "$models/$preset" "$out.tmp" "$type" >>"$logs/quantize.log" 2>&1 &&
-        mv "$out.tmp" "$out" || { fr_note "quantize $preset $type FAILED"; return 1; }
-}
 
 # name -> model path (made on demand)
 model_path() {
     case "$1" in
-    qwen3-8b-bf16) make_hf qwen3-8b && echo "$models/qwen3-8b" ;;
-    qwen3-8b-q8_0) make_gguf qwen3-8b Q8_0 && echo "$models/qwen3-8b-Q8_0.gguf" ;;
-    qwen3-8b-q4_k_m) make_gguf qwen3-8b Q4_K_M && echo "$models/qwen3-8b-Q4_K_M.gguf" ;;
-    qwen3-0.6b-bf16) make_hf qwen3-0.6b && echo "$models/qwen3-0.6b" ;;
+    qwen3-8b-bf16) fr_make_hf qwen3-8b && echo "$models/qwen3-8b" ;;
+    qwen3-8b-q8_0) fr_make_gguf qwen3-8b Q8_0 && echo "$models/qwen3-8b-Q8_0.gguf" ;;
+    qwen3-8b-q4_k_m) fr_make_gguf qwen3-8b Q4_K_M && echo "$models/qwen3-8b-Q4_K_M.gguf" ;;
+    qwen3-0.6b-bf16) fr_make_hf qwen3-0.6b && echo "$models/qwen3-0.6b" ;;
     *) return 1 ;;
     esac
 }

@@ -2,6 +2,9 @@
 # Shared steps of the GPU-machine scripts (gpu-test.sh, gpu-bench.sh); source it, then call
 #   fr_gpu_setup ROOT LOGDIR     build dependencies + ../shared (see below)
 #   fr_gpu_build ROOT BUILD LOGDIR [targets...]   Release build for sm_${CUDA_ARCH:-90}
+#   fr_make_hf PRESET / fr_make_gguf PRESET TYPE  random-weight benchmark models, made once into
+#     $models with make_random_model.py and `$ferrum quantize` (the caller sets models, ferrum,
+#     budget in seconds; the make and quantize logs go to LOGDIR)
 # and use fr_note to write a line to the terminal and LOGDIR/summary.txt.
 #
 # Build dependencies: when pkg-config cannot find libcjson, libpcre2-8 and libutf8proc (a bare GPU
@@ -19,6 +22,7 @@ fr_note() { echo "$fr_note_prefix: $*" | tee -a "$fr_gpu_logs/summary.txt" >&2; 
 
 fr_gpu_setup() {
     local root="$1"
+    fr_gpu_root="$1"
     fr_gpu_logs="$2"
     mkdir -p "$fr_gpu_logs"
     if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null; then
@@ -60,10 +64,34 @@ fr_gpu_build() {
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" "${fr_gpu_cmake_extra[@]}" \
         >>"$logs/build.log" 2>&1 || return 1
-    grep -q "ferrum: CUDA backend ON" "$logs/build.log" || fr_note "WARNING: CUDA backend not enabled"
+    if [[ " ${fr_gpu_cmake_extra[*]} " != *" -DFERRUM_CUDA=OFF "* ]]; then
+        grep -q "ferrum: CUDA backend ON" "$logs/build.log" || fr_note "WARNING: CUDA backend not enabled"
+    fi
     if [ $# -gt 0 ]; then
         cmake --build "$build" -j "$jobs" --target "$@" >>"$logs/build.log" 2>&1
     else
         cmake --build "$build" -j "$jobs" >>"$logs/build.log" 2>&1
     fi
+}
+
+# HF folder for a preset (real shapes, random weights, the Qwen3 tokenizer), made once.
+fr_make_hf() {
+    local preset="$1" dir="$models/$1"
+    [ -f "$dir/config.json" ] && return 0
+    [ "$SECONDS" -gt "$budget" ] && return 1
+    fr_note "making $preset (${SECONDS}s)"
+    PYTHONUNBUFFERED=1 python3 "$fr_gpu_root/../shared/tools/make_random_model.py" --preset "$preset" \
+        --out "$dir" --tokenizer-dir "$fr_gpu_root/../shared/tokenizers/qwen3" \
+        >>"$fr_gpu_logs/make.log" 2>&1 || { fr_note "make $preset FAILED"; return 1; }
+}
+
+# $models/PRESET-TYPE.gguf quantized from the HF folder, made once.
+fr_make_gguf() {
+    local preset="$1" type="$2" out="$models/$1-$2.gguf"
+    [ -f "$out" ] && return 0
+    fr_make_hf "$preset" || return 1
+    [ "$SECONDS" -gt "$budget" ] && return 1
+    fr_note "quantizing $preset to $type (${SECONDS}s)"
+    "$ferrum" quantize "$models/$preset" "$out.tmp" "$type" >>"$fr_gpu_logs/quantize.log" 2>&1 &&
+        mv "$out.tmp" "$out" || { fr_note "quantize $preset $type FAILED"; return 1; }
 }
