@@ -8,8 +8,8 @@
 # 1. builds a CPU-only ferrum and its tests (FERRUM_CUDA=OFF, Release) into build-host;
 # 2. runs the CPU op, quantized-matmul and model tests (test_ops and test_quant_matmul check every
 #    ISA the host has against the scalar/float64 references; the model tests run the best one);
-# 3. makes random Qwen3-0.6B GGUFs (F16, Q8_0, Q4_0, Q4_K_M) in $FR_BENCH_MODELS
-#    (default /tmp/fr-bench-models);
+# 3. makes random Qwen3-0.6B GGUFs of the types $FR_HOST_TYPES (default "F16 Q8_0 Q4_0 Q4_K_M")
+#    in $FR_BENCH_MODELS (default /tmp/fr-bench-models);
 # 4. for each model, scripts/gpu-ab.sh with FR_AB_BACKEND=cpu alternates the VARIANTs (default
 #    "FR_CPU_ISA=avx2" "FR_CPU_ISA=avx512"), pinned to the cores $FR_HOST_CORES (default 0,1, as
 #    the 2-core development VM) with one thread per core, `-p $FR_BENCH_PP -n $FR_BENCH_TG`
@@ -57,7 +57,7 @@ fi
 
 [ $# -gt 0 ] && variants=("$@") || variants=("FR_CPU_ISA=avx2" "FR_CPU_ISA=avx512")
 threads="$(echo "$cores" | tr ',' '\n' | wc -l)"
-for type in F16 Q8_0 Q4_0 Q4_K_M; do
+for type in ${FR_HOST_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}; do
     if [ "$SECONDS" -gt "$budget" ]; then
         fr_note "qwen3-0.6b $type: skipped, over the time budget (${SECONDS}s)"
         continue

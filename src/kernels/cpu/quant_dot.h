@@ -64,7 +64,7 @@ typedef void (*fr_qx_fn)(const float *x, void *row, int64_t K);
  * (at most FR_QGEMM_NT) into `pack` (fr_qmm_gemm_pack_bytes(K) bytes, per thread), so that one
  * 256-bit register holds 4 weights of each of 8 rows and every activation byte quad, broadcast,
  * serves 8 weight rows at once; the activations come in the plain layout (legacy formats) or
- * as q8_k (K formats, as for mm). See matmul_quant_gemm_avx2.c. */
+ * as q8_k (K formats, as for mm). See quant_gemm_x86.h. */
 #define FR_QGEMM_NT 16
 typedef void (*fr_qgemm_fn)(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                             void *pack);
@@ -113,7 +113,8 @@ const char *fr_cpu_quant_kernels_name(const struct fr_cpu_ctx *ctx);
 void fr_qmm_quantize_x32_paired_avx2(const float *x, void *row, int64_t K);
 void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K);
 void fr_qmm_quantize_x32_plain_avx2(const float *x, void *row, int64_t K);
-/* AVX2 packed GEMM kernels (matmul_quant_gemm_avx2.c), also used by the AVX-512 table */
+/* Packed GEMM kernels (quant_gemm_x86.h), built for AVX2 (matmul_quant_gemm_avx2.c) and for
+ * AVX-512 VNNI (matmul_quant_gemm_avx512.c) */
 void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack);
 void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
@@ -122,5 +123,13 @@ void fr_qgemm_q4_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0
                         void *pack);
 void fr_qgemm_q6_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack);
+void fr_qgemm_q4_0_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                          void *pack);
+void fr_qgemm_q8_0_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                          void *pack);
+void fr_qgemm_q4_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                          void *pack);
+void fr_qgemm_q6_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                          void *pack);
 
 #endif
