@@ -268,6 +268,33 @@ INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, in
         for (int r = 0; r < R; r++)
             isum[r] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
+#if QG_VNNI
+            /* vpdpbusd sums groups 0-3 and 4-7 in 32 bits apart: each half is within int16
+             * (16 * 15 * 127 = 30480), so vpdpwssd against (sc_j, 0) in every 32-bit lane
+             * multiplies it by the scale as its low 16 bits and adds it (10 instructions per
+             * sub-block and row instead of 17) */
+            __m256i s[4], s1[4];
+            for (int r = 0; r < R; r++)
+                s[r] = s1[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                const __m256i w = loadu(pw + 256 * j + 32 * g);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    int32_t quad;
+                    memcpy(&quad, x[r][b].qs + 32 * j + 4 * g, 4);
+                    if (g < 4)
+                        s[r] = _mm256_dpbusd_epi32(s[r], w, _mm256_set1_epi32(quad));
+                    else
+                        s1[r] = _mm256_dpbusd_epi32(s1[r], w, _mm256_set1_epi32(quad));
+                }
+            }
+            const __m256i sc =
+                _mm256_and_si256(loadu(pw + Q4K_SC_AT + 32 * j), _mm256_set1_epi32(0xffff));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                isum[r] = _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[r], s[r], sc), s1[r], sc);
+#else
             __m256i s[4];
             for (int r = 0; r < R; r++)
                 s[r] = _mm256_setzero_si256();
@@ -286,9 +313,6 @@ INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, in
             const __m256i sc = loadu(pw + Q4K_SC_AT + 32 * j);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++)
-#if QG_VNNI
-                isum[r] = _mm256_dpwssd_epi32(isum[r], s[r], sc);
-#else
                 isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(s[r], sc));
 #endif
         }
