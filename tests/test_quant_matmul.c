@@ -6,11 +6,11 @@
  * with the f32 activations, plus the bias. Shapes are odd on purpose: K of one block, a few
  * blocks and many (32, 96, 4096 for the legacy formats; 256, 768 for the K formats), N = 1, 3,
  * 17, 257, M = 1..8 (GEMV path) and 37 / 131 (GEMM path, several activation tiles; plus 9, 11, 130
- * against N = 24, 45, 40 for the packed GEMM's row-group and panel remainders: q8_0, q4_0, q4_k
- * and q6_k have one on AVX2 and AVX-512 VNNI, checked below so these cases keep reaching it), bias
- * on and off, x / out / w rows strided with padding that holds NaN (x) or a poison pattern that
- * must survive (out). Activations vary in magnitude by 256-element segments (x1, x0.01, x30) and
- * one row is all zeros (amax = 0).
+ * against N = 24, 45, 40 for the packed GEMM's row-group and panel remainders: q8_0, q4_0, q4_k,
+ * q5_k and q6_k have one on AVX2 and AVX-512 VNNI, checked below so these cases keep reaching it),
+ * bias on and off, x / out / w rows strided with padding that holds NaN (x) or a poison pattern
+ * that must survive (out). Activations vary in magnitude by 256-element segments (x1, x0.01, x30)
+ * and one row is all zeros (amax = 0).
  *
  * Error model. The kernels quantize each activation block (32 values for the legacy formats, 256
  * for the K formats) to q = round(x * 127 / amax) with scale d = amax / 127, so each activation
@@ -399,6 +399,81 @@ static void check_q8_0_extremes(void) {
         }
 }
 
+/* ------------------------------------------------------------------ largest integer sums */
+
+/* Every other quantized type with all its quants at their largest unsigned value (every byte of
+ * qs / qh / ql 0xff: 15, 31 or 63 before the zero point) and the largest 6-bit or int8 scales,
+ * against activations of +1 (quantized to 127): the integer sums the kernels build before any
+ * float scaling are as large as they can be, so a kernel that lets more groups add up in 16 bits
+ * than the type's range allows (q5 values need a widening every 4 groups where q4 allows 8, and
+ * the AVX-512 kernels rely on each run of groups fitting int16) overflows and is off by far more
+ * than the tolerance. The reference is the float64 dot product of fr_dequantize_row's values.
+ * M = 3 (GEMV) and 21 (GEMM), N = 19 (a partial panel), K = 512. */
+static void check_largest_sums(void) {
+    enum { N = 19, K = 512, MMAX = 21 };
+    static const fr_dtype types[] = {FR_DTYPE_Q4_0, FR_DTYPE_Q4_1, FR_DTYPE_Q5_0, FR_DTYPE_Q5_1,
+                                     FR_DTYPE_Q4_K, FR_DTYPE_Q5_K, FR_DTYPE_Q6_K};
+    static float x[MMAX * K], deq[K];
+    static uint8_t wq[N * K]; /* at least N rows of any type here */
+    for (int64_t i = 0; i < MMAX * K; i++)
+        x[i] = 1.0f;
+    const uint16_t one = fr_f32_to_f16(1.0f), half = fr_f32_to_f16(0.5f);
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
+        const fr_dtype t = types[ti];
+        const size_t bb = fr_dtype_get(t)->block_bytes, rb = fr_dtype_row_bytes(t, K);
+        memset(wq, 0xff, sizeof wq);
+        for (size_t off = 0; off < N * rb; off += bb) {
+            uint8_t *blk = wq + off;
+            if (t == FR_DTYPE_Q6_K) {
+                memset(blk + offsetof(fr_block_q6_k, scales), 127, FR_QK_K / 16);
+                memcpy(blk + offsetof(fr_block_q6_k, d), &one, 2);
+            } else {
+                /* d first; q4_1 / q5_1 m and q4_k / q5_k dmin next (all-ones scale bytes give
+                 * the K formats' 6-bit scales and mins of 63) */
+                memcpy(blk, &one, 2);
+                if (t != FR_DTYPE_Q4_0 && t != FR_DTYPE_Q5_0) memcpy(blk + 2, &half, 2);
+            }
+        }
+        double want = 0;
+        fr_dequantize_row(t, wq, deq, K);
+        for (int64_t k = 0; k < K; k++)
+            want += deq[k];
+        double absw = 0;
+        for (int64_t k = 0; k < K; k++)
+            absw += fabs(deq[k]);
+        static const int64_t Ms[] = {3, MMAX};
+        for (int v = 0; v < NV; v++)
+            for (int mi = 0; mi < 2; mi++) {
+                const int64_t M = Ms[mi];
+                fr_buffer wb = {0}, xb = {0}, ob = {0};
+                float got[MMAX * N];
+                upload(V[v].b, &wb, wq, N * rb);
+                upload(V[v].b, &xb, x, sizeof(float) * (size_t)(M * K));
+                upload(V[v].b, &ob, got, sizeof(float) * (size_t)(M * N));
+                fr_tensor wt = fr_tensor_2d(&wb, 0, t, N, K),
+                          xt = fr_tensor_2d(&xb, 0, FR_DTYPE_F32, M, K),
+                          ot = fr_tensor_2d(&ob, 0, FR_DTYPE_F32, M, N);
+                fr_error err = {0};
+                fr_status st = fr_op_matmul(V[v].b, &xt, &wt, NULL, &ot, &err);
+                CHECK(st == FR_OK, "%s largest sums [%s]: %s", fr_dtype_name(t), V[v].isa, err.msg);
+                fr_buffer_download(&ob, 0, got, sizeof(float) * (size_t)(M * N), &err);
+                int bad = 0;
+                for (int64_t i = 0; i < M * N; i++) {
+                    /* x = 1 quantizes exactly; what remains is f32 scaling and summation */
+                    if (!(fabs((double)got[i] - want) <= 1e-5 * absw) && bad++ < 3)
+                        fprintf(
+                            stderr, "  %s largest sums [%s] M=%lld out[%lld] = %.9g, want %.9g\n",
+                            fr_dtype_name(t), V[v].isa, (long long)M, (long long)i, got[i], want);
+                }
+                CHECK(bad == 0, "%s largest sums [%s] M=%lld: %d outputs wrong (16-bit overflow?)",
+                      fr_dtype_name(t), V[v].isa, (long long)M, bad);
+                fr_buffer_free(&wb);
+                fr_buffer_free(&xb);
+                fr_buffer_free(&ob);
+            }
+    }
+}
+
 /* ------------------------------------------------------------------ errors */
 
 static void check_errors(void) {
@@ -463,8 +538,9 @@ int main(void) {
     if (NV == 0) return fr_test_finish("test_quant_matmul");
 #if defined(__x86_64__) || defined(__i386__)
     /* the packed GEMMs the M > 8 cases exercise (a NULL entry would fall back to mm unnoticed) */
-    static const fr_dtype packed[] = {FR_DTYPE_Q8_0, FR_DTYPE_Q4_0, FR_DTYPE_Q4_K, FR_DTYPE_Q6_K};
-    for (int i = 0; i < 4; i++) {
+    static const fr_dtype packed[] = {FR_DTYPE_Q8_0, FR_DTYPE_Q4_0, FR_DTYPE_Q4_K, FR_DTYPE_Q5_K,
+                                      FR_DTYPE_Q6_K};
+    for (int i = 0; i < 5; i++) {
         CHECK(fr_qmm_kernels_avx2.gemm[packed[i]] != NULL, "avx2 table lacks the %s packed GEMM",
               fr_dtype_name(packed[i]));
         CHECK(fr_qmm_kernels_avx512.gemm[packed[i]] != NULL,
@@ -511,6 +587,7 @@ int main(void) {
         check_embedding(t);
     }
     check_q8_0_extremes();
+    check_largest_sums();
     check_errors();
     printf("%d cases x %d variants\n", n_cases, NV);
     for (int v = 0; v < NV; v++) {

@@ -20,3 +20,8 @@ void fr_qgemm_q6_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t 
                           void *pack) {
     qgemm(a, n0, n1, m0, m1, pack, T_Q6_K);
 }
+
+void fr_qgemm_q5_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                          void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q5_K);
+}

@@ -121,6 +121,8 @@ void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0
                         void *pack);
 void fr_qgemm_q4_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack);
+void fr_qgemm_q5_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                        void *pack);
 void fr_qgemm_q6_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                         void *pack);
 void fr_qgemm_q4_0_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
@@ -128,6 +130,8 @@ void fr_qgemm_q4_0_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t 
 void fr_qgemm_q8_0_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                           void *pack);
 void fr_qgemm_q4_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                          void *pack);
+void fr_qgemm_q5_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                           void *pack);
 void fr_qgemm_q6_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
                           void *pack);

@@ -200,42 +200,63 @@ INLINE void store_rows(const fr_qmm_args *a, const __m256 acc[4], int64_t n, int
     }
 }
 
-/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q4_k panel of ns super-blocks. */
-static void pack_q4_k(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t ns, uint8_t *dst) {
-    fr_block_q4_k zero; /* stands in for the missing rows: all scales 0 */
-    memset(&zero, 0, sizeof(zero));
-    const fr_block_q4_k *row[8];
+/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q4_k or q5_k (T) panel of ns super-blocks;
+ * q5_k's fifth bits (qh byte l, bit i: element l of sub-block i) join the values before they are
+ * transposed. */
+_Static_assert(offsetof(fr_block_q5_k, scales) == offsetof(fr_block_q4_k, scales) &&
+                   offsetof(fr_block_q5_k, dmin) == offsetof(fr_block_q4_k, dmin),
+               "q4_k and q5_k share d, dmin and scales");
+static void pack_q45_k(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t ns, uint8_t *dst,
+                       const int T) {
+    const bool q5 = T == T_Q5_K;
+    const size_t bytes = q5 ? sizeof(fr_block_q5_k) : sizeof(fr_block_q4_k);
+    const size_t qs_at = q5 ? offsetof(fr_block_q5_k, qs) : offsetof(fr_block_q4_k, qs);
+    uint8_t zero[sizeof(fr_block_q5_k)]; /* stands in for the missing rows: all scales 0 */
+    memset(zero, 0, sizeof(zero));
+    const uint8_t *row[8];
     for (int j = 0; j < 8; j++)
-        row[j] = r0 + j < n1 ? (const fr_block_q4_k *)(a->w + (r0 + j) * a->w_stride) : NULL;
-    const __m256i m4 = _mm256_set1_epi8(15);
+        row[j] = r0 + j < n1 ? (const uint8_t *)a->w + (r0 + j) * a->w_stride : NULL;
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < ns; b++, dst += Q4K_PANEL_BYTES) {
-        const fr_block_q4_k *blk[8];
+        const uint8_t *blk[8];
         for (int j = 0; j < 8; j++)
-            blk[j] = row[j] ? row[j] + b : &zero;
+            blk[j] = row[j] ? row[j] + b * bytes : zero;
         /* bytes 32c..32c+31 hold sub-block 2c (low nibbles) and 2c+1 (high nibbles) */
         for (int c = 0; c < 4; c++) {
-            __m256i q[8], g[8];
-            for (int j = 0; j < 8; j++)
-                q[j] = loadu(blk[j]->qs + 32 * c);
-            transpose_words(q, g);
-            uint8_t *lo = dst + 256 * (2 * c), *hi = lo + 256;
-            for (int i = 0; i < 8; i++) {
-                _mm256_storeu_si256((__m256i *)(lo + 32 * i), _mm256_and_si256(g[i], m4));
-                _mm256_storeu_si256((__m256i *)(hi + 32 * i),
-                                    _mm256_and_si256(_mm256_srli_epi16(g[i], 4), m4));
+            __m256i lo[8], hi[8], g[8];
+            for (int j = 0; j < 8; j++) {
+                const __m256i q = loadu(blk[j] + qs_at + 32 * c);
+                lo[j] = _mm256_and_si256(q, m4);
+                hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (q5) {
+                    const __m256i h = loadu(blk[j] + offsetof(fr_block_q5_k, qh));
+                    lo[j] = _mm256_or_si256(
+                        lo[j],
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4));
+                    hi[j] = _mm256_or_si256(
+                        hi[j], _mm256_slli_epi16(
+                                   _mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4));
+                }
             }
+            transpose_words(lo, g);
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_si256((__m256i *)(dst + 256 * (2 * c) + 32 * i), g[i]);
+            transpose_words(hi, g);
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_si256((__m256i *)(dst + 256 * (2 * c + 1) + 32 * i), g[i]);
         }
         int16_t sc[8][16], mn[4][16];
         uint16_t d[8], dmin[8];
         for (int j = 0; j < 8; j++) {
+            /* d, dmin and the scales sit at the same offsets in both block types */
             for (int k = 0; k < 8; k++) {
                 uint8_t s, m;
-                fr_q4k_scale_min(k, blk[j]->scales, &s, &m);
+                fr_q4k_scale_min(k, blk[j] + offsetof(fr_block_q4_k, scales), &s, &m);
                 sc[k][2 * j] = sc[k][2 * j + 1] = s;
                 mn[k / 2][2 * j + (k & 1)] = m;
             }
-            d[j] = blk[j]->d;
-            dmin[j] = blk[j]->dmin;
+            memcpy(&d[j], blk[j] + offsetof(fr_block_q4_k, d), 2);
+            memcpy(&dmin[j], blk[j] + offsetof(fr_block_q4_k, dmin), 2);
         }
         memcpy(dst + Q4K_SC_AT, sc, sizeof(sc));
         memcpy(dst + Q4K_MIN_AT, mn, sizeof(mn));
@@ -255,10 +276,13 @@ INLINE void q8k_panel_rows(const fr_qmm_args *a, int64_t m, const int R, const f
     }
 }
 
-/* P = 1 or 2 q4_k panels (8 weight rows each, from n and n + 8, pbytes apart) against R q8_k
- * activation rows from m; two panels share each broadcast quad, as in panel() below. */
-INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int64_t ns,
-                       int64_t n, const int nv[2], int64_t m, const int R, const int P) {
+/* P = 1 or 2 q4_k / q5_k (T) panels (8 weight rows each, from n and n + 8, pbytes apart) against
+ * R q8_k activation rows from m; two panels share each broadcast quad, as in panel() below.
+ * q5_k's values reach 31: a maddubs pair sum is at most 2 * 31 * 127 = 7874, so only 4 groups add
+ * up in 16 bits (31496) before the scale madd widens them (two madds per sub-block). */
+INLINE void panel_q45_k(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int64_t ns,
+                        int64_t n, const int nv[2], int64_t m, const int R, const int P,
+                        const int T) {
     const __m256i ones = _mm256_set1_epi16(1);
     const fr_block_q8_k *x[4];
     __m256 acc[2][4];
@@ -272,14 +296,17 @@ INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes
                 isum[p][r] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
 #if QG_VNNI
-            /* vpdpbusd sums groups 0-3 and 4-7 in 32 bits apart: each half is within int16
-             * (16 * 15 * 127 = 30480), so vpdpwssd against (sc_j, 0) in every 32-bit lane
-             * multiplies it by the scale as its low 16 bits and adds it (10 instructions per
-             * sub-block and row instead of 17) */
-            __m256i s[2][4], s1[2][4];
+            /* vpdpbusd sums runs of G groups of a sub-block in 32 bits apart, each run within
+             * int16 (q4_k: G = 4, 16 * 15 * 127 = 30480; q5_k: G = 2, 8 * 31 * 127 = 31496), so
+             * vpdpwssd against (sc_j, 0) in every 32-bit lane multiplies a run by the scale as
+             * its low 16 bits and adds it (q4_k: 10 instructions per sub-block and row instead of
+             * 17) */
+            const int G = T == T_Q5_K ? 2 : 4;
+            __m256i s[2][4][4]; /* [panel][run][row] */
             for (int p = 0; p < P; p++)
-                for (int r = 0; r < R; r++)
-                    s[p][r] = s1[p][r] = _mm256_setzero_si256();
+                for (int c = 0; c < 8 / G; c++)
+                    for (int r = 0; r < R; r++)
+                        s[p][c][r] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) {
                 __m256i w[2];
@@ -290,12 +317,8 @@ INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes
                     int32_t quad;
                     memcpy(&quad, x[r][b].qs + 32 * j + 4 * g, 4);
                     const __m256i xv = _mm256_set1_epi32(quad);
-                    for (int p = 0; p < P; p++) {
-                        if (g < 4)
-                            s[p][r] = _mm256_dpbusd_epi32(s[p][r], w[p], xv);
-                        else
-                            s1[p][r] = _mm256_dpbusd_epi32(s1[p][r], w[p], xv);
-                    }
+                    for (int p = 0; p < P; p++)
+                        s[p][g / G][r] = _mm256_dpbusd_epi32(s[p][g / G][r], w[p], xv);
                 }
             }
             for (int p = 0; p < P; p++) {
@@ -303,14 +326,19 @@ INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes
                                                     _mm256_set1_epi32(0xffff));
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++)
-                    isum[p][r] = _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[p][r], s[p][r], sc),
-                                                     s1[p][r], sc);
+                    for (int c = 0; c < 8 / G; c++)
+                        isum[p][r] = _mm256_dpwssd_epi32(isum[p][r], s[p][c][r], sc);
             }
 #else
-            __m256i s[2][4];
-            for (int p = 0; p < P; p++)
+            /* groups per 16-bit sum; each sum is widened by the madd that applies the 6-bit scale
+             */
+            const int G = T == T_Q5_K ? 4 : 8;
+            __m256i s[2][4], sc[2];
+            for (int p = 0; p < P; p++) {
+                sc[p] = loadu(pw + p * pbytes + Q4K_SC_AT + 32 * j);
                 for (int r = 0; r < R; r++)
                     s[p][r] = _mm256_setzero_si256();
+            }
 #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) {
                 __m256i w[2];
@@ -326,13 +354,14 @@ INLINE void panel_q4_k(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes
                 }
                 for (int p = 0; p < P; p++)
                     fence_sums(s[p], R);
-            }
-            /* widening and the 6-bit scale in one madd */
-            for (int p = 0; p < P; p++) {
-                const __m256i sc = loadu(pw + p * pbytes + Q4K_SC_AT + 32 * j);
+                if (g % G == G - 1)
+                    for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
-                for (int r = 0; r < R; r++)
-                    isum[p][r] = _mm256_add_epi32(isum[p][r], _mm256_madd_epi16(s[p][r], sc));
+                        for (int r = 0; r < R; r++) {
+                            isum[p][r] =
+                                _mm256_add_epi32(isum[p][r], _mm256_madd_epi16(s[p][r], sc[p]));
+                            s[p][r] = _mm256_setzero_si256();
+                        }
             }
 #endif
         }
@@ -605,8 +634,8 @@ INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int
 INLINE void panel_any(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int64_t n,
                       const int nv[2], int64_t m, const int R, const int P, const int T) {
     const int64_t nb = a->K / FR_QK, ns = a->K / FR_QK_K;
-    if (T == T_Q4_K)
-        panel_q4_k(a, pack, pbytes, ns, n, nv, m, R, P);
+    if (T == T_Q4_K || T == T_Q5_K)
+        panel_q45_k(a, pack, pbytes, ns, n, nv, m, R, P, T);
     else if (T == T_Q6_K)
         for (int p = 0; p < P; p++)
             panel_q6_k(a, pack + p * pbytes, ns, n + 8 * p, nv[p], m, R);
@@ -641,16 +670,16 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
                   const int T) {
     const int64_t nb = a->K / FR_QK, ns = a->K / FR_QK_K;
     const int64_t np = (n1 - n0 + 7) / 8;
-    const int64_t pbytes = T == T_Q4_K   ? ns * Q4K_PANEL_BYTES
-                           : T == T_Q6_K ? ns * Q6K_PANEL_BYTES
-                                         : nb * PANEL_BLOCK_BYTES;
+    const int64_t pbytes = T == T_Q4_K || T == T_Q5_K ? ns * Q4K_PANEL_BYTES
+                           : T == T_Q6_K              ? ns * Q6K_PANEL_BYTES
+                                                      : nb * PANEL_BLOCK_BYTES;
     uint8_t *pk = pack;
     for (int64_t p = 0; p < np; p++) {
         uint8_t *dst = pk + p * pbytes;
         if (T == T_Q8_0)
             pack_q8_0(a, n0 + 8 * p, n1, nb, dst);
-        else if (T == T_Q4_K)
-            pack_q4_k(a, n0 + 8 * p, n1, ns, dst);
+        else if (T == T_Q4_K || T == T_Q5_K)
+            pack_q45_k(a, n0 + 8 * p, n1, ns, dst, T);
         else if (T == T_Q6_K)
             pack_q6_k(a, n0 + 8 * p, n1, ns, dst);
         else
