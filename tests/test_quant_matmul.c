@@ -6,8 +6,8 @@
  * with the f32 activations, plus the bias. Shapes are odd on purpose: K of one block, a few
  * blocks and many (32, 96, 4096 for the legacy formats; 256, 768 for the K formats), N = 1, 3,
  * 17, 257, M = 1..8 (GEMV path) and 37 / 131 (GEMM path, several activation tiles; plus 9, 11, 130
- * against N = 24, 45, 40 for the packed GEMM's row-group and panel remainders: q8_0, q4_0, q4_k,
- * q5_k and q6_k have one on AVX2 and AVX-512 VNNI, checked below so these cases keep reaching it),
+ * against N = 24, 45, 40 for the packed GEMM's row-group and panel remainders: every type has one
+ * on AVX2 and AVX-512 VNNI, checked below so these cases keep reaching it),
  * bias on and off, x / out / w rows strided with padding that holds NaN (x) or a poison pattern
  * that must survive (out). Activations vary in magnitude by 256-element segments (x1, x0.01, x30)
  * and one row is all zeros (amax = 0).
@@ -538,13 +538,11 @@ int main(void) {
     if (NV == 0) return fr_test_finish("test_quant_matmul");
 #if defined(__x86_64__) || defined(__i386__)
     /* the packed GEMMs the M > 8 cases exercise (a NULL entry would fall back to mm unnoticed) */
-    static const fr_dtype packed[] = {FR_DTYPE_Q8_0, FR_DTYPE_Q4_0, FR_DTYPE_Q4_K, FR_DTYPE_Q5_K,
-                                      FR_DTYPE_Q6_K};
-    for (int i = 0; i < 5; i++) {
-        CHECK(fr_qmm_kernels_avx2.gemm[packed[i]] != NULL, "avx2 table lacks the %s packed GEMM",
-              fr_dtype_name(packed[i]));
-        CHECK(fr_qmm_kernels_avx512.gemm[packed[i]] != NULL,
-              "avx512 table lacks the %s packed GEMM", fr_dtype_name(packed[i]));
+    for (int i = 0; i < N_TYPES; i++) {
+        CHECK(fr_qmm_kernels_avx2.gemm && fr_qmm_kernels_avx2.gemm[TYPES[i]],
+              "avx2 table lacks the %s packed GEMM", fr_dtype_name(TYPES[i]));
+        CHECK(fr_qmm_kernels_avx512.gemm && fr_qmm_kernels_avx512.gemm[TYPES[i]],
+              "avx512 table lacks the %s packed GEMM", fr_dtype_name(TYPES[i]));
     }
 #endif
     static const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 37};

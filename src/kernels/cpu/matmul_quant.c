@@ -389,7 +389,7 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
     if (M <= 0 || N <= 0) return FR_OK;
 
     const bool kfmt = blk == FR_QK_K;
-    const fr_qgemm_fn gemm = M > GEMV_MAX_M && !f32_act ? kk->gemm[w->dtype] : NULL;
+    const fr_qgemm_fn gemm = M > GEMV_MAX_M && !f32_act && kk->gemm ? kk->gemm[w->dtype] : NULL;
     const char *xh = (const char *)fr_tensor_host(x);
     size_t xrow = 0; /* bytes per activation row as the kernels read it */
     const void *xq = xh;

@@ -296,12 +296,5 @@ const fr_qmm_kernels fr_qmm_kernels_avx512 = {
             [FR_DTYPE_Q6_K] = mm_q6_k,
         },
     .quantize_x32_plain = fr_qmm_quantize_x32_plain_avx2,
-    .gemm =
-        {
-            [FR_DTYPE_Q8_0] = fr_qgemm_q8_0_avx512,
-            [FR_DTYPE_Q4_0] = fr_qgemm_q4_0_avx512,
-            [FR_DTYPE_Q4_K] = fr_qgemm_q4_k_avx512,
-            [FR_DTYPE_Q5_K] = fr_qgemm_q5_k_avx512,
-            [FR_DTYPE_Q6_K] = fr_qgemm_q6_k_avx512,
-        },
+    .gemm = fr_qgemm_avx512,
 };

@@ -8,27 +8,8 @@ size_t fr_qmm_gemm_pack_bytes(int64_t K) {
     return (size_t)(FR_QGEMM_NT / 8) * (legacy > k ? legacy : k) + 64;
 }
 
-void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q4_0);
-}
-
-void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q8_0);
-}
-
-void fr_qgemm_q4_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q4_K);
-}
-
-void fr_qgemm_q6_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q6_K);
-}
-
-void fr_qgemm_q5_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q5_K);
-}
+const fr_qgemm_fn fr_qgemm_avx2[FR_DTYPE_COUNT] = {
+    [FR_DTYPE_Q8_0] = qgemm_q8_0, [FR_DTYPE_Q4_0] = qgemm_q4_0, [FR_DTYPE_Q4_1] = qgemm_q4_1,
+    [FR_DTYPE_Q5_0] = qgemm_q5_0, [FR_DTYPE_Q5_1] = qgemm_q5_1, [FR_DTYPE_Q4_K] = qgemm_q4_k,
+    [FR_DTYPE_Q5_K] = qgemm_q5_k, [FR_DTYPE_Q6_K] = qgemm_q6_k,
+};

@@ -72,11 +72,11 @@ size_t fr_qmm_gemm_pack_bytes(int64_t K);
 
 typedef struct fr_qmm_kernels {
     const char *name;
-    fr_qx_fn quantize_x32;            /* legacy formats, in this table's layout (above) */
-    fr_qx_fn quantize_xk;             /* fr_block_q8_k[K/256] */
-    fr_qmm_fn mm[FR_DTYPE_COUNT];     /* by weight dtype; NULL for non-quantized dtypes */
-    fr_qx_fn quantize_x32_plain;      /* the plain layout, for the legacy formats' gemm */
-    fr_qgemm_fn gemm[FR_DTYPE_COUNT]; /* packed GEMM where it exists, else NULL (use mm) */
+    fr_qx_fn quantize_x32;        /* legacy formats, in this table's layout (above) */
+    fr_qx_fn quantize_xk;         /* fr_block_q8_k[K/256] */
+    fr_qmm_fn mm[FR_DTYPE_COUNT]; /* by weight dtype; NULL for non-quantized dtypes */
+    fr_qx_fn quantize_x32_plain;  /* the plain layout, for the legacy formats' gemm */
+    const fr_qgemm_fn *gemm; /* packed GEMM by weight dtype, or NULL (table or entry: use mm) */
 } fr_qmm_kernels;
 
 extern const fr_qmm_kernels fr_qmm_kernels_scalar;
@@ -113,27 +113,9 @@ const char *fr_cpu_quant_kernels_name(const struct fr_cpu_ctx *ctx);
 void fr_qmm_quantize_x32_paired_avx2(const float *x, void *row, int64_t K);
 void fr_qmm_quantize_xk_avx2(const float *x, void *row, int64_t K);
 void fr_qmm_quantize_x32_plain_avx2(const float *x, void *row, int64_t K);
-/* Packed GEMM kernels (quant_gemm_x86.h), built for AVX2 (matmul_quant_gemm_avx2.c) and for
- * AVX-512 VNNI (matmul_quant_gemm_avx512.c) */
-void fr_qgemm_q4_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack);
-void fr_qgemm_q8_0_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack);
-void fr_qgemm_q4_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack);
-void fr_qgemm_q5_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack);
-void fr_qgemm_q6_k_avx2(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                        void *pack);
-void fr_qgemm_q4_0_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                          void *pack);
-void fr_qgemm_q8_0_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                          void *pack);
-void fr_qgemm_q4_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                          void *pack);
-void fr_qgemm_q5_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                          void *pack);
-void fr_qgemm_q6_k_avx512(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                          void *pack);
+/* Packed GEMM kernels by weight dtype (quant_gemm_x86.h: every quantized type), built for AVX2
+ * (matmul_quant_gemm_avx2.c) and for AVX-512 VNNI (matmul_quant_gemm_avx512.c) */
+extern const fr_qgemm_fn fr_qgemm_avx2[FR_DTYPE_COUNT];
+extern const fr_qgemm_fn fr_qgemm_avx512[FR_DTYPE_COUNT];
 
 #endif

@@ -63,7 +63,7 @@
 #define QG_VNNI 0
 #endif
 
-#define PANEL_BLOCK_BYTES (8 * 32 + 8 * 4)
+#define PANEL_BLOCK_BYTES (8 * 32 + 2 * 8 * 4) /* groups, d, m (q4_1 / q5_1; else unused) */
 /* q4_k: 8 sub-blocks of nibble groups, 8 sc vectors, 4 min vectors, d and dmin */
 #define Q4K_SC_AT       (8 * 256)
 #define Q4K_MIN_AT      (Q4K_SC_AT + 8 * 32)
@@ -113,23 +113,32 @@ INLINE void fence_sums(__m256i *s, const int R) {
         __asm__ volatile("" : "+x"(s[0]));
 }
 
-/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one q4_0 panel of nb blocks. */
-static void pack_q4_0(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t nb, uint8_t *dst) {
+/* Rows r0..r0+7 of w (rows >= n1 as zeros) into one panel of nb blocks of a 4- or 5-bit legacy
+ * type T (q4_0, q4_1, q5_0, q5_1): the unsigned values (nibble, plus 16 for a set qh bit), then
+ * d and, for q4_1 / q5_1, m. */
+static void pack_legacy45(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t nb, uint8_t *dst,
+                          const int T) {
+    const bool q5 = T == T_Q5_0 || T == T_Q5_1, has_m = T == T_Q4_1 || T == T_Q5_1;
+    const int bytes = LEGACY_BYTES[T];
+    const int qs_at = LEGACY_QS_AT[T], qh_at = has_m ? 4 : 2; /* d, [m], [qh], qs */
     const uint8_t *row[8];
     for (int j = 0; j < 8; j++)
         row[j] = r0 + j < n1 ? (const uint8_t *)a->w + (r0 + j) * a->w_stride : NULL;
     const __m256i m4 = _mm256_set1_epi8(15);
     for (int64_t b = 0; b < nb; b++, dst += PANEL_BLOCK_BYTES) {
         __m128i q[8];
-        uint16_t d[8];
+        uint16_t d[8], mn[8];
+        uint32_t qh[8];
         for (int j = 0; j < 8; j++) {
+            d[j] = mn[j] = 0;
+            qh[j] = 0;
+            q[j] = _mm_setzero_si128();
             if (row[j]) {
-                const uint8_t *blk = row[j] + b * 18;
+                const uint8_t *blk = row[j] + b * bytes;
                 memcpy(&d[j], blk, 2);
-                q[j] = _mm_loadu_si128((const __m128i *)(blk + 2));
-            } else {
-                d[j] = 0;
-                q[j] = _mm_setzero_si128();
+                if (has_m) memcpy(&mn[j], blk + 2, 2);
+                if (q5) memcpy(&qh[j], blk + qh_at, 4);
+                q[j] = _mm_loadu_si128((const __m128i *)(blk + qs_at));
             }
         }
         /* 4x4 transposes of 32-bit words: c[g] = word g (bytes 4g..4g+3) of rows 0..3 */
@@ -143,15 +152,28 @@ static void pack_q4_0(const fr_qmm_args *a, int64_t r0, int64_t n1, int64_t nb, 
             c[4 * h + 2] = _mm_unpacklo_epi64(t2, t3);
             c[4 * h + 3] = _mm_unpackhi_epi64(t2, t3);
         }
-        for (int g = 0; g < 4; g++) {
-            const __m256i v = _mm256_set_m128i(c[4 + g], c[g]);
-            /* low nibbles are elements 4g..4g+3, high nibbles 16+4g..16+4g+3 */
-            _mm256_storeu_si256((__m256i *)(dst + 32 * g), _mm256_and_si256(v, m4));
-            _mm256_storeu_si256((__m256i *)(dst + 32 * (g + 4)),
-                                _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+        const __m256i hv = _mm256_loadu_si256((const __m256i *)qh); /* lane j = row j's qh */
+        for (int g = 0; g < 8; g++) {
+            /* low nibbles are elements 4g..4g+3 (g < 4), high nibbles 16+4(g-4).., i.e. group g
+             * is always elements 4g..4g+3 */
+            const __m256i v = _mm256_set_m128i(c[4 + g % 4], c[g % 4]);
+            __m256i u = _mm256_and_si256(g < 4 ? v : _mm256_srli_epi16(v, 4), m4);
+            if (q5) {
+                /* qh bits 4g..4g+3 to bit 4 of bytes 0..3: the multiply places copies of the 4
+                 * bits 7 apart, so bit k lands at bit 0 of byte k (no carries) */
+                const __m256i nib =
+                    _mm256_and_si256(_mm256_srli_epi32(hv, 4 * g), _mm256_set1_epi32(15));
+                const __m256i spread =
+                    _mm256_and_si256(_mm256_mullo_epi32(nib, _mm256_set1_epi32(0x00204081)),
+                                     _mm256_set1_epi32(0x01010101));
+                u = _mm256_or_si256(u, _mm256_slli_epi32(spread, 4));
+            }
+            _mm256_storeu_si256((__m256i *)(dst + 32 * g), u);
         }
         _mm256_storeu_ps((float *)(dst + 256),
                          _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
+        _mm256_storeu_ps((float *)(dst + 288),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mn)));
     }
 }
 
@@ -518,20 +540,39 @@ INLINE void panel_q6_k(const fr_qmm_args *a, const uint8_t *pack, int64_t ns, in
     store_rows(a, acc, n, nv, m, R);
 }
 
-/* P = 1 or 2 panels (8 weight rows each, from n and n + 8; panel p at pack + p * pbytes; type
- * T = T_Q4_0 or T_Q8_0) against R activation rows from m: out[m+r][n..n+nv[p]). With two panels
- * each broadcast activation quad feeds both (half the broadcasts) and 8 independent sums are in
- * flight instead of 4: AVX2 q4_0 GEMM harness 1.15x, q8_0 1.05x (the float accumulators of the
- * second panel spill, which costs little: they change once per block). */
+/* The integer block sum si's zero-point term from the activation row's c8 = -8 * sum(q)
+ * (quant_dot.h): q4_0 -8 * sum(q), q5_0 -16 * sum(q); with VNNI's w + 128, q8_0 -128 * sum(q). */
+INLINE int32_t legacy_zero_point(const int T, int32_t c8) {
+    return T == T_Q4_0 ? c8 : T == T_Q5_0 ? 2 * c8 : T == T_Q8_0 && QG_VNNI ? 16 * c8 : 0;
+}
+
+/* acc += dw*dx*si (+ mw*sx for q4_1 / q5_1, sx = dx*sum(q) from the activation row): one block
+ * of one panel, pw its weights, for activation row r's block b. */
+INLINE __m256 legacy_block_out(const int T, const uint8_t *pw, __m256i si, float dx, float sx,
+                               __m256 acc) {
+    const __m256 dw = _mm256_loadu_ps((const float *)(pw + 256));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dw, _mm256_set1_ps(dx)), acc);
+    if (T == T_Q4_1 || T == T_Q5_1)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(pw + 288)), _mm256_set1_ps(sx), acc);
+    return acc;
+}
+
+/* P = 1 or 2 panels (8 weight rows each, from n and n + 8; panel p at pack + p * pbytes) of a
+ * legacy type T against R activation rows from m: out[m+r][n..n+nv[p]). With two panels each
+ * broadcast activation quad feeds both (half the broadcasts) and 8 independent sums are in flight
+ * instead of 4: AVX2 q4_0 GEMM harness 1.15x, q8_0 1.05x (the float accumulators of the second
+ * panel spill, which costs little: they change once per block). The 5-bit types' pair sums reach
+ * 2 * 31 * 127 = 7874, so their 16-bit sums are widened every 4 groups (31496) instead of 8. */
 INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int64_t nb, int64_t n,
                   const int nv[2], int64_t m, const int R, const int P, const int T) {
     const int8_t *xq[4];
-    const float *xd[4];
+    const float *xd[4], *xs[4];
     const int32_t *xc8[4];
     __m256 acc[2][4];
     for (int r = 0; r < R; r++) {
         xq[r] = (const int8_t *)(a->xq + (m + r) * a->xq_stride);
         xd[r] = (const float *)(xq[r] + nb * FR_QK);
+        xs[r] = xd[r] + nb;
         xc8[r] = (const int32_t *)(xd[r] + 2 * nb);
         for (int p = 0; p < P; p++)
             acc[p][r] = _mm256_setzero_ps();
@@ -541,8 +582,8 @@ INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int
 #if QG_VNNI
         /* 32-bit sums, even and odd groups apart: vpdpbusd's latency (~5 cycles) would otherwise
          * bound the loop to one group per row every 5 cycles. q8_0 multiplies w + 128 (w xor
-         * 0x80, unsigned) and takes the 128 * sum(q) this adds off below as 16 * c8, so it needs
-         * no sign instruction; with 32-bit sums nothing saturates. */
+         * 0x80, unsigned) and takes the 128 * sum(q) this adds off with the zero point, so it
+         * needs no sign instruction; with 32-bit sums nothing saturates. */
         __m256i s[2][4], s1[2][4];
         for (int p = 0; p < P; p++)
             for (int r = 0; r < R; r++)
@@ -567,24 +608,22 @@ INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int
                 }
             }
         }
-        for (int p = 0; p < P; p++) {
-            const __m256 dw = _mm256_loadu_ps((const float *)(pw + p * pbytes + 256));
+        for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                const int32_t zero_point = T == T_Q8_0 ? 16 * xc8[r][b] : xc8[r][b];
-                const __m256i si = _mm256_add_epi32(_mm256_add_epi32(s[p][r], s1[p][r]),
-                                                    _mm256_set1_epi32(zero_point));
-                acc[p][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si),
-                                            _mm256_mul_ps(dw, _mm256_set1_ps(xd[r][b])), acc[p][r]);
+                const __m256i si =
+                    _mm256_add_epi32(_mm256_add_epi32(s[p][r], s1[p][r]),
+                                     _mm256_set1_epi32(legacy_zero_point(T, xc8[r][b])));
+                acc[p][r] = legacy_block_out(T, pw + p * pbytes, si, xd[r][b], xs[r][b], acc[p][r]);
             }
-        }
 #else
         const __m256i ones = _mm256_set1_epi16(1);
-        /* q4_0: 16-bit sums of the block; q8_0: 32-bit sums */
-        __m256i s[2][4];
+        const int G = T == T_Q5_0 || T == T_Q5_1 ? 4 : 8; /* groups per 16-bit sum */
+        /* 16-bit sums of the current run of groups (q8_0: 32-bit sums), and the widened runs */
+        __m256i s[2][4], wide[2][4];
         for (int p = 0; p < P; p++)
             for (int r = 0; r < R; r++)
-                s[p][r] = _mm256_setzero_si256();
+                s[p][r] = wide[p][r] = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
             __m256i w[2], u[2];
@@ -609,21 +648,28 @@ INLINE void panel(const fr_qmm_args *a, const uint8_t *pack, int64_t pbytes, int
             }
             for (int p = 0; p < P; p++)
                 fence_sums(s[p], R);
+            if (T != T_Q8_0 && g % G == G - 1)
+                for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+                    for (int r = 0; r < R; r++) {
+                        wide[p][r] =
+                            G == 8 ? _mm256_madd_epi16(s[p][r], ones)
+                                   : _mm256_add_epi32(wide[p][r], _mm256_madd_epi16(s[p][r], ones));
+                        s[p][r] = _mm256_setzero_si256();
+                    }
         }
-        for (int p = 0; p < P; p++) {
-            const __m256 dw = _mm256_loadu_ps((const float *)(pw + p * pbytes + 256));
+        for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                /* q4_0: the zero point (-8 * the quants' sum) joins in integers, so one
-                 * conversion and one FMA per block remain (the f32 correction cost a second FMA:
-                 * +7 %) */
-                const __m256i si = T == T_Q8_0 ? s[p][r]
-                                               : _mm256_add_epi32(_mm256_madd_epi16(s[p][r], ones),
-                                                                  _mm256_set1_epi32(xc8[r][b]));
-                acc[p][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si),
-                                            _mm256_mul_ps(dw, _mm256_set1_ps(xd[r][b])), acc[p][r]);
+                /* the zero point joins in integers, so one conversion and one FMA per block
+                 * remain (q4_0: the f32 correction cost a second FMA, +7 %) */
+                const __m256i si =
+                    T == T_Q8_0
+                        ? s[p][r]
+                        : _mm256_add_epi32(wide[p][r],
+                                           _mm256_set1_epi32(legacy_zero_point(T, xc8[r][b])));
+                acc[p][r] = legacy_block_out(T, pw + p * pbytes, si, xd[r][b], xs[r][b], acc[p][r]);
             }
-        }
 #endif
     }
     for (int p = 0; p < P; p++)
@@ -683,7 +729,7 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
         else if (T == T_Q6_K)
             pack_q6_k(a, n0 + 8 * p, n1, ns, dst);
         else
-            pack_q4_0(a, n0 + 8 * p, n1, nb, dst);
+            pack_legacy45(a, n0 + 8 * p, n1, nb, dst, T);
     }
     /* activation rows in groups of 4 outermost: the group (4 x ~1.1 KiB per 1024 of K) stays in
      * L1 while the task's panels pass by */
@@ -700,6 +746,41 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
             p += P - 1;
         }
     }
+}
+
+/* The exported kernels, one per type (each build's table, fr_qgemm_avx2 / fr_qgemm_avx512,
+ * points at its own copies) */
+static void qgemm_q8_0(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q8_0);
+}
+static void qgemm_q4_0(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q4_0);
+}
+static void qgemm_q4_1(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q4_1);
+}
+static void qgemm_q5_0(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q5_0);
+}
+static void qgemm_q5_1(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q5_1);
+}
+static void qgemm_q4_k(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q4_K);
+}
+static void qgemm_q5_k(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q5_K);
+}
+static void qgemm_q6_k(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
+                       void *pack) {
+    qgemm(a, n0, n1, m0, m1, pack, T_Q6_K);
 }
 
 #endif
