@@ -737,9 +737,11 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
         const int R = m1 - m < 4 ? (int)(m1 - m) : 4;
         for (int64_t p = 0; p < np; p++) {
             const int64_t n = n0 + 8 * p;
-            /* two panels at a time where there are two (AVX2; the VNNI build, not measurable on
-             * the host that has it, keeps one) */
-            const int P = !QG_VNNI && T != T_Q6_K && p + 1 < np ? 2 : 1;
+            /* two panels at a time where there are two, except q6_k (AVX2: no gain) and the K
+             * formats with VNNI (their runs of groups already fill the registers; SPR, 2 cores:
+             * Q4_0 pp128 1.15x, Q8_0 1.10x, Q5_K_M 0.74x with two) */
+            const bool kfmt = T == T_Q4_K || T == T_Q5_K || T == T_Q6_K;
+            const int P = p + 1 < np && T != T_Q6_K && !(QG_VNNI && kfmt) ? 2 : 1;
             const int nv[2] = {n1 - n < 8 ? (int)(n1 - n) : 8,
                                P == 2 && n1 - n - 8 < 8 ? (int)(n1 - n - 8) : 8};
             panel_rp(a, pk + p * pbytes, pbytes, n, nv, m, R, P, T);
