@@ -335,6 +335,26 @@ static void check_embedding(fr_dtype t) {
     free(got);
 }
 
+/* got[M x N] = x[M x K] (f32) times the N weight rows wq (dtype t, wbytes in all) on variant v;
+ * false (after a CHECK failure naming `what`) when the op fails. */
+static bool run_matmul(int v, const char *what, fr_dtype t, const void *wq, size_t wbytes,
+                       int64_t N, int64_t K, const float *x, int64_t M, float *got) {
+    fr_buffer wb = {0}, xb = {0}, ob = {0};
+    upload(V[v].b, &wb, wq, wbytes);
+    upload(V[v].b, &xb, x, sizeof(float) * (size_t)(M * K));
+    upload(V[v].b, &ob, got, sizeof(float) * (size_t)(M * N));
+    fr_tensor wt = fr_tensor_2d(&wb, 0, t, N, K), xt = fr_tensor_2d(&xb, 0, FR_DTYPE_F32, M, K),
+              ot = fr_tensor_2d(&ob, 0, FR_DTYPE_F32, M, N);
+    fr_error err = {0};
+    const fr_status st = fr_op_matmul(V[v].b, &xt, &wt, NULL, &ot, &err);
+    CHECK(st == FR_OK, "%s [%s]: %s", what, V[v].isa, err.msg);
+    if (st == FR_OK) fr_buffer_download(&ob, 0, got, sizeof(float) * (size_t)(M * N), &err);
+    fr_buffer_free(&wb);
+    fr_buffer_free(&xb);
+    fr_buffer_free(&ob);
+    return st == FR_OK;
+}
+
 /* ------------------------------------------------------------------ q8_0 extremes */
 
 /* q8_0 weights of magnitude 127 and 128 (fr_quantize_row never writes -128, a GGUF file may) with
@@ -372,18 +392,9 @@ static void check_q8_0_extremes(void) {
     for (int v = 0; v < NV; v++)
         for (int mi = 0; mi < 2; mi++) {
             const int64_t M = Ms[mi];
-            fr_buffer wb = {0}, xb = {0}, ob = {0};
             float got[MMAX * N];
-            upload(V[v].b, &wb, wq, sizeof wq);
-            upload(V[v].b, &xb, x, sizeof(float) * (size_t)(M * K));
-            upload(V[v].b, &ob, got, sizeof(float) * (size_t)(M * N));
-            fr_tensor wt = fr_tensor_2d(&wb, 0, FR_DTYPE_Q8_0, N, K),
-                      xt = fr_tensor_2d(&xb, 0, FR_DTYPE_F32, M, K),
-                      ot = fr_tensor_2d(&ob, 0, FR_DTYPE_F32, M, N);
-            fr_error err = {0};
-            fr_status st = fr_op_matmul(V[v].b, &xt, &wt, NULL, &ot, &err);
-            CHECK(st == FR_OK, "q8_0 extremes [%s]: %s", V[v].isa, err.msg);
-            fr_buffer_download(&ob, 0, got, sizeof(float) * (size_t)(M * N), &err);
+            if (!run_matmul(v, "q8_0 extremes", FR_DTYPE_Q8_0, wq, sizeof wq, N, K, x, M, got))
+                continue;
             int bad = 0;
             for (int64_t i = 0; i < M * N; i++) {
                 /* exact up to f32 scaling and summation: 1e-5 of the largest possible sum */
@@ -393,9 +404,6 @@ static void check_q8_0_extremes(void) {
             }
             CHECK(bad == 0, "q8_0 extremes [%s] M=%lld: %d outputs wrong (16-bit saturation?)",
                   V[v].isa, (long long)M, bad);
-            fr_buffer_free(&wb);
-            fr_buffer_free(&xb);
-            fr_buffer_free(&ob);
         }
 }
 
@@ -445,18 +453,10 @@ static void check_largest_sums(void) {
         for (int v = 0; v < NV; v++)
             for (int mi = 0; mi < 2; mi++) {
                 const int64_t M = Ms[mi];
-                fr_buffer wb = {0}, xb = {0}, ob = {0};
                 float got[MMAX * N];
-                upload(V[v].b, &wb, wq, N * rb);
-                upload(V[v].b, &xb, x, sizeof(float) * (size_t)(M * K));
-                upload(V[v].b, &ob, got, sizeof(float) * (size_t)(M * N));
-                fr_tensor wt = fr_tensor_2d(&wb, 0, t, N, K),
-                          xt = fr_tensor_2d(&xb, 0, FR_DTYPE_F32, M, K),
-                          ot = fr_tensor_2d(&ob, 0, FR_DTYPE_F32, M, N);
-                fr_error err = {0};
-                fr_status st = fr_op_matmul(V[v].b, &xt, &wt, NULL, &ot, &err);
-                CHECK(st == FR_OK, "%s largest sums [%s]: %s", fr_dtype_name(t), V[v].isa, err.msg);
-                fr_buffer_download(&ob, 0, got, sizeof(float) * (size_t)(M * N), &err);
+                char what[64];
+                snprintf(what, sizeof what, "%s largest sums", fr_dtype_name(t));
+                if (!run_matmul(v, what, t, wq, N * rb, N, K, x, M, got)) continue;
                 int bad = 0;
                 for (int64_t i = 0; i < M * N; i++) {
                     /* x = 1 quantizes exactly; what remains is f32 scaling and summation */
@@ -467,9 +467,6 @@ static void check_largest_sums(void) {
                 }
                 CHECK(bad == 0, "%s largest sums [%s] M=%lld: %d outputs wrong (16-bit overflow?)",
                       fr_dtype_name(t), V[v].isa, (long long)M, bad);
-                fr_buffer_free(&wb);
-                fr_buffer_free(&xb);
-                fr_buffer_free(&ob);
             }
     }
 }

@@ -750,39 +750,20 @@ INLINE void qgemm(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int6
     }
 }
 
-/* The exported kernels, one per type (each build's table, fr_qgemm_avx2 / fr_qgemm_avx512,
- * points at its own copies) */
-static void qgemm_q8_0(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q8_0);
-}
-static void qgemm_q4_0(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q4_0);
-}
-static void qgemm_q4_1(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q4_1);
-}
-static void qgemm_q5_0(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q5_0);
-}
-static void qgemm_q5_1(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q5_1);
-}
-static void qgemm_q4_k(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q4_K);
-}
-static void qgemm_q5_k(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q5_K);
-}
-static void qgemm_q6_k(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,
-                       void *pack) {
-    qgemm(a, n0, n1, m0, m1, pack, T_Q6_K);
-}
+/* The kernels by type (each build's table, fr_qgemm_avx2 / fr_qgemm_avx512, points at its own
+ * copies); T must be a constant for qgemm to specialise on it. */
+#define DEFINE_QGEMM(NAME, T)                                                                      \
+    static void NAME(const fr_qmm_args *a, int64_t n0, int64_t n1, int64_t m0, int64_t m1,         \
+                     void *pack) {                                                                 \
+        qgemm(a, n0, n1, m0, m1, pack, T);                                                         \
+    }
+DEFINE_QGEMM(qgemm_q8_0, T_Q8_0)
+DEFINE_QGEMM(qgemm_q4_0, T_Q4_0)
+DEFINE_QGEMM(qgemm_q4_1, T_Q4_1)
+DEFINE_QGEMM(qgemm_q5_0, T_Q5_0)
+DEFINE_QGEMM(qgemm_q5_1, T_Q5_1)
+DEFINE_QGEMM(qgemm_q4_k, T_Q4_K)
+DEFINE_QGEMM(qgemm_q5_k, T_Q5_K)
+DEFINE_QGEMM(qgemm_q6_k, T_Q6_K)
 
 #endif
