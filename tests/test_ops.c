@@ -954,6 +954,13 @@ static void test_attention(void) {
         one_attention(ct, 2, 1, 2, 8, 12, 4, 1, 0, 0);         /* window 1: only itself */
         one_attention(ct, 16, 8, 1, 128, 2100, 2047, 0, 0, 0); /* 2k-context decode */
         one_attention(ct, 20, 1, 3, 24, 90, 70, 0, 0, 0);      /* GQA 20: several head groups */
+        /* prefill blocks: the CPU scores several tokens of a kv head together (8 query rows);
+         * their key ranges differ, with windows, across tiles and when positions are not in
+         * order */
+        one_attention(ct, 4, 4, 20, 16, 200, 50, 0, 0, 0);  /* GQA 1: 8 tokens a block */
+        one_attention(ct, 8, 2, 19, 32, 150, 60, 20, 0, 0); /* GQA 4, window 20, 2 tokens */
+        attention_case(FR_DTYPE_F32, ct, FR_DTYPE_F32, 4, 2, 37, 64, 300, 100, 0, 0, 0, true);
+        attention_case(FR_DTYPE_F32, ct, FR_DTYPE_F32, 6, 2, 23, 16, 100, 40, 9, 0, 0, true);
     }
 }
 
