@@ -14,11 +14,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/cpu_kernels.h"
-
-#define INLINE static inline __attribute__((always_inline))
-
-enum { W_F32, W_F16, W_BF16 };
-#define WBYTES(wt) ((wt) == W_F32 ? 4 : 2)
+#include "kernels/cpu/gemm_x86.h"
 
 /* Software prefetch distance (bytes) along a weight row in GEMV: more cache lines in flight per
  * core than the out-of-order window alone would keep (the f16/bf16 loops spend more instructions
@@ -35,19 +31,6 @@ INLINE float hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-INLINE __m256 load_w(const char *w, int64_t k, const int wt) {
-    if (wt == W_F32) return _mm256_loadu_ps((const float *)w + k);
-    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k));
-    if (wt == W_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-INLINE float load_w1(const char *w, int64_t k, const int wt) {
-    if (wt == W_F32) return ((const float *)w)[k];
-    if (wt == W_F16) return _cvtsh_ss(((const uint16_t *)w)[k]);
-    return fr_bf16_to_f32(((const uint16_t *)w)[k]);
 }
 
 /* ---------------------------------------------------------------- GEMV */
@@ -80,7 +63,7 @@ INLINE void gemv_block(const fr_gemv_args *a, int64_t n, const int wt, const int
             __m256 wv[2];
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++)
-                wv[r] = load_w(wr[r], k + 8 * u, wt);
+                wv[r] = load8_w(wr[r], k + 8 * u, wt);
 #pragma GCC unroll 8
             for (int m = 0; m < M; m++) {
                 const __m256 xv = _mm256_loadu_ps(x + m * xs + k + 8 * u);
@@ -93,7 +76,7 @@ INLINE void gemv_block(const fr_gemv_args *a, int64_t n, const int wt, const int
     for (; k + 8 <= K; k += 8) {
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
-            const __m256 wv = load_w(wr[r], k, wt);
+            const __m256 wv = load8_w(wr[r], k, wt);
 #pragma GCC unroll 8
             for (int m = 0; m < M; m++)
                 acc[r][m][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * xs + k), acc[r][m][0]);
@@ -103,7 +86,7 @@ INLINE void gemv_block(const fr_gemv_args *a, int64_t n, const int wt, const int
     for (; k < K; k++)
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
-            const float wv = load_w1(wr[r], k, wt);
+            const float wv = load1_w(wr[r], k, wt);
 #pragma GCC unroll 8
             for (int m = 0; m < M; m++)
                 tail[r][m] += wv * x[m * xs + k];
@@ -220,53 +203,6 @@ INLINE void gemm_tile(const float *x, int64_t xs, const float *p, int64_t K, flo
     }
 }
 
-/* Transposes 8 rows x 8 columns of w (type wt, converted to f32 on load; ws elements between rows)
- * into 8 k-major rows of 8 at p (row stride 16). */
-INLINE void transpose8(const char *w, int64_t ws, float *p, const int wt) {
-    __m256 r[8], t[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        r[i] = load_w(w, i * ws, wt);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++) {
-        r[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
-        r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        _mm256_store_ps(p + 16 * i, _mm256_permute2f128_ps(r[i], r[4 + i], 0x20));
-        _mm256_store_ps(p + 16 * (4 + i), _mm256_permute2f128_ps(r[i], r[4 + i], 0x31));
-    }
-}
-
-/* Packs rows [0, nr) x columns [0, kc) of w (type wt, ws elements between rows) into a k-major
- * f32 panel of 16 rows, zero padded; the panel is rebuilt per gemm_block call, so full 8 x 8
- * blocks go through register transposes. 16-bit weights are converted here, on the way into the
- * panel, so they need no f32 copy first (Qwen3-0.6B F16 pp128 1.09x, pp512 1.01x). */
-INLINE void pack_panel(const char *w, int64_t ws, int64_t nr, int64_t kc, float *panel,
-                       const int wt) {
-    const int64_t eb = WBYTES(wt);
-    int64_t j = 0;
-    for (; j + 8 <= nr; j += 8) {
-        int64_t k = 0;
-        for (; k + 8 <= kc; k += 8)
-            transpose8(w + (j * ws + k) * eb, ws, panel + 16 * k + j, wt);
-        for (; k < kc; k++)
-            for (int64_t i = 0; i < 8; i++)
-                panel[16 * k + j + i] = load_w1(w, (j + i) * ws + k, wt);
-    }
-    for (int64_t k = 0; k < kc; k++)
-        for (int64_t i = j; i < 16; i++)
-            panel[16 * k + i] = i < nr ? load_w1(w, i * ws + k, wt) : 0.0f;
-}
-
 INLINE void gemm_block_w(const float *x, int64_t xs, int64_t M, const char *w, int64_t ws,
                          int64_t N, int64_t K, float *out, int64_t os, int accumulate,
                          const int wt) {
@@ -278,7 +214,7 @@ INLINE void gemm_block_w(const float *x, int64_t xs, int64_t M, const char *w, i
         const int acc = accumulate || k0 > 0;
         for (int64_t n = 0; n < N; n += 16) {
             const int64_t nr = N - n < 16 ? N - n : 16;
-            pack_panel(w + (n * ws + k0) * eb, ws, nr, kc, panel, wt);
+            pack_panel(w + (n * ws + k0) * eb, ws, nr, kc, panel, 16, wt);
             const float *xk = x + k0;
             float *o = out + n;
             int64_t m = 0;
@@ -338,7 +274,7 @@ INLINE void pv_cols(const float *p, int64_t ps, const char *v, int64_t vs, int n
         const char *vr = v + j * vs;
 #pragma GCC unroll 4
         for (int u = 0; u < CW; u++) {
-            const __m256 vv = load_w(vr, i + 8 * u, wt);
+            const __m256 vv = load8_w(vr, i + 8 * u, wt);
 #pragma GCC unroll 8
             for (int a = 0; a < NQ; a++)
                 c[a][u] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + a * ps + j), vv, c[a][u]);
@@ -361,7 +297,7 @@ INLINE void pv_nq(const float *p, int64_t ps, const char *v, int64_t vs, int nk,
         pv_cols(p, ps, v, vs, nk, i, acc, as, wt, NQ, 1);
     for (; i < D; i++)
         for (int j = 0; j < nk; j++) {
-            const float vv = load_w1(v + j * vs, i, wt);
+            const float vv = load1_w(v + j * vs, i, wt);
             for (int a = 0; a < NQ; a++)
                 acc[a * as + i] += p[a * ps + j] * vv;
         }
@@ -425,7 +361,7 @@ static void bf16_to_f32(const void *src, float *dst, int64_t n) {
     const uint16_t *s = src;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, load_w((const char *)s, i, W_BF16));
+        _mm256_storeu_ps(dst + i, load8_w((const char *)s, i, W_BF16));
     for (; i < n; i++)
         dst[i] = fr_bf16_to_f32(s[i]);
 }
