@@ -12,35 +12,38 @@
  * activation bytes then feeds one maddubs that advances 8 output dot products at once, the 8
  * rows' block scales are one vector, and the outputs of a panel come out as one vector (no
  * horizontal sums). The packing is paid once per task and serves all its activation rows
- * (up to 128).
+ * (up to 128). The two panels of a task run side by side (panel_rp: P = 2), so each broadcast
+ * quad feeds two maddubs and 8 sums are in flight.
  *
- * q4_0 panel layout, per block b (288 bytes): 8 groups g of 32 bytes, lane j of group g = the
- * unsigned nibble values of row j's elements 4g..4g+3; then the 8 rows' d as f32.
+ * Legacy panel layout (q4_0, q4_1, q5_0, q5_1), per block b (PANEL_BLOCK_BYTES = 320): 8 groups
+ * g of 32 bytes, lane j of group g = the unsigned values (nibble, plus 16 for a set qh bit) of row
+ * j's elements 4g..4g+3; then the 8 rows' d and m (q4_1 / q5_1) as f32.
  * Activations: the plain layout of quant_dot.h (int8 qs in element order, then d[], s[], c8[]).
- * Per block: out += dw*dx*(sum(u*q) + c8), c8 = -8*sum(q) from the activation row (quant_dot.h:
- * the same value as dw*dx*sum(u*q) - 8*dw*s, with the zero point in integers). Pair sums are at
- * most 2*15*127 = 3810, so the 8 groups of a block add up in 16 bits (<= 30480) before one
- * widening.
+ * Per block: out += dw*dx*(sum(u*q) + zp) (+ mw*s for q4_1 / q5_1), zp = c8 = -8*sum(q) for
+ * q4_0 and 2*c8 for q5_0 (quant_dot.h: the zero point in integers). Pair sums are at most
+ * 2*15*127 = 3810 for 4-bit values, so the 8 groups of a block add up in 16 bits (<= 30480)
+ * before one widening; 5-bit values reach 2*31*127 = 7874 and are widened every 4 groups.
  *
- * q8_0 panel layout: the same 288 bytes per block, lane j of group g = row j's signed weights
+ * q8_0 panel layout: the same bytes per block, lane j of group g = row j's signed weights
  * 4g..4g+3, then the 8 rows' d. maddubs wants one unsigned operand, so each group multiplies |w|
  * (one abs per group, shared by the activation rows) with the activation quad given w's sign
  * (one sign per group and row): |w| * sign(q, w) = w * q exactly, as |w| <= 128 fits unsigned.
  * (Packing w + 128 instead and subtracting 128*sum(q) would save the sign, but its pair sums reach
- * 2*255*127 and saturate.) A pair sum is at most 2*128*127 = 32512, so two of them can already
- * overflow 16 bits: each group is widened to 32 bits with madd(..., 1) before it is added.
+ * 2*255*127 and saturate; VNNI has no 16-bit pair sums and does exactly that.) A pair sum is at
+ * most 2*128*127 = 32512, so two of them can already overflow 16 bits: each group is widened to 32
+ * bits with madd(..., 1) before it is added.
  *
- * q4_k panel layout, per super-block of 256 (Q4K_PANEL_BYTES = 2496): for each sub-block j of 32,
- * 256 bytes of unsigned nibble groups as in q4_0; then 8 vectors of int16 (sc_j, sc_j) per row
- * lane (one per j), 4 vectors of int16 (m_2p, m_2p+1) per row lane, the 8 rows' d and dmin as f32.
- * Activations stay q8_k (one d per 256, bsums per 16), the layout the q4_k GEMV and the scalar
- * kernels use, so every variant still sees bit-identical quants (quant_dot.h) and the f32 scaling
- * happens once per super-block instead of per 32. Per sub-block, the 16-bit group sums (<= 8 *
- * 3810 = 30480, as q4_0) are widened by madd with the sc vector, which also applies the 6-bit
- * scale: sum_j sc_j*sum(u*q) <= 8 * 63 * 60960 < 2^31. The mins: sum_j m_j*bsum_j (bsum_j =
- * bsums[2j] + bsums[2j+1], |.| <= 4064 fits int16) by madd of the (m_2p, m_2p+1) vectors with the
- * broadcast bsum pair, <= 8 * 63 * 4064. Per super-block then:
- *   out += d*dx*isum - dmin*dx*msum                                   (quant_dot.h)
+ * q4_k / q5_k panel layout, per super-block of 256 (Q4K_PANEL_BYTES = 2496): for each sub-block j
+ * of 32, 256 bytes of unsigned value groups as in q4_0 (q5_k: the fifth bit joined at packing);
+ * then 8 vectors of int16 (sc_j, sc_j) per row lane (one per j), 4 vectors of int16 (m_2p, m_2p+1)
+ * per row lane, the 8 rows' d and dmin as f32. Activations stay q8_k (one d per 256, bsums per 16),
+ * the layout the q4_k GEMV and the scalar kernels use, so every variant still sees bit-identical
+ * quants (quant_dot.h) and the f32 scaling happens once per super-block instead of per 32. Per
+ * sub-block, the 16-bit group sums (<= 8 * 3810 = 30480, as q4_0; q5_k: two sums of 4 groups) are
+ * widened by madd with the sc vector, which also applies the 6-bit scale: sum_j sc_j*sum(u*q) <= 8
+ * * 63 * 60960 < 2^31. The mins: sum_j m_j*bsum_j (bsum_j = bsums[2j] + bsums[2j+1], |.| <= 4064
+ * fits int16) by madd of the (m_2p, m_2p+1) vectors with the broadcast bsum pair, <= 8 * 63 * 4064.
+ * Per super-block then: out += d*dx*isum - dmin*dx*msum (quant_dot.h)
  *
  * q6_k panel layout, per super-block of 256 (Q6K_PANEL_BYTES = 2848): 64 groups of 32 bytes, lane j
  * of group g = the unsigned 6-bit values (0..63) of row j's elements 4g..4g+3 (element order of the
