@@ -7,7 +7,8 @@
  *     (nb = K/32 blocks):
  *     plain  (scalar, and the packed GEMM): qs[nb*32] int8 in element order, then d[nb] f32,
  *            s[nb] f32, and c8[nb] int32 = -8 * (sum of the block's quants), the q4_0 zero-point
- *            term in integers (the q4_0 GEMM adds it before its one conversion to f32);
+ *            term in integers (the packed GEMM adds c8, 2 * c8 for q5_0, or 16 * c8 for q8_0's
+ *            w + 128 with VNNI, before its one conversion to f32);
  *     paired (AVX2, AVX-512): blocks a = 2p, b = 2p+1 form pair p; qs holds 64 bytes per pair
  * ordered a0..15 b0..15 a16..31 b16..31 (the order in which 16-byte q4/q5 weight blocks unpack into
  * a 256-bit register: low nibbles, then high nibbles), followed by 4 floats per pair: d_a s_a d_b
