@@ -59,6 +59,19 @@ void fr_cpu_run(fr_cpu_ctx *ctx, int64_t n_tasks, double bytes, fr_task_fn fn, v
         fn(arg, t, 0);
 }
 
+/* Many threads on a small model's matrices would otherwise get tasks of a few KB, claimed from
+ * one shared counter about as fast as they run. */
+#define FR_CPU_GEMV_TASK_BYTES (16 * 1024)
+
+int64_t fr_cpu_gemv_chunk(const fr_cpu_ctx *ctx, int64_t N, double row_bytes, int64_t min_rows,
+                          int64_t align) {
+    int64_t chunk = (N + 16 * ctx->n_threads - 1) / (16 * ctx->n_threads);
+    const int64_t by_bytes = row_bytes > 0 ? (int64_t)(FR_CPU_GEMV_TASK_BYTES / row_bytes) + 1 : 1;
+    chunk = chunk > by_bytes ? chunk : by_bytes;
+    chunk = chunk > min_rows ? chunk : min_rows;
+    return (chunk + align - 1) / align * align;
+}
+
 void *fr_cpu_scratch(fr_cpu_ctx *ctx, int thread, size_t bytes) {
     if (thread < 0 || thread >= ctx->n_threads) return NULL;
     if (ctx->scratch_size[thread] < bytes) {

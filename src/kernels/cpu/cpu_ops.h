@@ -52,6 +52,11 @@ fr_status fr_cpu_scaled_add(void *ctx, const fr_tensor *a, const fr_tensor *b,
 /* Runs fn over n_tasks tasks on the pool when `bytes` (memory the op touches, or an equivalent
  * cost) makes waking the workers worth it; inline on the calling thread otherwise. */
 void fr_cpu_run(fr_cpu_ctx *ctx, int64_t n_tasks, double bytes, fr_task_fn fn, void *arg);
+/* Weight rows per GEMV task for N rows of row_bytes each: ~16 tasks per thread, which balances
+ * uneven cores to the end (4 left a long tail: f16 decode +10 % with 16), but at least min_rows
+ * rows and FR_CPU_GEMV_TASK_BYTES of weights, rounded up to a multiple of align. */
+int64_t fr_cpu_gemv_chunk(const fr_cpu_ctx *ctx, int64_t N, double row_bytes, int64_t min_rows,
+                          int64_t align);
 
 /* Per-thread scratch memory (64-byte aligned, contents undefined), grown on demand and kept for
  * the backend's lifetime. Only thread `thread` may use its slot; NULL when out of memory. */

@@ -278,11 +278,8 @@ fr_status fr_cpu_matmul(void *vctx, const fr_tensor *x, const fr_tensor *w, cons
                                   : w->dtype == FR_DTYPE_F16 ? k->gemv_f16
                                                              : k->gemv_bf16,
                             .N = N};
-        /* ~16 chunks per thread balance uneven cores (with 4 the last chunk left a long tail;
-         * 16 measured +10% on f16 decode); keep chunks >= 16 rows so each task streams a long
-         * contiguous run of weights */
-        int64_t chunk = (N + 16 * ctx->n_threads - 1) / (16 * ctx->n_threads);
-        chunk = chunk < 16 ? 16 : (chunk + 3) & ~(int64_t)3;
+        /* chunks of >= 16 rows so each task streams a long contiguous run of weights */
+        const int64_t chunk = fr_cpu_gemv_chunk(ctx, N, wbytes / (double)N, 16, 4);
         g.chunk = chunk;
         fr_cpu_run(ctx, (N + chunk - 1) / chunk, wbytes, gemv_task, &g);
         return FR_OK;

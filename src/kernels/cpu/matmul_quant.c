@@ -426,10 +426,9 @@ fr_status fr_cpu_matmul_quant(fr_cpu_ctx *ctx, const fr_tensor *x, const fr_tens
 
     const double wbytes = (double)N * (double)fr_dtype_row_bytes(w->dtype, K);
     if (M <= GEMV_MAX_M) {
-        /* ~16 tasks per thread keep both cores busy to the end (the pool hands tasks out
-         * dynamically); at least 8 rows each so a task streams a long contiguous run */
-        int64_t chunk = (N + 16 * ctx->n_threads - 1) / (16 * ctx->n_threads);
-        chunk = chunk < 8 ? 8 : chunk;
+        /* the pool hands tasks out dynamically; at least 8 rows each so a task streams a long
+         * contiguous run */
+        const int64_t chunk = fr_cpu_gemv_chunk(ctx, N, wbytes / (double)N, 8, 1);
         j.n_chunk = chunk;
         fr_cpu_run(ctx, (N + chunk - 1) / chunk, wbytes * (double)M, gemv_task, &j);
         return FR_OK;
