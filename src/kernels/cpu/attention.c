@@ -36,11 +36,13 @@ typedef struct {
     int failed;      /* set when a thread could not get scratch */
 } attn_args;
 
-/* Softmax step of one query row over one tile: scales its scores, raises its running max m,
- * rescales what acc holds under the old one, and turns the scores into weights, 0 outside the
- * row's keys [k0, k1) of the tile. */
-static void attn_row_tile(const fr_cpu_kernels *kn, float *sr, int nk, int k0, int k1, float scale,
-                          float *m, float *l, float *acc, int64_t D) {
+/* Softmax step of one query row over one tile of nk scores: scales them, raises the row's running
+ * max m, rescales what acc holds under the old one, and turns the scores into weights, 0 outside
+ * the row's keys [from, to) (tile-relative, clamped to the tile here). */
+static void attn_row_tile(const fr_cpu_kernels *kn, float *sr, int nk, int64_t from, int64_t to,
+                          float scale, float *m, float *l, float *acc, int64_t D) {
+    const int k0 = (int)(from < 0 ? 0 : from > nk ? nk : from);
+    const int k1 = (int)(to < 0 ? 0 : to > nk ? nk : to);
     if (k0 >= k1) {
         memset(sr, 0, sizeof(float) * (size_t)nk);
         return;
@@ -112,17 +114,9 @@ static void attn_task(void *varg, int64_t task, int thread) {
             const int nk = (int)(jhi + 1 - j0 < KEY_TILE ? jhi + 1 - j0 : KEY_TILE);
             sa.w = fr_cpu_at3(g->k, hkv, j0);
             scores(&sa, 0, nk);
-            for (int r = 0; r < M; r++) {
-                const int64_t k0 = lo[r] - j0, k1 = hi[r] + 1 - j0;
-                attn_row_tile(kn, s + r * KEY_TILE, nk,
-                              (int)(k0 < 0    ? 0
-                                    : k0 > nk ? nk
-                                              : k0),
-                              (int)(k1 < 0    ? 0
-                                    : k1 > nk ? nk
-                                              : k1),
-                              g->scale, &m[r], &l[r], acc + r * D, D);
-            }
+            for (int r = 0; r < M; r++)
+                attn_row_tile(kn, s + r * KEY_TILE, nk, lo[r] - j0, hi[r] + 1 - j0, g->scale, &m[r],
+                              &l[r], acc + r * D, D);
             pv(s, KEY_TILE, M, fr_cpu_at3(g->v, hkv, j0), g->v->stride[1], nk, D, acc, D);
         }
         for (int r = 0; r < M; r++) {

@@ -18,9 +18,8 @@
 #include "kernels/cpu/matmul_quant.h"
 
 #define GEMV_MAX_M 8
-#define GEMM_NB                                                                                    \
-    64 /* weight rows per GEMM task (a multiple of every micro tile's rows: AVX2 16, AVX-512 32)   \
-        */
+/* weight rows per GEMM task: a multiple of every micro tile's panel (AVX2 16 rows, AVX-512 32) */
+#define GEMM_NB 64
 #define GEMM_KC 512 /* K columns per packed tile */
 #define GEMM_MB 128 /* x rows per pass over a packed tile */
 
