@@ -1,22 +1,26 @@
 /* ferrum logits -m PATH --ids 1,2,3 [--backend cpu] [--compute f32] [--incremental] -o FILE
- * Writes float32 little-endian logits, one vocab-sized row per input id. The file appears only
- * when complete: it is written under a temporary name in the same folder and renamed. */
+ * Writes float32 little-endian logits, one vocab-sized row per input id, by the output rules of
+ * core/outfile.h: a regular file appears only when complete (a temporary file in the same folder
+ * renamed over it, mode kept), a FIFO or device is written in place, "-" is standard output, and
+ * a model file as the output is refused. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli_common.h"
 #include "commands.h"
+#include "core/outfile.h"
 #include "ferrum.h"
+#include "model/quantize.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ferrum logits -m PATH --ids 1,2,3 -o FILE [options]\n"
                "  -m, --model PATH     Hugging Face folder, .safetensors file or .gguf file\n"
                "  --ids LIST           comma-separated token ids\n"
-               "  -o, --output FILE    float32 little-endian logits, [n_ids, vocab]\n"
+               "  -o, --output FILE    float32 little-endian logits, [n_ids, vocab]; '-' for\n"
+               "                       standard output\n"
                "  --backend NAME       cpu (default) or cuda\n"
                "  --threads N          CPU threads (default: one per core)\n"
                "  --compute TYPE       activation and KV cache precision: f32 (default), bf16 "
@@ -75,37 +79,15 @@ static int parse_ids(const char *s, int32_t **out, int *n) {
     return 0;
 }
 
-static int write_atomically(const char *path, const float *data, size_t count) {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp) return -1;
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fprintf(stderr, "ferrum logits: %s: cannot create: %s\n", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    FILE *f = fdopen(fd, "wb");
-    int ok = f != NULL;
-    /* little-endian on every host we build for; write bytes explicitly so it holds anywhere */
-    for (size_t i = 0; ok && i < count; i++) {
+/* little-endian on every host we build for; write bytes explicitly so it holds anywhere */
+static bool write_le(FILE *f, const float *data, size_t count) {
+    for (size_t i = 0; i < count; i++) {
         uint32_t u;
         memcpy(&u, &data[i], 4);
         unsigned char b[4] = {u & 0xff, (u >> 8) & 0xff, (u >> 16) & 0xff, u >> 24};
-        ok = fwrite(b, 1, 4, f) == 4;
+        if (fwrite(b, 1, 4, f) != 4) return false;
     }
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    else
-        close(fd);
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        fprintf(stderr, "ferrum logits: %s: write failed: %s\n", path, strerror(errno));
-        unlink(tmp);
-    }
-    free(tmp);
-    return ok ? 0 : -1;
+    return true;
 }
 
 int fr_cmd_logits(int argc, char **argv) {
@@ -169,8 +151,16 @@ int fr_cmd_logits(int argc, char **argv) {
     fr_error err = {0};
     fr_model *model = NULL;
     fr_session *s = NULL;
+    fr_outfile *out = NULL;
     float *logits = NULL;
     int rc = 1;
+    char **inputs;
+    size_t n_inputs;
+    if (fr_model_input_files(model_path, &inputs, &n_inputs, &err)) goto fail;
+    /* before the model loads, so a refused output costs nothing */
+    fr_status ost = fr_outfile_open(out_path, (const char *const *)inputs, n_inputs, &out, &err);
+    fr_model_input_files_free(inputs, n_inputs);
+    if (ost) goto fail;
     if (fr_model_load(model_path, &mp, &model, &err)) goto fail;
     const size_t V = (size_t)fr_model_vocab_size(model);
     logits = malloc((size_t)n * V * sizeof(float));
@@ -189,11 +179,19 @@ int fr_cmd_logits(int argc, char **argv) {
     } else if (fr_session_eval(s, ids, n, logits, &err)) {
         goto fail;
     }
-    rc = write_atomically(out_path, logits, (size_t)n * V) ? 1 : 0;
+    if (!write_le(fr_outfile_stream(out), logits, (size_t)n * V)) {
+        snprintf(err.msg, sizeof err.msg, "%s: write failed: %s", out_path, strerror(errno));
+        goto fail;
+    }
+    fr_outfile *o = out;
+    out = NULL;
+    if (fr_outfile_commit(o, &err)) goto fail;
+    rc = 0;
     goto done;
 fail:
     fprintf(stderr, "ferrum logits: %s\n", err.msg);
 done:
+    fr_outfile_abort(out);
     free(logits);
     free(ids);
     fr_session_free(s);

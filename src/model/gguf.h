@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/dtype.h"
 #include "ferrum.h"
@@ -179,9 +180,13 @@ fr_status fr_gguf_writer_add_tensor(fr_gguf_writer *w, const char *name, fr_dtyp
 fr_status fr_gguf_writer_write(fr_gguf_writer *w, const char *path, fr_error *err);
 
 /* Streaming: begin writes header, metadata and tensor infos; then each tensor's bytes in
- * declaration order; finish closes the file (and checks every tensor was written). On any error
- * the partial file is removed. */
+ * declaration order; finish closes the file (and checks every tensor was written). The bytes go
+ * out strictly in order (no seeks), so any stream will do. begin opens `path` by the rules of
+ * core/outfile.h (a temporary file renamed into place by finish; on any error it is removed and
+ * an existing file at `path` is left intact). begin_stream writes to the caller's `f` (`name` is
+ * for messages); finish then only flushes it, and the caller commits or aborts its output. */
 fr_status fr_gguf_writer_begin(fr_gguf_writer *w, const char *path, fr_error *err);
+fr_status fr_gguf_writer_begin_stream(fr_gguf_writer *w, FILE *f, const char *name, fr_error *err);
 fr_status fr_gguf_writer_write_data(fr_gguf_writer *w, const void *data, size_t nbytes,
                                     fr_error *err);
 fr_status fr_gguf_writer_finish(fr_gguf_writer *w, fr_error *err);

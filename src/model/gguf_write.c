@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/outfile.h"
 #include "core/quant.h"
 #include "model/gguf.h"
 
@@ -41,7 +42,8 @@ struct fr_gguf_writer {
     uint32_t alignment;
     /* streaming state */
     FILE *f;
-    char *path;
+    char *path;        /* for messages */
+    fr_outfile *own;   /* begin(path) opened the output itself; NULL with begin_stream */
     size_t next;       /* next tensor whose data is expected */
     uint64_t data_pos; /* bytes of the data section written so far */
 };
@@ -206,12 +208,12 @@ fr_status fr_gguf_writer_create(fr_gguf_writer **out, fr_error *err) {
     return FR_OK;
 }
 
+/* Stops streaming. An output the writer opened is abandoned (its temporary file removed, the
+ * target untouched); a caller's stream is left for the caller to abort. */
 static void abort_file(fr_gguf_writer *w) {
-    if (w->f) {
-        fclose(w->f);
-        w->f = NULL;
-        if (w->path) remove(w->path);
-    }
+    fr_outfile_abort(w->own);
+    w->own = NULL;
+    w->f = NULL;
     free(w->path);
     w->path = NULL;
 }
@@ -411,8 +413,10 @@ static fr_status put_padding(fr_gguf_writer *w, uint64_t pos, fr_error *err) {
     return FR_OK;
 }
 
-fr_status fr_gguf_writer_begin(fr_gguf_writer *w, const char *path, fr_error *err) {
+fr_status fr_gguf_writer_begin_stream(fr_gguf_writer *w, FILE *f, const char *name, fr_error *err) {
     if (w->f) return fr_error_set(err, FR_ERR_INVALID, "gguf writer: begin called twice");
+    if (!f || !name)
+        return fr_error_set(err, FR_ERR_INVALID, "gguf writer: begin without a stream or name");
     byte_buf h = {0};
     buf_le(&h, FR_GGUF_MAGIC, 4);
     buf_le(&h, 3, 4);
@@ -435,23 +439,33 @@ fr_status fr_gguf_writer_begin(fr_gguf_writer *w, const char *path, fr_error *er
     }
     if (h.oom) {
         free(h.p);
-        return fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory for the header", path);
+        return fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory for the header", name);
     }
-    w->path = strdup(path);
-    w->f = w->path ? fopen(path, "wb") : NULL;
-    if (!w->f) {
-        fr_status st = fr_error_set(err, FR_ERR_IO, "%s: %s", path, strerror(errno));
+    w->path = strdup(name);
+    if (!w->path) {
         free(h.p);
-        free(w->path);
-        w->path = NULL;
-        return st;
+        return fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", name);
     }
+    w->f = f;
     fr_status st = put_file(w, h.p, h.len, err);
     if (!st) st = put_padding(w, h.len, err);
     free(h.p);
     w->next = 0;
     w->data_pos = 0;
     return st;
+}
+
+fr_status fr_gguf_writer_begin(fr_gguf_writer *w, const char *path, fr_error *err) {
+    if (w->f) return fr_error_set(err, FR_ERR_INVALID, "gguf writer: begin called twice");
+    fr_outfile *o;
+    FR_TRY(fr_outfile_open(path, NULL, 0, &o, err));
+    fr_status st = fr_gguf_writer_begin_stream(w, fr_outfile_stream(o), path, err);
+    if (st) {
+        fr_outfile_abort(o);
+        return st;
+    }
+    w->own = o;
+    return FR_OK;
 }
 
 fr_status fr_gguf_writer_write_data(fr_gguf_writer *w, const void *data, size_t nbytes,
@@ -488,19 +502,18 @@ fr_status fr_gguf_writer_finish(fr_gguf_writer *w, fr_error *err) {
         abort_file(w);
         return st;
     }
+    fr_outfile *o = w->own;
     FILE *f = w->f;
+    w->own = NULL;
     w->f = NULL;
-    if (fclose(f) != 0) {
-        fr_status st =
-            fr_error_set(err, FR_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
-        remove(w->path);
-        free(w->path);
-        w->path = NULL;
-        return st;
-    }
+    fr_status st = FR_OK;
+    if (o)
+        st = fr_outfile_commit(o, err);
+    else if (fflush(f) != 0 || ferror(f)) /* the caller finishes its stream; report errors now */
+        st = fr_error_set(err, FR_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
     free(w->path);
     w->path = NULL;
-    return FR_OK;
+    return st;
 }
 
 fr_status fr_gguf_writer_write(fr_gguf_writer *w, const char *path, fr_error *err) {

@@ -1,6 +1,7 @@
 /* `ferrum quantize` (see quantize.h): input tensors -> type choice -> streamed GGUF output. */
 #include "model/quantize.h"
 
+#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/outfile.h"
 #include "core/quant.h"
 #include "core/threadpool.h"
 #include "model/config.h"
@@ -438,14 +440,113 @@ static bool is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-static bool same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+/* Files of a Hugging Face folder that loading or converting a model reads (the safetensors
+ * shards are every *.safetensors: an index may name any of them). */
+static const char *const hf_model_files[] = {
+    "config.json",           "generation_config.json",       "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json",      "chat_template.jinja",
+    "chat_template.json",    "model.safetensors.index.json",
+};
+
+static bool is_model_file(const char *name) {
+    for (size_t i = 0; i < sizeof hf_model_files / sizeof *hf_model_files; i++)
+        if (!strcmp(name, hf_model_files[i])) return true;
+    return ends_with(name, ".safetensors");
 }
 
-static fr_status run(job *j, const char *in, const char *out, const fr_quant_target *target,
-                     const fr_quantize_params *p, const char *tmp) {
+typedef struct {
+    char **p;
+    size_t n, cap;
+    bool oom;
+} path_list;
+
+static void list_add(path_list *l, const char *dir, const char *name) {
+    if (l->oom) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **p = realloc(l->p, cap * sizeof *p);
+        if (!p) {
+            l->oom = true;
+            return;
+        }
+        l->p = p;
+        l->cap = cap;
+    }
+    size_t a = dir ? strlen(dir) : 0, b = strlen(name);
+    char *s = malloc(a + b + 2);
+    if (!s) {
+        l->oom = true;
+        return;
+    }
+    if (dir) {
+        memcpy(s, dir, a);
+        s[a++] = '/';
+    }
+    memcpy(s + a, name, b + 1);
+    l->p[l->n++] = s;
+}
+
+static fr_status list_folder(path_list *l, const char *dir, fr_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) return fr_error_set(err, FR_ERR_IO, "%s: cannot list the folder", dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (is_model_file(e->d_name)) list_add(l, dir, e->d_name);
+    closedir(d);
+    return FR_OK;
+}
+
+static bool has_gguf_magic(const char *path) {
+    char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t got = fread(magic, 1, 4, f);
+    fclose(f);
+    return got == 4 && !memcmp(magic, "GGUF", 4);
+}
+
+fr_status fr_model_input_files(const char *path, char ***files, size_t *n, fr_error *err) {
+    *files = NULL;
+    *n = 0;
+    if (!path) return fr_error_set(err, FR_ERR_INVALID, "fr_model_input_files: no path");
+    path_list l = {0};
+    struct stat sb;
+    fr_status st = FR_OK;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        st = list_folder(&l, path, err);
+    } else {
+        list_add(&l, NULL, path);
+        /* a safetensors file is read with the config and tokenizer of its folder */
+        if (!has_gguf_magic(path)) {
+            const char *slash = strrchr(path, '/');
+            char *dir =
+                slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+            if (!dir)
+                l.oom = true;
+            else if (stat(dir, &sb) == 0)
+                st = list_folder(&l, dir, err);
+            free(dir);
+        }
+    }
+    if (!st && l.oom) st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", path);
+    if (st) {
+        fr_model_input_files_free(l.p, l.n);
+        return st;
+    }
+    *files = l.p;
+    *n = l.n;
+    return FR_OK;
+}
+
+void fr_model_input_files_free(char **files, size_t n) {
+    for (size_t i = 0; files && i < n; i++)
+        free(files[i]);
+    free(files);
+}
+
+static fr_status run(job *j, const char *in, fr_outfile *o, const fr_quant_target *target,
+                     const fr_quantize_params *p) {
+    const char *out = fr_outfile_name(o);
     fr_error *e = j->err;
     fr_gguf_writer *w = NULL;
     fr_threadpool *pool = NULL;
@@ -489,7 +590,7 @@ static fr_status run(job *j, const char *in, const char *out, const fr_quant_tar
         buf = malloc(max_bytes ? max_bytes : 1);
         if (!pool || !buf) st = fr_error_set(e, FR_ERR_NOMEM, "%s: out of memory", out);
     }
-    if (!st) st = fr_gguf_writer_begin(w, tmp, e);
+    if (!st) st = fr_gguf_writer_begin_stream(w, fr_outfile_stream(o), out, e);
     size_t total_in = 0, total_out = 0;
     for (int i = 0; i < j->n && !st; i++) {
         const in_tensor *t = &j->ts[i];
@@ -507,15 +608,12 @@ static fr_status run(job *j, const char *in, const char *out, const fr_quant_tar
                     fr_dtype_name(t->src_dtype), fr_dtype_name(t->dtype), nb / 1048576.0);
     }
     if (!st) st = fr_gguf_writer_finish(w, e);
-    if (!st && rename(tmp, out) != 0)
-        st = fr_error_set(e, FR_ERR_IO, "%s: cannot rename %s into place", out, tmp);
     if (!st && p && p->verbose)
         fprintf(stderr, "%d tensors, %.2f MiB -> %.2f MiB\n", j->n, total_in / 1048576.0,
                 total_out / 1048576.0);
     free(buf);
     if (pool) fr_threadpool_destroy(pool);
-    fr_gguf_writer_free(w); /* removes a partial file */
-    if (st) remove(tmp);
+    fr_gguf_writer_free(w);
     return st;
 }
 
@@ -526,15 +624,21 @@ fr_status fr_quantize_model(const char *in, const char *out, const fr_quant_targ
     struct stat sb;
     if (stat(in, &sb) != 0)
         return fr_error_set(err, FR_ERR_NOT_FOUND, "%s: no such file or folder", in);
-    if (same_file(in, out))
-        return fr_error_set(err, FR_ERR_INVALID, "%s: the output would overwrite the input", out);
-    size_t len = strlen(out);
-    char *tmp = malloc(len + 32);
-    if (!tmp) return fr_error_set(err, FR_ERR_NOMEM, "out of memory");
-    snprintf(tmp, len + 32, "%s.tmp%ld", out, (long)getpid());
+    char **inputs;
+    size_t n_inputs;
+    FR_TRY(fr_model_input_files(in, &inputs, &n_inputs, err));
+    /* opened before any work so a refused output costs nothing */
+    fr_outfile *o;
+    fr_status st = fr_outfile_open(out, (const char *const *)inputs, n_inputs, &o, err);
+    fr_model_input_files_free(inputs, n_inputs);
+    if (st) return st;
     job j = {.in_path = in, .err = err};
-    fr_status st = run(&j, in, out, target, params, tmp);
-    free(tmp);
+    st = run(&j, in, o, target, params);
+    /* the input stays mapped until the output is complete, which commit makes it */
+    if (!st)
+        st = fr_outfile_commit(o, err);
+    else
+        fr_outfile_abort(o);
     free(j.ts);
     free(j.rope_freqs);
     fr_gguf_close(j.g);

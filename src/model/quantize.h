@@ -24,6 +24,7 @@
 #define FR_MODEL_QUANTIZE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/dtype.h"
@@ -56,9 +57,18 @@ typedef struct fr_quantize_params {
     bool verbose;  /* one line per tensor on stderr */
 } fr_quantize_params;
 
-/* Converts `in` (HF folder or GGUF file) to `out` (GGUF). The output appears only complete:
- * on any error nothing is left at `out`. */
+/* Converts `in` (HF folder or GGUF file) to `out` (GGUF), opened by the rules of
+ * core/outfile.h: "-" is standard output, a FIFO or character device is written in place, a
+ * regular file or new path appears only complete (on any error an existing file is left as it
+ * was), and an output that is one of the input's files is refused. */
 fr_status fr_quantize_model(const char *in, const char *out, const fr_quant_target *target,
                             const fr_quantize_params *params, fr_error *err);
+
+/* The files that loading the model at `path` reads, for keeping outputs off them: a folder's
+ * config.json, generation_config.json, tokenizer and chat-template files, safetensors index and
+ * every *.safetensors in it; a GGUF file itself; a .safetensors file itself and those files of
+ * its folder. Free with fr_model_input_files_free. */
+fr_status fr_model_input_files(const char *path, char ***files, size_t *n, fr_error *err);
+void fr_model_input_files_free(char **files, size_t n);
 
 #endif
