@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,11 +17,24 @@ double fr_cli_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A seed that differs run to run; the kernel's generator, else the clock and pid mixed. */
+static uint64_t random_seed(void) {
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, GRND_NONBLOCK) == (ssize_t)sizeof s) return s;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    s ^= s >> 33;
+    s *= 0xff51afd7ed558ccdull;
+    return s ^ (s >> 33);
+}
+
 void fr_cli_init(fr_cli *c, const char *cmd) {
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
     c->mp = fr_model_default_params();
     c->sp = fr_sampler_default_params();
+    c->sp.seed = random_seed();
 }
 
 /* ---------------------------------------------------------------- numbers */
@@ -142,15 +156,18 @@ void fr_cli_usage_model(FILE *f) {
     fprintf(f, "  -m, --model PATH        model: Hugging Face folder, .safetensors or .gguf file\n"
                "  --backend NAME          cpu (default) or cuda\n"
                "  -t, --threads N         CPU threads (default: one per core)\n"
-               "  --ctx N                 context size in tokens (default: min(4096, the "
-               "model's))\n"
+               "  -c, --ctx N             context size in tokens (default: min(4096, the "
+               "model's));\n"
+               "                          also --ctx-size\n"
                "  --compute TYPE          activation and KV cache precision: f32 (default), "
                "bf16 or f16\n"
                "                          (bf16/f16 need --backend cuda)\n"
                "  --quant-act TYPE        matmuls with quantized weights: q8 (default, 8-bit\n"
                "                          activations, fastest; CUDA: decode GEMVs of q8_0,\n"
                "                          q4_k, q6_k) or f32 (float activations, matches a\n"
-               "                          float reference)\n");
+               "                          float reference)\n"
+               "  -v, --verbose           print the seed in force and other details on stderr\n"
+               "Every option taking a value also accepts --option=VALUE.\n");
 }
 
 int fr_cli_quant_act(const char *cmd, const char *s, fr_quant_act *out) {
@@ -178,7 +195,8 @@ void fr_cli_usage_sampling(FILE *f) {
             "  --presence-penalty F    subtracted once per seen token; 0 = off\n"
             "  --frequency-penalty F   subtracted per occurrence; 0 = off\n"
             "  --repeat-last-n N       tokens the penalties look at; -1 = all (%d)\n"
-            "  --seed S                random seed (same seed, same output)\n",
+            "  -s, --seed S            random seed (same seed, same output; default: a new\n"
+            "                          random one each run, printed with --verbose)\n",
             d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty, d.penalty_last_n);
 }
 
@@ -186,12 +204,18 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling) {
     const char *a = argv[*i];
     const bool has_val = *i + 1 < argc;
 #define IS(name) (!strcmp(a, name))
+    if (IS("-v") || IS("--verbose")) {
+        c->verbose = true;
+        return 1;
+    }
+    const bool is_ctx = IS("--ctx") || IS("-c") || IS("--ctx-size");
+    const bool is_seed = IS("--seed") || IS("-s");
     const bool known = IS("-m") || IS("--model") || IS("--backend") || IS("-t") ||
-                       IS("--threads") || IS("--ctx") || IS("--compute") || IS("--quant-act");
+                       IS("--threads") || is_ctx || IS("--compute") || IS("--quant-act");
     const bool known_s =
         sampling && (IS("--temp") || IS("--top-k") || IS("--top-p") || IS("--min-p") ||
                      IS("--repeat-penalty") || IS("--presence-penalty") ||
-                     IS("--frequency-penalty") || IS("--repeat-last-n") || IS("--seed"));
+                     IS("--frequency-penalty") || IS("--repeat-last-n") || is_seed);
     if (!known && !known_s) return 0;
     if (!has_val) {
         fprintf(stderr, "ferrum %s: %s needs a value\n", c->cmd, a);
@@ -209,7 +233,7 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling) {
         c->mp.backend = v;
     } else if (IS("-t") || IS("--threads")) {
         r = fr_cli_int(c->cmd, a, v, 0, 4096, &c->mp.n_threads);
-    } else if (IS("--ctx")) {
+    } else if (is_ctx) {
         r = fr_cli_int(c->cmd, a, v, 1, 1 << 24, &c->n_ctx);
     } else if (IS("--quant-act")) {
         r = fr_cli_quant_act(c->cmd, v, &c->mp.quant_act);
@@ -244,7 +268,7 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling) {
     } else if (IS("--repeat-last-n")) {
         r = fr_cli_int(c->cmd, a, v, -1, 1 << 20, &c->sp.penalty_last_n);
         c->set_last_n = true;
-    } else if (IS("--seed")) {
+    } else if (is_seed) {
         r = fr_cli_u64(c->cmd, a, v, &c->sp.seed);
         c->set_seed = true;
     }
@@ -263,8 +287,57 @@ fr_sampler_params fr_cli_sampler_params(const fr_cli *c, const fr_model *m) {
     if (c->set_presence) p.presence_penalty = c->sp.presence_penalty;
     if (c->set_frequency) p.frequency_penalty = c->sp.frequency_penalty;
     if (c->set_last_n) p.penalty_last_n = c->sp.penalty_last_n;
-    if (c->set_seed) p.seed = c->sp.seed;
+    p.seed = c->sp.seed; /* --seed, or the random one fr_cli_init drew */
+    if (c->verbose)
+        fprintf(stderr, "ferrum %s: seed %llu%s\n", c->cmd, (unsigned long long)p.seed,
+                c->set_seed ? "" : " (random; --seed repeats this run)");
     return p;
+}
+
+/* ---------------------------------------------------------------- --flag=value */
+
+/* Every option of every command that takes a value: their next word is a value, never split.
+ * An option missing here still has its --opt=VALUE form split; only a value of its that itself
+ * looks like --x=y would be cut. */
+/* clang-format off */
+static const char *const value_flags[] = {
+    "-m", "--model", "--backend", "-t", "--threads", "--ctx", "-c", "--ctx-size", "--compute",
+    "--quant-act", "--kv-type", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+    "--presence-penalty", "--frequency-penalty", "--repeat-last-n", "--seed", "-s", "-p",
+    "--prompt", "-f", "--file", "--ids", "--system", "-sys", "--system-prompt", "--stop", "-r",
+    "--reverse-prompt", "-n", "--max-tokens", "--n-predict", "--n-prompt", "--n-gen",
+    "--repeats", "-b", "--batch", "-o", "--output", "--messages", "--tools", "--var",
+};
+/* clang-format on */
+
+static bool takes_value(const char *a) {
+    for (size_t k = 0; k < sizeof value_flags / sizeof value_flags[0]; k++)
+        if (!strcmp(a, value_flags[k])) return true;
+    return false;
+}
+
+int fr_cli_split_args(int argc, char **argv, char ***out, int *out_argc) {
+    char **v = malloc(sizeof(char *) * (2 * (size_t)argc + 1));
+    if (!v) return -1;
+    int n = 0;
+    bool options = true;
+    for (int i = 0; i < argc; i++) {
+        char *a = argv[i];
+        char *eq = options && !strncmp(a, "--", 2) && a[2] ? strchr(a, '=') : NULL;
+        if (options && !strcmp(a, "--")) options = false;
+        if (eq && eq > a + 2) {
+            *eq = 0;
+            v[n++] = a;
+            v[n++] = eq + 1;
+            continue;
+        }
+        v[n++] = a;
+        if (options && takes_value(a) && i + 1 < argc) v[n++] = argv[++i];
+    }
+    v[n] = NULL;
+    *out = v;
+    *out_argc = n;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -383,6 +456,32 @@ char *fr_cli_json_string(const char *s) {
     *o++ = '"';
     *o = 0;
     return out;
+}
+
+bool fr_cli_utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p++;
+        if (c < 0x80) continue;
+        int more;
+        unsigned cp, min;
+        if (c >= 0xC2 && c <= 0xDF)
+            more = 1, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF)
+            more = 2, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4)
+            more = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false; /* a continuation byte first, an overlong lead (C0, C1) or F5..FF */
+        if (end - p < more) return false;
+        for (int k = 0; k < more; k++) {
+            if ((p[k] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (p[k] & 0x3F);
+        }
+        p += more;
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    }
+    return true;
 }
 
 char *fr_cli_read_file(const char *path, size_t *len) {

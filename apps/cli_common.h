@@ -20,16 +20,24 @@ typedef struct fr_cli {
     fr_sampler_params sp;
     bool set_temp, set_top_k, set_top_p, set_min_p, set_repeat, set_presence, set_frequency,
         set_last_n, set_seed;
+    bool verbose; /* -v/--verbose: the seed in force and other details on stderr */
 } fr_cli;
 
+/* Also draws the random seed used unless --seed is given (llama.cpp's default). */
 void fr_cli_init(fr_cli *c, const char *cmd);
 
-/* Tries argv[*i] as one of the shared flags (-m/--model, --backend, -t/--threads, --ctx,
- * --compute, --quant-act; with
+/* Tries argv[*i] as one of the shared flags (-m/--model, --backend, -t/--threads,
+ * -c/--ctx/--ctx-size, --compute, --quant-act, -v/--verbose; with
  * sampling also --temp, --top-k, --top-p, --min-p, --repeat-penalty, --presence-penalty,
- * --frequency-penalty, --repeat-last-n, --seed). Returns 1 when consumed (advancing *i past its
+ * --frequency-penalty, --repeat-last-n, -s/--seed). Returns 1 when consumed (advancing *i past its
  * value), 0 when not one of them, -1 on a usage error (message printed). */
 int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling);
+
+/* Rewrites argv so that every `--flag=value` becomes `--flag value` (llama.cpp accepts both, for
+ * every option taking a value). A word in the value position of an option known to take a value
+ * is left alone, so `-p --x=y` keeps its prompt; nothing after `--` is split. out gets a malloc'd
+ * array of pointers into argv (whose strings are cut at the '='); -1 when out of memory. */
+int fr_cli_split_args(int argc, char **argv, char ***out, int *out_argc);
 
 /* Usage lines for the shared flags, for each command's --help. */
 void fr_cli_usage_model(FILE *f);
@@ -54,7 +62,8 @@ int fr_cli_int_list(const char *cmd, const char *flag, const char *s, long lo, l
 int fr_cli_load_model(fr_cli *c, fr_model **out, double *seconds);
 
 /* The sampler parameters in force: sampler defaults, then the model's generation config, then
- * the user's flags. */
+ * the user's flags; the seed is --seed or the random one drawn at init (printed with
+ * --verbose). */
 fr_sampler_params fr_cli_sampler_params(const fr_cli *c, const fr_model *m);
 
 /* Where the tokenizer and chat template of a model path live: the folder itself, the .gguf file,
@@ -68,6 +77,9 @@ int fr_cli_load_template(const fr_cli *c, fr_chat_template **tmpl);
 
 /* s as a JSON string literal with quotes (malloc'd). */
 char *fr_cli_json_string(const char *s);
+
+/* Whether s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+bool fr_cli_utf8_valid(const char *s, size_t n);
 
 /* Reads a whole file ("-" = standard input) into a malloc'd NUL-terminated string. */
 char *fr_cli_read_file(const char *path, size_t *len);

@@ -1,17 +1,20 @@
-/* ferrum detokenize -m PATH [--skip-special] IDS_JSON: the text of a JSON array of ids. */
+/* ferrum detokenize -m PATH [--skip-special] [IDS_JSON | -]: the text of a JSON array of ids,
+ * given as an argument or on standard input (as tokenize takes its text). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "ferrum.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ferrum detokenize -m PATH [--skip-special] IDS_JSON\n"
+    fprintf(f, "usage: ferrum detokenize -m PATH [--skip-special] [IDS_JSON | -]\n"
                "  -m, --model PATH   model folder, tokenizer.json or GGUF file\n"
                "  --skip-special     leave special tokens out of the text\n"
-               "  IDS_JSON           a JSON array of token ids, e.g. '[9707, 11, 1879]'\n"
+               "  IDS_JSON           a JSON array of token ids, e.g. '[9707, 11, 1879]'; '-' or\n"
+               "                     nothing reads it from standard input (tokenize's output)\n"
                "Prints the text exactly, without an added newline.\n");
 }
 
@@ -58,6 +61,8 @@ int fr_cmd_detokenize(int argc, char **argv) {
             path = argv[++i];
         } else if (!strcmp(argv[i], "--skip-special")) {
             skip = true;
+        } else if (!strcmp(argv[i], "--") && i + 1 < argc && !json) {
+            json = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "ferrum detokenize: unknown or incomplete option '%s'\n", argv[i]);
             usage(stderr);
@@ -69,14 +74,30 @@ int fr_cmd_detokenize(int argc, char **argv) {
             json = argv[i];
         }
     }
-    if (!path || !json) {
-        fprintf(stderr, "ferrum detokenize: -m PATH and IDS_JSON are required\n");
+    if (!path) {
+        fprintf(stderr, "ferrum detokenize: -m PATH is required\n");
         usage(stderr);
         return 2;
+    }
+    char *owned = NULL;
+    if (!json || !strcmp(json, "-")) {
+        size_t len = 0;
+        owned = fr_cli_read_file("-", &len);
+        if (!owned) {
+            fprintf(stderr, "ferrum detokenize: cannot read standard input\n");
+            return 1;
+        }
+        if (memchr(owned, 0, len)) {
+            free(owned);
+            fprintf(stderr, "ferrum detokenize: standard input holds a NUL byte, not IDS_JSON\n");
+            return 2;
+        }
+        json = owned;
     }
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = parse_ids(json, &ids, &n);
+    free(owned);
     if (rc) return rc;
     fr_error err = {0};
     fr_tokenizer *tok = NULL;

@@ -9,8 +9,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ferrum info -m PATH [--ctx N]\n"
-               "  -m, --model PATH   Hugging Face folder or .safetensors file\n"
-               "  --ctx N            context to size the KV cache estimate for\n"
+               "  -m, --model PATH   Hugging Face folder, .safetensors or GGUF file\n"
+               "  -c, --ctx N        context to size the KV cache estimate for (also --ctx-size)\n"
                "                     (default: min(4096, the model's maximum))\n");
 }
 
@@ -33,12 +33,14 @@ int fr_cmd_info(int argc, char **argv) {
             return 0;
         } else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
             path = argv[++i];
-        } else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) {
+        } else if ((!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c") ||
+                    !strcmp(argv[i], "--ctx-size")) &&
+                   i + 1 < argc) {
             char *end;
             errno = 0;
             ctx = strtol(argv[++i], &end, 10);
             if (errno || *end || end == argv[i] || ctx < 1 || ctx > (1L << 30)) {
-                fprintf(stderr, "ferrum info: --ctx: bad number '%s'\n", argv[i]);
+                fprintf(stderr, "ferrum info: %s: bad number '%s'\n", argv[i - 1], argv[i]);
                 return 2;
             }
         } else {

@@ -13,17 +13,22 @@ static void usage(FILE *f) {
     fprintf(f, "usage: ferrum run -m PATH (-p PROMPT | -f FILE | --ids LIST) [options]\n");
     fr_cli_usage_model(f);
     fprintf(f, "  -p, --prompt TEXT       the prompt\n"
-               "  -f, --file FILE         read the prompt from FILE ('-' = standard input)\n"
+               "  -f, --file FILE         read the prompt from FILE ('-' = standard input; no NUL\n"
+               "                          bytes)\n"
                "  --ids LIST              the prompt as comma-separated token ids (no tokenizer "
                "needed\n"
                "                          together with --print-ids)\n"
-               "  -n, --max-tokens N      tokens to generate at most (default: until EOS or the "
-               "context\n"
-               "                          is full)\n"
+               "  -n, --n-predict N       tokens to generate at most; -1 (default) = until EOS or "
+               "the\n"
+               "                          context is full, 0 = none (the prompt is still "
+               "evaluated);\n"
+               "                          also --max-tokens\n"
                "  --chat                  wrap the prompt in the model's chat template (as a user "
                "turn)\n"
-               "  --system TEXT           system message for --chat\n"
-               "  --stop STR              stop when STR is generated (not printed); repeatable\n"
+               "  -sys, --system TEXT     system message for --chat; also --system-prompt\n"
+               "  -r, --stop STR          stop when STR is generated (not printed); repeatable; "
+               "also\n"
+               "                          --reverse-prompt\n"
                "  --ignore-eos            keep generating past end-of-sequence tokens\n"
                "  --print-ids             print the generated token ids (comma-separated) instead "
                "of text\n"
@@ -90,12 +95,24 @@ static int build_prompt(const fr_cli *c, const char *text, bool chat, const char
     return 0;
 }
 
+/* -n 0: the prompt is evaluated (its speed reported) and nothing is generated, as in llama.cpp. */
+static fr_status eval_prompt_only(fr_session *s, const int32_t *ids, int n_ids,
+                                  fr_generate_stats *gs, fr_error *err) {
+    memset(gs, 0, sizeof *gs);
+    double t0 = fr_cli_now();
+    fr_status st = fr_session_eval_last(s, ids, n_ids, NULL, err);
+    gs->prompt_s = fr_cli_now() - t0;
+    gs->n_prompt = n_ids;
+    gs->reason = FR_STOP_MAX_TOKENS;
+    return st;
+}
+
 int fr_cmd_run(int argc, char **argv) {
     fr_cli c;
     fr_cli_init(&c, "run");
     const char *prompt = NULL, *file = NULL, *ids_arg = NULL, *system = NULL;
     const char *stops[MAX_STOPS];
-    int n_stops = 0, max_tokens = 0;
+    int n_stops = 0, max_tokens = -1;
     bool chat = false, ignore_eos = false, print_ids = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -123,15 +140,19 @@ int fr_cmd_run(int argc, char **argv) {
             file = argv[++i];
         } else if (!strcmp(a, "--ids") && has_val) {
             ids_arg = argv[++i];
-        } else if (!strcmp(a, "--system") && has_val) {
+        } else if ((!strcmp(a, "--system") || !strcmp(a, "-sys") ||
+                    !strcmp(a, "--system-prompt")) &&
+                   has_val) {
             system = argv[++i];
-        } else if (!strcmp(a, "--stop") && has_val) {
+        } else if ((!strcmp(a, "--stop") || !strcmp(a, "-r") || !strcmp(a, "--reverse-prompt")) &&
+                   has_val) {
             if (n_stops == MAX_STOPS) {
                 fprintf(stderr, "ferrum run: at most %d --stop strings\n", MAX_STOPS);
                 return 2;
             }
             stops[n_stops++] = argv[++i];
-        } else if ((!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) && has_val) {
+        } else if ((!strcmp(a, "-n") || !strcmp(a, "--max-tokens") || !strcmp(a, "--n-predict")) &&
+                   has_val) {
             if (fr_cli_int("run", a, argv[++i], -1, 1 << 24, &max_tokens)) {
                 usage(stderr);
                 return 2;
@@ -177,9 +198,19 @@ int fr_cmd_run(int argc, char **argv) {
     fr_sampler *smp = NULL;
     fr_error err = {0};
     if (file) {
-        file_text = fr_cli_read_file(file, NULL);
+        size_t file_len = 0;
+        file_text = fr_cli_read_file(file, &file_len);
         if (!file_text) {
             fprintf(stderr, "ferrum run: %s: cannot read the prompt file\n", file);
+            goto done;
+        }
+        /* the prompt is a C string from here on: a NUL would silently cut it */
+        const char *nul = memchr(file_text, 0, file_len);
+        if (nul) {
+            fprintf(stderr,
+                    "ferrum run: %s: the prompt file holds a NUL byte (offset %zu); a prompt is "
+                    "text\n",
+                    file, (size_t)(nul - file_text));
             goto done;
         }
         prompt = file_text;
@@ -213,8 +244,13 @@ int fr_cmd_run(int argc, char **argv) {
     gp.on_token = on_token;
     gp.user = &out;
     fr_generate_stats gs;
-    fr_status st = fr_generate(s, smp, print_ids ? NULL : tok, ids, n_ids, &gp, &gs, &err);
-    if (print_ids || isatty(STDOUT_FILENO)) printf("\n");
+    fr_status st;
+    if (max_tokens == 0) {
+        st = eval_prompt_only(s, ids, n_ids, &gs, &err);
+    } else {
+        st = fr_generate(s, smp, print_ids ? NULL : tok, ids, n_ids, &gp, &gs, &err);
+        if (print_ids || isatty(STDOUT_FILENO)) printf("\n");
+    }
     fflush(stdout);
     if (st) goto fail;
     if (!quiet) {

@@ -320,6 +320,16 @@ static bool has_suffix(const char *s, const char *suf) {
     return n >= k && !strcmp(s + n - k, suf);
 }
 
+/* GGUF files are known by their magic, not their name: ollama's blobs have no extension. */
+static bool has_gguf_magic(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char magic[4];
+    bool yes = fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    fclose(f);
+    return yes;
+}
+
 fr_status fr_model_load(const char *path, const fr_model_params *params, fr_model **out,
                         fr_error *err) {
     *out = NULL;
@@ -333,7 +343,8 @@ fr_status fr_model_load(const char *path, const fr_model_params *params, fr_mode
     char dir[4096];
     if (S_ISDIR(st_path.st_mode)) {
         snprintf(dir, sizeof dir, "%s", path);
-    } else if (has_suffix(path, ".gguf")) {
+    } else if (has_gguf_magic(path) || has_suffix(path, ".gguf")) {
+        /* a .gguf name without the magic goes to the reader too, for its precise message */
         /* a GGUF file carries its own config; weights stay in its mapping */
         fr_config gcfg;
         fr_weight_source *gsrc;
@@ -349,7 +360,9 @@ fr_status fr_model_load(const char *path, const fr_model_params *params, fr_mode
             snprintf(dir, sizeof dir, ".");
     } else {
         return fr_error_set(err, FR_ERR_UNSUPPORTED,
-                            "%s: not a model folder, .safetensors or .gguf file", path);
+                            "%s: not a model folder, .safetensors file or GGUF file (no GGUF "
+                            "magic)",
+                            path);
     }
     fr_config cfg;
     fr_status st = fr_config_load_hf(dir, &cfg, err);
