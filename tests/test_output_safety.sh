@@ -158,6 +158,12 @@ expect_rc "logits onto a hard link of the input GGUF is refused" 1 \
     "$FERRUM" logits -m "$tmp/m.gguf" --ids $ids -o "$d/hard.gguf"
 expect_rc "quantize a GGUF onto itself is refused" 1 \
     "$FERRUM" quantize --quiet "$tmp/m.gguf" "$tmp/m.gguf" Q4_0
+rc=0
+"$FERRUM" logits -m "$tmp/m.gguf" --ids $ids -o - >>"$tmp/m.gguf" 2>"$tmp/err" || rc=$?
+check "logits -o - with stdout appending to the input GGUF is refused (exit $rc)" test $rc == 1
+rc=0
+"$FERRUM" logits -m "$tmp/m.gguf" --ids $ids -o /dev/stdout >>"$tmp/m.gguf" 2>"$tmp/err" || rc=$?
+check "logits -o /dev/stdout appending to the input GGUF is refused (exit $rc)" test $rc == 1
 check "the input safetensors is byte-identical" test "$(sha "$hf/model.safetensors")" == "$st_sha"
 check "the input config.json is byte-identical" test "$(sha "$hf/config.json")" == "$cfg_sha"
 check "the input GGUF is byte-identical" test "$(sha "$tmp/m.gguf")" == "$gguf_sha"
@@ -218,6 +224,9 @@ expect_rc "logits hitting the file size limit fails" 1 \
 check "the existing logits are intact after a failed write" \
     test "$(sha "$d/keep.f32")" == "$old_sha"
 check "no temporary file left after the failures" no_temps "$d"
+expect_rc "an output in a missing folder fails" 1 \
+    "$FERRUM" logits -m "$hf" --ids $ids -o "$d/no-such-folder/x.f32"
+grep -q "no-such-folder/x.f32" "$tmp/err" || fail "missing folder: message names no path"
 expect_rc "a folder as the output is refused" 1 \
     "$FERRUM" logits -m "$hf" --ids $ids -o "$d"
 check "the folder is still a folder" test -d "$d"

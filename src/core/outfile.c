@@ -144,8 +144,9 @@ static fr_status create_tmp(fr_outfile *o, mode_t mode, fr_error *err) {
         int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
         if (fd < 0 && errno == EEXIST) continue;
         if (fd < 0) {
-            st = fr_error_set(err, FR_ERR_IO, "%s: cannot create %s: %s", o->name, o->tmp,
-                              strerror(errno));
+            st = fr_error_set(err, FR_ERR_IO,
+                              "%s: cannot create the temporary file %s in its folder: %s", o->name,
+                              o->tmp, strerror(errno));
         } else if (!(o->f = fdopen(fd, "wb"))) {
             st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", o->name);
             close(fd);
