@@ -14,6 +14,12 @@
 
 #include "core/error.h"
 
+typedef enum fr_outfile_kind {
+    FR_OUTFILE_REPLACE,    /* temporary file renamed over a regular file or a new path */
+    FR_OUTFILE_IN_PLACE,   /* FIFO or character device, opened for writing */
+    FR_OUTFILE_DESCRIPTOR, /* "-", /dev/stdout and the like: an inherited descriptor */
+} fr_outfile_kind;
+
 struct fr_outfile {
     fr_outfile_kind kind;
     FILE *f;
@@ -253,10 +259,6 @@ FILE *fr_outfile_stream(const fr_outfile *o) {
 
 const char *fr_outfile_name(const fr_outfile *o) {
     return o->name;
-}
-
-fr_outfile_kind fr_outfile_get_kind(const fr_outfile *o) {
-    return o->kind;
 }
 
 /* The rename is durable only once the folder entry is on disk; a file system that cannot fsync

@@ -15,8 +15,8 @@
  *  - An output that is one of the inputs (same device and inode: through symlinks, hard links or
  *    another spelling of the path) is refused before anything is opened.
  *
- * Writes go to the stream returned by fr_outfile_stream; the writer never seeks, so every kind of
- * target takes the same bytes. */
+ * Writes go to the stream returned by fr_outfile_stream, strictly in order: a pipe, terminal or
+ * standard output cannot seek (the GGUF writer and logits never do). */
 #ifndef FR_CORE_OUTFILE_H
 #define FR_CORE_OUTFILE_H
 
@@ -27,12 +27,6 @@
 
 typedef struct fr_outfile fr_outfile;
 
-typedef enum fr_outfile_kind {
-    FR_OUTFILE_REPLACE,    /* temporary file renamed over a regular file or a new path */
-    FR_OUTFILE_IN_PLACE,   /* FIFO or character device, opened for writing */
-    FR_OUTFILE_DESCRIPTOR, /* "-", /dev/stdout and the like: an inherited descriptor */
-} fr_outfile_kind;
-
 /* Opens `path` for writing by the rules above. `inputs` (n_inputs paths; absent ones are
  * skipped) are the files the output must not be. Opening a FIFO waits for its reader. */
 fr_status fr_outfile_open(const char *path, const char *const *inputs, size_t n_inputs,
@@ -41,7 +35,6 @@ fr_status fr_outfile_open(const char *path, const char *const *inputs, size_t n_
 FILE *fr_outfile_stream(const fr_outfile *o);
 /* The path as the caller named it, for messages. */
 const char *fr_outfile_name(const fr_outfile *o);
-fr_outfile_kind fr_outfile_get_kind(const fr_outfile *o);
 
 /* Flushes and finishes the output (fsync + rename for a replaced file) and frees `o` whether or
  * not it succeeds. On failure a temporary file is removed and the old target is left as it was;
