@@ -358,6 +358,125 @@ static void test_api_errors(void) {
     }
 }
 
+/* ---------------------------------------------------------------- issue 16 regressions */
+
+/* Compiles and renders src with vars_json; the status, with the message in err. */
+static fr_status render_status(const char *src, const char *vars_json, char **out, fr_error *err) {
+    *out = NULL;
+    err->code = FR_OK;
+    err->msg[0] = 0;
+    return render_snippet(src, vars_json, out, err);
+}
+
+static void test_hostile_regressions(void) {
+    fr_error err = {0};
+    char *out = NULL;
+    fr_status st;
+
+    /* a tuple target with a non-name item crashed the parser (it read n->nitems after n = NULL);
+     * the error points at the offending item */
+    static const struct {
+        const char *src, *where;
+    } TARGETS[] = {
+        {"{% for 5, v in x %}{% endfor %}", "snippet line 1 column 8:"},
+        {"{% for a, 'b' in x %}{% endfor %}", "snippet line 1 column 11:"},
+        {"{% set a, 1 = [1, 2] %}", "snippet line 1 column 11:"},
+        {"x\n{% for a, b, 3 in x %}{% endfor %}", "snippet line 2 column 14:"},
+    };
+    for (size_t i = 0; i < sizeof TARGETS / sizeof TARGETS[0]; i++) {
+        st = render_status(TARGETS[i].src, "{\"x\": []}", &out, &err);
+        CHECK(st == FR_ERR_FORMAT && !out && strstr(err.msg, "cannot assign") &&
+                  strstr(err.msg, TARGETS[i].where),
+              "tuple target %zu: status %d, \"%s\" (want \"%s ... cannot assign\")", i, (int)st,
+              err.msg, TARGETS[i].where);
+        free(out);
+        /* and without an error object the failure is still a failure */
+        fr_jinja_template *t = NULL;
+        st = fr_jinja_compile(TARGETS[i].src, strlen(TARGETS[i].src), "snippet", &t, NULL);
+        CHECK(st == FR_ERR_FORMAT && !t, "tuple target %zu without fr_error: status %d", i,
+              (int)st);
+        fr_jinja_template_free(t);
+    }
+    st = render_status("{% for a, b in x %}{{ a }}{{ b }}{% endfor %}", "{\"x\": [[1, 2]]}", &out,
+                       &err);
+    CHECK(st == FR_OK && out && !strcmp(out, "12"), "a tuple of names still works: %s",
+          out ? out : err.msg);
+    free(out);
+
+    /* empty sequences repeated (arithmetic on the NULL item array of the empty list) */
+    st =
+        render_status("{{ [] * 3 }}|{{ 3 * [] }}|{{ ([] * 1000000000)|length }}|{{ '' * 1000000000 "
+                      "}}|{{ () * 2 }}|{{ [1, 2] * 0 }}|{{ [1] * -1 }}|{{ 'ab' * 2 }}",
+                      "{}", &out, &err);
+    CHECK(st == FR_OK && out && !strcmp(out, "[]|[]|0||()|[]|[]|abab"), "empty repeats: %s",
+          out ? out : err.msg);
+    free(out);
+
+    /* growth is capped (jinja_internal.h: 16 MiB per string and output, 1M items per list) with
+     * an FR_ERR_RANGE error naming the limit, instead of gigabytes and seconds */
+    static const char *const GROWTH[] = {
+        "{{ 'a' * 1000000000 }}",                    /* string repeat */
+        "{{ ('ab' * 5000000) ~ ('ab' * 5000000) }}", /* concatenation by ~ */
+        "{{ ('ab' * 5000000) + ('ab' * 5000000) }}", /* concatenation by + */
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
+        "{% endfor %}{{ ns.s|length }}",                            /* doubling in a loop */
+        "{{ ['a'] * 2000000 }}",                                    /* list repeat */
+        "{{ (['a'] * 1000000 + ['b'] * 1000000)|length }}",         /* list concatenation */
+        "{{ (['abcdefghij'] * 1000000)|join('abcdefghij') }}",      /* join */
+        "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", /* output of a loop */
+        "{{ ('x' * 10000000)|replace('x', 'yy') }}",                /* a filter's result */
+        "{{ range(1000000000)|length }}",                           /* range() */
+    };
+    for (size_t i = 0; i < sizeof GROWTH / sizeof GROWTH[0]; i++) {
+        st = render_status(GROWTH[i], "{}", &out, &err);
+        CHECK(st == FR_ERR_RANGE && !out && strstr(err.msg, "snippet line 1") &&
+                  (strstr(err.msg, "limit") || strstr(err.msg, "range")),
+              "growth %zu (%s): status %d, \"%s\"", i, GROWTH[i], (int)st, err.msg);
+        free(out);
+    }
+    /* ... which leaves room for anything a chat template renders */
+    st = render_status("{{ ('ab' * 4000000)|length }}{% for i in range(1000) %}{{ 'x' * 1000 }}"
+                       "{% endfor %}",
+                       "{}", &out, &err);
+    CHECK(st == FR_OK && out && strlen(out) == 7 + 1000000 && !strncmp(out, "8000000x", 8),
+          "below the limits: %s", out ? "wrong output" : err.msg);
+    free(out);
+
+    /* failures reported through fr_error_prefix stay failures without an error object */
+    fr_jinja_vars *v = fr_jinja_vars_new();
+    CHECK(v != NULL, "vars");
+    if (v) {
+        st = fr_jinja_vars_set_json(v, "x", "[1, ", 4, NULL);
+        CHECK(st == FR_ERR_FORMAT, "set_json of bad JSON without fr_error: status %d", (int)st);
+        st = fr_jinja_vars_merge_json(v, "{\"a\": ", 6, NULL);
+        CHECK(st == FR_ERR_FORMAT, "merge_json of bad JSON without fr_error: status %d", (int)st);
+        st = fr_jinja_vars_set_json(v, "x", "[1, ", 4, &err);
+        CHECK(st == FR_ERR_FORMAT && err.code == FR_ERR_FORMAT && strstr(err.msg, "'x'"),
+              "set_json of bad JSON: %d \"%s\"", (int)st, err.msg);
+        fr_jinja_vars_free(v);
+    }
+    fr_chat_template *ct = NULL;
+    write_file("tokenizer_config.json", "{\"chat_template\": \"{% for 1, a in x %}\"}");
+    char p[512];
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", tmpdir);
+    st = fr_chat_template_load(p, &ct, NULL);
+    CHECK(st == FR_ERR_FORMAT && !ct, "bad template in a config without fr_error: status %d",
+          (int)st);
+    fr_chat_template_free(ct);
+    ct = NULL;
+    write_file("tokenizer_config.json",
+               "{\"chat_template\": [{\"name\": \"default\", \"template\": \"{% set a, 1 = b "
+               "%}\"}]}");
+    st = fr_chat_template_load(p, &ct, NULL);
+    CHECK(st == FR_ERR_FORMAT && !ct, "bad named template without fr_error: status %d", (int)st);
+    st = fr_chat_template_load(p, &ct, &err);
+    CHECK(st == FR_ERR_FORMAT && !ct && strstr(err.msg, "tokenizer_config.json") &&
+              strstr(err.msg, "cannot assign"),
+          "bad named template: %d \"%s\"", (int)st, err.msg);
+    fr_chat_template_free(ct);
+    remove_file("tokenizer_config.json");
+}
+
 /* ---------------------------------------------------------------- CLI */
 
 static char *run_capture(const char *cmd, int *status) {
@@ -447,6 +566,7 @@ int main(void) {
     test_jinja_cases();
     test_loading();
     test_api_errors();
+    test_hostile_regressions();
     test_cli();
     rmdir(tmpdir);
     return fr_test_finish("test_template");

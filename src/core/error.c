@@ -6,15 +6,24 @@
 
 const char *fr_status_name(fr_status code) {
     switch (code) {
-    case FR_OK: return "ok";
-    case FR_ERR_INVALID: return "invalid argument";
-    case FR_ERR_IO: return "i/o error";
-    case FR_ERR_FORMAT: return "malformed input";
-    case FR_ERR_NOMEM: return "out of memory";
-    case FR_ERR_UNSUPPORTED: return "unsupported";
-    case FR_ERR_RANGE: return "out of range";
-    case FR_ERR_BACKEND: return "backend failure";
-    case FR_ERR_NOT_FOUND: return "not found";
+    case FR_OK:
+        return "ok";
+    case FR_ERR_INVALID:
+        return "invalid argument";
+    case FR_ERR_IO:
+        return "i/o error";
+    case FR_ERR_FORMAT:
+        return "malformed input";
+    case FR_ERR_NOMEM:
+        return "out of memory";
+    case FR_ERR_UNSUPPORTED:
+        return "unsupported";
+    case FR_ERR_RANGE:
+        return "out of range";
+    case FR_ERR_BACKEND:
+        return "backend failure";
+    case FR_ERR_NOT_FOUND:
+        return "not found";
     }
     return "unknown status";
 }
@@ -30,8 +39,8 @@ fr_status fr_error_set(fr_error *err, fr_status code, const char *fmt, ...) {
     return code;
 }
 
-fr_status fr_error_prefix(fr_error *err, const char *fmt, ...) {
-    if (!err) return FR_OK;
+fr_status fr_error_prefix(fr_error *err, fr_status code, const char *fmt, ...) {
+    if (!err) return code;
     char prefix[512], old[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
@@ -40,7 +49,8 @@ fr_status fr_error_prefix(fr_error *err, const char *fmt, ...) {
     memcpy(old, err->msg, sizeof old);
     int room = (int)sizeof err->msg; /* bounds both pieces so truncation is explicit */
     snprintf(err->msg, sizeof err->msg, "%.*s: %.*s", room / 2, prefix, room - room / 2 - 3, old);
-    return err->code;
+    err->code = code;
+    return code;
 }
 
 void fr_error_clear(fr_error *err) {

@@ -9,9 +9,12 @@
 fr_status fr_error_set(fr_error *err, fr_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Prefixes an existing message with more context, e.g. the file name: "model.gguf: <old msg>". */
-fr_status fr_error_prefix(fr_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* Prefixes an existing message with more context, e.g. the file name: "model.gguf: <old msg>",
+ * and returns `code`, the status of the failure being reported. The status is passed, not read
+ * from `err`, because err may be NULL and a failure must stay a failure without an error object:
+ * `if (st) return fr_error_prefix(err, st, "%s", path);` */
+fr_status fr_error_prefix(fr_error *err, fr_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 void fr_error_clear(fr_error *err);
 

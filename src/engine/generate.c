@@ -109,15 +109,23 @@ static bool emit(text_state *t, const char *s, size_t n) {
     return true;
 }
 
-/* Passes a detokenized piece through the stop matcher; false when the stream must end. */
-static bool feed_text(text_state *t, const char *piece, size_t len) {
-    if (!t->stop) return emit(t, piece, len);
+/* Passes a detokenized piece through the stop matcher; *go_on false when the stream must end. */
+static fr_status feed_text(text_state *t, const char *piece, size_t len, bool *go_on,
+                           fr_error *err) {
+    if (!t->stop) {
+        *go_on = emit(t, piece, len);
+        return FR_OK;
+    }
     const char *out;
     size_t out_len;
-    bool matched = fr_stop_feed(t->stop, piece, len, &out, &out_len);
-    if (!emit(t, out, out_len)) return false;
+    bool matched;
+    fr_status st = fr_stop_feed(t->stop, piece, len, &out, &out_len, &matched, err);
+    if (st) return st;
+    *go_on = false;
+    if (!emit(t, out, out_len)) return FR_OK; /* the callback's stop wins */
     if (matched) t->stopped_by_string = true;
-    return !matched;
+    *go_on = !matched;
+    return FR_OK;
 }
 
 static fr_status push_token(text_state *t, int32_t id, bool *go_on, fr_error *err) {
@@ -130,8 +138,7 @@ static fr_status push_token(text_state *t, int32_t id, bool *go_on, fr_error *er
     size_t len;
     fr_status st = fr_detokenizer_push(t->detok, id, &piece, &len, err);
     if (st) return st;
-    *go_on = feed_text(t, piece, len);
-    return FR_OK;
+    return feed_text(t, piece, len, go_on, err);
 }
 
 /* End of stream: releases the detokenizer's pending bytes and the held-back text. */
@@ -141,7 +148,8 @@ static fr_status finish_text(text_state *t, fr_error *err) {
     size_t len;
     fr_status st = fr_detokenizer_finish(t->detok, &piece, &len, err);
     if (st) return st;
-    if (!feed_text(t, piece, len)) return FR_OK;
+    bool go_on;
+    if ((st = feed_text(t, piece, len, &go_on, err)) || !go_on) return st;
     if (t->stop) {
         fr_stop_flush(t->stop, &piece, &len);
         emit(t, piece, len);

@@ -1,5 +1,6 @@
 #include "engine/stop.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,18 @@ struct fr_stop_matcher {
     size_t out_cap;
 };
 
+static bool reserve(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    char *p = realloc(*buf, c);
+    if (!p) return false;
+    *buf = p;
+    *cap = c;
+    return true;
+}
+
 fr_status fr_stop_create(const char *const *stops, int n_stops, fr_stop_matcher **out,
                          fr_error *err) {
     fr_stop_matcher *m = calloc(1, sizeof *m);
@@ -27,6 +40,8 @@ fr_status fr_stop_create(const char *const *stops, int n_stops, fr_stop_matcher 
         if (!(m->stops[m->n] = strdup(stops[i]))) goto nomem;
         m->lens[m->n++] = strlen(stops[i]);
     }
+    /* both buffers exist from the start, so an empty emit is a valid pointer, never NULL */
+    if (!reserve(&m->held, &m->held_cap, 64) || !reserve(&m->out, &m->out_cap, 64)) goto nomem;
     *out = m;
     return FR_OK;
 nomem:
@@ -36,7 +51,8 @@ nomem:
 
 void fr_stop_free(fr_stop_matcher *m) {
     if (!m) return;
-    for (int i = 0; i < m->n; i++) free(m->stops[i]);
+    for (int i = 0; i < m->n; i++)
+        free(m->stops[i]);
     free(m->stops);
     free(m->lens);
     free(m->held);
@@ -44,17 +60,8 @@ void fr_stop_free(fr_stop_matcher *m) {
     free(m);
 }
 
-void fr_stop_reset(fr_stop_matcher *m) { m->held_len = 0; }
-
-static bool reserve(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    char *p = realloc(*buf, c);
-    if (!p) return false;
-    *buf = p;
-    *cap = c;
-    return true;
+void fr_stop_reset(fr_stop_matcher *m) {
+    m->held_len = 0;
 }
 
 /* Length of the longest suffix of s[0..n) that is a proper prefix of some stop string. */
@@ -72,23 +79,27 @@ static size_t partial_suffix(const fr_stop_matcher *m, const char *s, size_t n) 
 }
 
 static void hand_out(fr_stop_matcher *m, size_t n, const char **emit, size_t *emit_len) {
-    /* the caller may keep the pointer until the next call, so copy out of `held` */
-    if (n && reserve(&m->out, &m->out_cap, n)) memcpy(m->out, m->held, n);
-    else n = 0;
+    /* the caller may keep the pointer until the next call, so copy out of `held`; fr_stop_feed
+     * keeps out_cap >= held_cap, so this cannot run out of room */
+    if (n) memcpy(m->out, m->held, n);
     memmove(m->held, m->held + n, m->held_len - n);
     m->held_len -= n;
     *emit = m->out;
     *emit_len = n;
 }
 
-bool fr_stop_feed(fr_stop_matcher *m, const char *piece, size_t len, const char **emit,
-                  size_t *emit_len) {
-    if (!reserve(&m->held, &m->held_cap, m->held_len + len + 1)) {
-        *emit = NULL;
-        *emit_len = 0;
-        return false;
-    }
-    memcpy(m->held + m->held_len, piece, len);
+fr_status fr_stop_feed(fr_stop_matcher *m, const char *piece, size_t len, const char **emit,
+                       size_t *emit_len, bool *matched, fr_error *err) {
+    *emit = m->out;
+    *emit_len = 0;
+    *matched = false;
+    if (len > SIZE_MAX / 4 - m->held_len ||
+        !reserve(&m->held, &m->held_cap, m->held_len + len + 1) ||
+        !reserve(&m->out, &m->out_cap, m->held_cap))
+        return fr_error_set(err, FR_ERR_NOMEM, "stop strings: out of memory holding %zu bytes",
+                            m->held_len + len);
+    *emit = m->out;
+    if (len) memcpy(m->held + m->held_len, piece, len);
     m->held_len += len;
     /* earliest full match wins */
     size_t first = (size_t)-1;
@@ -103,10 +114,11 @@ bool fr_stop_feed(fr_stop_matcher *m, const char *piece, size_t len, const char 
     if (first != (size_t)-1) {
         hand_out(m, first, emit, emit_len);
         m->held_len = 0;
-        return true;
+        *matched = true;
+        return FR_OK;
     }
     hand_out(m, m->held_len - partial_suffix(m, m->held, m->held_len), emit, emit_len);
-    return false;
+    return FR_OK;
 }
 
 void fr_stop_flush(fr_stop_matcher *m, const char **emit, size_t *emit_len) {

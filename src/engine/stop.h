@@ -18,12 +18,14 @@ fr_status fr_stop_create(const char *const *stops, int n_stops, fr_stop_matcher 
 void fr_stop_free(fr_stop_matcher *m);
 void fr_stop_reset(fr_stop_matcher *m);
 
-/* Appends a piece. On return *emit and *emit_len give text now safe to print (valid until the
- * next call). Returns true when a stop string matched: the emitted text is everything before it
- * and the stream is over. */
-bool fr_stop_feed(fr_stop_matcher *m, const char *piece, size_t len, const char **emit,
-                  size_t *emit_len);
-/* End of stream without a match: releases the held-back text. */
+/* Appends a piece. On FR_OK, *emit and *emit_len give text now safe to print (never NULL, also
+ * when empty; valid until the next call) and *matched tells whether a stop string matched: the
+ * emitted text is then everything before it and the stream is over. FR_ERR_NOMEM when the piece
+ * cannot be held: nothing is emitted and the matcher is as before the call. */
+fr_status fr_stop_feed(fr_stop_matcher *m, const char *piece, size_t len, const char **emit,
+                       size_t *emit_len, bool *matched, fr_error *err);
+/* End of stream without a match: releases the held-back text (never fails: the output buffer
+ * always has room for what is held). */
 void fr_stop_flush(fr_stop_matcher *m, const char **emit, size_t *emit_len);
 
 #endif

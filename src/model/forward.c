@@ -99,7 +99,8 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dt
     fr_status s = fr_buffer_alloc(be, kl.used, &st->kv_buf, err);
     if (s) {
         fr_forward_state_free(st);
-        return fr_error_prefix(err, "session: KV cache of %d tokens (%zu bytes)", n_ctx, kl.used);
+        return fr_error_prefix(err, s, "session: KV cache of %d tokens (%zu bytes)", n_ctx,
+                               kl.used);
     }
     for (size_t l = 0; l < L; l++) {
         const size_t base = l * 2 * per * es;
@@ -148,7 +149,7 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dt
     s = fr_buffer_alloc(be, a.used, &st->scratch, err);
     if (s) {
         fr_forward_state_free(st);
-        return fr_error_prefix(err, "session: activations (%zu bytes)", a.used);
+        return fr_error_prefix(err, s, "session: activations (%zu bytes)", a.used);
     }
     fr_buffer *sb = &st->scratch;
     const int64_t t = (int64_t)T;

@@ -292,7 +292,7 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
                 first = src->weights[k].offset;
         st = fr_buffer_from_host_at(m->backend, src->regions[i].base, src->regions[i].size, first,
                                     &m->region_bufs[i], &m->region_shift[i], err);
-        if (st) fr_error_prefix(err, "%s", src->regions[i].file);
+        if (st) fr_error_prefix(err, st, "%s", src->regions[i].file);
     }
 
     /* pass 2: bind for real, converting vectors into the staging area, then upload it */

@@ -39,8 +39,10 @@ fr_status fr_jinja_compile(const char *src, size_t len, const char *name, fr_jin
     *out = NULL;
     if (!name) name = "template";
     if (!src) return fr_error_set(err, FR_ERR_INVALID, "%s: no source text", name);
-    if (len > ((size_t)1 << 30) || len >= UINT32_MAX)
-        return fr_error_set(err, FR_ERR_RANGE, "%s: %zu bytes is too large", name, len);
+    if (len > FR_JINJA_MAX_STRING)
+        return fr_error_set(err, FR_ERR_RANGE,
+                            "%s: %zu bytes exceeds the template limit of %zu MiB", name, len,
+                            FR_JINJA_MAX_STRING >> 20);
     if (!fr_jutf8_valid(src, len))
         return fr_error_set(err, FR_ERR_FORMAT, "%s: not valid UTF-8", name);
     fr_jinja_template *t = calloc(1, sizeof *t);
@@ -127,15 +129,17 @@ fr_status fr_jinja_vars_set_json(fr_jinja_vars *v, const char *name, const char 
                                  fr_error *err) {
     if (!v || !name || !json)
         return fr_error_set(err, FR_ERR_INVALID, "template variables: NULL argument");
-    fr_jval *val = fr_jv_from_json(&v->arena, json, len, err);
-    if (!val) return fr_error_prefix(err, "template variable '%s'", name);
+    fr_error local = {0}, *e = err ? err : &local; /* the status lives in the error */
+    fr_jval *val = fr_jv_from_json(&v->arena, json, len, e);
+    if (!val) return fr_error_prefix(err, e->code, "template variable '%s'", name);
     return vars_put(v, name, strlen(name), val, err);
 }
 
 fr_status fr_jinja_vars_merge_json(fr_jinja_vars *v, const char *json, size_t len, fr_error *err) {
     if (!v || !json) return fr_error_set(err, FR_ERR_INVALID, "template variables: NULL argument");
-    fr_jval *obj = fr_jv_from_json(&v->arena, json, len, err);
-    if (!obj) return fr_error_prefix(err, "template variables");
+    fr_error local = {0}, *e = err ? err : &local; /* the status lives in the error */
+    fr_jval *obj = fr_jv_from_json(&v->arena, json, len, e);
+    if (!obj) return fr_error_prefix(err, e->code, "template variables");
     if (obj->type != JV_DICT)
         return fr_error_set(err, FR_ERR_INVALID, "template variables: expected a JSON object");
     for (size_t i = 0; i < obj->u.dict.n; i++) {

@@ -33,8 +33,30 @@ fr_jval *fr_jeval_undef_error(fr_jeval *e, const fr_jnode *n, const fr_jval *v) 
     return fr_jeval_fail(e, n, FR_ERR_INVALID, "%s", hint);
 }
 
-static fr_jval *nomem(fr_jeval *e, const fr_jnode *n) {
+fr_jval *fr_jeval_nomem(fr_jeval *e, const fr_jnode *n) {
+    if (e->a->over_limit)
+        return fr_jeval_fail(e, n, FR_ERR_RANGE,
+                             "template exceeds its limits (%zu MiB per string, %zu items per list, "
+                             "%zu MiB per render)",
+                             FR_JINJA_MAX_STRING >> 20, FR_JINJA_MAX_ITEMS,
+                             FR_JINJA_MAX_MEMORY >> 20);
     return fr_jeval_fail(e, n, FR_ERR_NOMEM, "out of memory");
+}
+
+fr_jval *fr_jeval_buf_str(fr_jeval *e, const fr_jnode *n, fr_jbuf *b) {
+    fr_jval *r = NULL;
+    if (b->too_long)
+        fr_jeval_fail(e, n, FR_ERR_RANGE,
+                      "string or output longer than the template limit of %zu MiB",
+                      FR_JINJA_MAX_STRING >> 20);
+    else if (b->oom || !(r = fr_jv_str(e->a, b->data ? b->data : "", b->len)))
+        fr_jeval_nomem(e, n);
+    fr_jbuf_free(b);
+    return r;
+}
+
+static fr_jval *nomem(fr_jeval *e, const fr_jnode *n) {
+    return fr_jeval_nomem(e, n);
 }
 
 static fr_jval *or_nomem(fr_jeval *e, const fr_jnode *n, fr_jval *v) {
@@ -92,9 +114,7 @@ fr_jval *fr_jeval_to_str(fr_jeval *e, const fr_jnode *n, fr_jval *v) {
         fr_jbuf_free(&b);
         return fr_jeval_fail(e, n, FR_ERR_UNSUPPORTED, "%s", why);
     }
-    fr_jval *r = b.oom ? NULL : fr_jv_str(e->a, b.data ? b.data : "", b.len);
-    fr_jbuf_free(&b);
-    return r ? r : nomem(e, n);
+    return fr_jeval_buf_str(e, n, &b);
 }
 
 fr_jval *fr_jeval_iterate(fr_jeval *e, const fr_jnode *n, fr_jval *v) {
@@ -285,9 +305,7 @@ static fr_jval *slice(fr_jeval *e, const fr_jnode *n, fr_jval *obj, fr_jval *st,
         fr_jbuf_put(&b, s + off[k], off[k + 1] - off[k]);
     }
     free(off);
-    fr_jval *r = b.oom ? NULL : fr_jv_str(e->a, b.data ? b.data : "", b.len);
-    fr_jbuf_free(&b);
-    return r ? r : nomem(e, n);
+    return fr_jeval_buf_str(e, n, &b);
 }
 
 /* ---------------------------------------------------------------- operators */
@@ -307,17 +325,27 @@ static int64_t as_int(const fr_jval *v) {
 static fr_jval *repeat(fr_jeval *e, const fr_jnode *n, fr_jval *seq, int64_t k) {
     if (k < 0) k = 0;
     if (seq->type == JV_STR) {
-        if (seq->u.str.len && (uint64_t)k > FR_JINJA_MAX_MEMORY / seq->u.str.len)
-            return fr_jeval_fail(e, n, FR_ERR_RANGE, "string repetition too large");
+        if (seq->u.str.len && (uint64_t)k > FR_JINJA_MAX_STRING / seq->u.str.len)
+            return fr_jeval_fail(e, n, FR_ERR_RANGE,
+                                 "string repetition longer than the template limit of %zu MiB",
+                                 FR_JINJA_MAX_STRING >> 20);
+        if (!seq->u.str.len) k = 0; /* "" * k: nothing to copy */
         size_t total = seq->u.str.len * (size_t)k;
         char *p = fr_jarena_alloc(e->a, total + 1);
         if (!p) return nomem(e, n);
-        for (int64_t i = 0; i < k; i++)
-            memcpy(p + (size_t)i * seq->u.str.len, seq->u.str.s, seq->u.str.len);
+        /* doubling copies: a one-character string repeated millions of times is not millions
+         * of memcpy calls */
+        if (total) memcpy(p, seq->u.str.s, seq->u.str.len);
+        for (size_t done = seq->u.str.len; done && done < total; done *= 2)
+            memcpy(p + done, p, done < total - done ? done : total - done);
         return or_nomem(e, n, fr_jv_str_owned(e->a, p, total));
     }
-    if (seq->u.list.n && (uint64_t)k > (FR_JINJA_MAX_MEMORY / 8) / seq->u.list.n)
-        return fr_jeval_fail(e, n, FR_ERR_RANGE, "list repetition too large");
+    if (seq->u.list.n && (uint64_t)k > FR_JINJA_MAX_ITEMS / seq->u.list.n)
+        return fr_jeval_fail(e, n, FR_ERR_RANGE,
+                             "list repetition longer than the template limit of %zu items",
+                             FR_JINJA_MAX_ITEMS);
+    /* [] * k: k copies of nothing; the empty list has no item array to copy from */
+    if (!seq->u.list.n) k = 0;
     fr_jval *r = fr_jv_list(e->a, seq->u.list.n * (size_t)k, seq->sub);
     if (!r) return nomem(e, n);
     for (int64_t i = 0; i < k; i++)
@@ -426,6 +454,10 @@ static fr_jval *arith(fr_jeval *e, const fr_jnode *n, int op, fr_jval *x, fr_jva
     }
     if (op == JOP_ADD && x->type == JV_STR && y->type == JV_STR) {
         size_t len = x->u.str.len + y->u.str.len;
+        if (len > FR_JINJA_MAX_STRING)
+            return fr_jeval_fail(e, n, FR_ERR_RANGE,
+                                 "string concatenation longer than the template limit of %zu MiB",
+                                 FR_JINJA_MAX_STRING >> 20);
         char *p = fr_jarena_alloc(e->a, len + 1);
         if (!p) return nomem(e, n);
         memcpy(p, x->u.str.s, x->u.str.len);
@@ -569,8 +601,7 @@ static fr_jval *call_macro(fr_jeval *e, const fr_jnode *n, fr_jval *m, fr_jargs 
     int rc = exec_body(e, sc, def->c, &b);
     e->depth--;
     fr_jval *r = NULL;
-    if (rc == 0)
-        r = b.oom ? nomem(e, n) : or_nomem(e, n, fr_jv_str(e->a, b.data ? b.data : "", b.len));
+    if (rc == 0) r = fr_jeval_buf_str(e, n, &b);
     fr_jbuf_free(&b);
     return r;
 }
@@ -787,8 +818,7 @@ static fr_jval *capture(fr_jeval *e, fr_jscope *sc, const fr_jnode *n, const fr_
     fr_jbuf b = {0};
     int rc = exec_body(e, inner, body, &b);
     fr_jval *r = NULL;
-    if (rc == 0)
-        r = b.oom ? nomem(e, n) : or_nomem(e, n, fr_jv_str(e->a, b.data ? b.data : "", b.len));
+    if (rc == 0) r = fr_jeval_buf_str(e, n, &b);
     fr_jbuf_free(&b);
     return r;
 }
@@ -918,6 +948,11 @@ static int exec_body(fr_jeval *e, fr_jscope *sc, const fr_jnode *body, fr_jbuf *
         return fr_jeval_fail(e, body, FR_ERR_RANGE, "blocks nested too deep"), -1;
     for (size_t i = 0; i < body->nitems; i++) {
         if (exec_stmt(e, sc, body->items[i], out)) return -1;
+        if (out->too_long)
+            return fr_jeval_fail(e, body->items[i], FR_ERR_RANGE,
+                                 "output longer than the template limit of %zu MiB",
+                                 FR_JINJA_MAX_STRING >> 20),
+                   -1;
         if (out->oom) return nomem(e, body->items[i]), -1;
         if (e->loopctl) break; /* break/continue unwind to the enclosing loop */
     }

@@ -12,7 +12,7 @@
 #define MAX_RANGE 100000 /* jinja2's sandbox refuses longer ranges */
 
 static fr_jval *nomem(fr_jeval *e, const fr_jnode *n) {
-    return fr_jeval_fail(e, n, FR_ERR_NOMEM, "out of memory");
+    return fr_jeval_nomem(e, n);
 }
 static fr_jval *or_nomem(fr_jeval *e, const fr_jnode *n, fr_jval *v) {
     return v ? v : nomem(e, n);
@@ -86,9 +86,7 @@ static fr_jval *str_of(fr_jeval *e, const fr_jnode *n, fr_jval *v) {
 }
 
 static fr_jval *make_str(fr_jeval *e, const fr_jnode *n, fr_jbuf *b) {
-    fr_jval *r = b->oom ? NULL : fr_jv_str(e->a, b->data ? b->data : "", b->len);
-    fr_jbuf_free(b);
-    return or_nomem(e, n, r);
+    return fr_jeval_buf_str(e, n, b);
 }
 
 /* ---------------------------------------------------------------- individual filters */

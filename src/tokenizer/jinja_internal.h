@@ -18,10 +18,17 @@
 typedef struct fr_jarena_chunk fr_jarena_chunk;
 typedef struct fr_jarena {
     fr_jarena_chunk *head;
-    size_t total; /* bytes handed out, checked against FR_JINJA_MAX_MEMORY */
+    size_t total;    /* bytes handed out, checked against FR_JINJA_MAX_MEMORY */
+    bool over_limit; /* a request failed on one of the limits below, not on malloc */
 } fr_jarena;
 
-#define FR_JINJA_MAX_MEMORY ((size_t)1 << 30)
+/* Limits against hostile templates ("a" * 1000000000, loops that double a string): real chat
+ * templates are a few KB and render a few hundred KB, so these are far above any of them, yet
+ * bound a render to a fraction of a second and FR_JINJA_MAX_MEMORY bytes. Exceeding one is an
+ * FR_ERR_RANGE error naming the limit. docs/architecture.md lists them. */
+#define FR_JINJA_MAX_STRING ((size_t)16 << 20)  /* one string value, and the rendered output */
+#define FR_JINJA_MAX_ITEMS  ((size_t)1 << 20)   /* one list */
+#define FR_JINJA_MAX_MEMORY ((size_t)256 << 20) /* everything one render (or vars) allocates */
 
 void *fr_jarena_alloc(fr_jarena *a, size_t size); /* zeroed, 16-aligned; NULL when exhausted */
 char *fr_jarena_strdup(fr_jarena *a, const char *s, size_t len); /* NUL-terminated copy */
@@ -31,7 +38,8 @@ void fr_jarena_free(fr_jarena *a);
 typedef struct fr_jbuf {
     char *data;
     size_t len, cap;
-    bool oom;
+    bool oom;      /* no more is appended: malloc failed or ... */
+    bool too_long; /* ... the text would exceed FR_JINJA_MAX_STRING */
 } fr_jbuf;
 
 void fr_jbuf_put(fr_jbuf *b, const char *s, size_t n);
@@ -347,6 +355,12 @@ typedef struct fr_jargs {
 /* Sets an error at node n and returns NULL, so callers can `return fr_jeval_fail(...)`. */
 fr_jval *fr_jeval_fail(fr_jeval *e, const fr_jnode *n, fr_status code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The error for a failed allocation: FR_ERR_RANGE naming the limits when the arena refused the
+ * request for one of them, FR_ERR_NOMEM otherwise. Returns NULL. */
+fr_jval *fr_jeval_nomem(fr_jeval *e, const fr_jnode *n);
+/* The text of b as a string value (b is freed); an error when b ran out of memory or past
+ * FR_JINJA_MAX_STRING. */
+fr_jval *fr_jeval_buf_str(fr_jeval *e, const fr_jnode *n, fr_jbuf *b);
 /* The error jinja2 raises when an undefined value is used. */
 fr_jval *fr_jeval_undef_error(fr_jeval *e, const fr_jnode *n, const fr_jval *v);
 

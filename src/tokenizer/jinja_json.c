@@ -355,8 +355,9 @@ static fr_jval *parse_string(jparse *p) {
     }
     p->i++;
     if (b.oom) {
+        bool too_long = b.too_long;
         fr_jbuf_free(&b);
-        return fail(p, "out of memory");
+        return fail(p, too_long ? "string longer than the template limit" : "out of memory");
     }
     fr_jval *v = fr_jv_str(p->a, b.data ? b.data : "", b.len);
     fr_jbuf_free(&b);
@@ -532,8 +533,17 @@ fr_jval *fr_jv_from_json(fr_jarena *a, const char *text, size_t len, fr_error *e
                 col++;
             }
         }
-        fr_error_set(err, FR_ERR_FORMAT, "JSON line %zu column %zu (byte %zu): %s", line, col, p.i,
-                     p.why ? p.why : "malformed");
+        /* running out of memory or into a limit is not malformed input */
+        const char *why = p.why ? p.why : "malformed";
+        if (a->over_limit || !strcmp(why, "string longer than the template limit"))
+            fr_error_set(err, FR_ERR_RANGE,
+                         "JSON line %zu column %zu (byte %zu): exceeds the template limits (%zu "
+                         "MiB per string, %zu items per list, %zu MiB in all)",
+                         line, col, p.i, FR_JINJA_MAX_STRING >> 20, FR_JINJA_MAX_ITEMS,
+                         FR_JINJA_MAX_MEMORY >> 20);
+        else
+            fr_error_set(err, !strcmp(why, "out of memory") ? FR_ERR_NOMEM : FR_ERR_FORMAT,
+                         "JSON line %zu column %zu (byte %zu): %s", line, col, p.i, why);
     }
     return v;
 }

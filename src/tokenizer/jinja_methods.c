@@ -11,7 +11,7 @@
 #include "tokenizer/jinja_internal.h"
 
 static fr_jval *nomem(fr_jeval *e, const fr_jnode *n) {
-    return fr_jeval_fail(e, n, FR_ERR_NOMEM, "out of memory");
+    return fr_jeval_nomem(e, n);
 }
 static fr_jval *or_nomem(fr_jeval *e, const fr_jnode *n, fr_jval *v) {
     return v ? v : nomem(e, n);
@@ -124,9 +124,7 @@ fr_jval *fr_jstr_case(fr_jeval *e, const fr_jnode *n, const fr_jval *sv, int cas
         put_cp(&b, m);
         prev_cased = is_cased_letter(cp);
     }
-    fr_jval *r = b.oom ? NULL : fr_jv_str(e->a, b.data ? b.data : "", b.len);
-    fr_jbuf_free(&b);
-    return or_nomem(e, n, r);
+    return fr_jeval_buf_str(e, n, &b);
 }
 
 fr_jval *fr_jstr_replace(fr_jeval *e, const fr_jnode *n, const fr_jval *sv, const fr_jval *old,
@@ -160,9 +158,7 @@ fr_jval *fr_jstr_replace(fr_jeval *e, const fr_jnode *n, const fr_jval *sv, cons
         }
         fr_jbuf_put(&b, s + i, len - i);
     }
-    fr_jval *r = b.oom ? NULL : fr_jv_str(e->a, b.data ? b.data : "", b.len);
-    fr_jbuf_free(&b);
-    return or_nomem(e, n, r);
+    return fr_jeval_buf_str(e, n, &b);
 }
 
 /* ---------------------------------------------------------------- attributes */
@@ -449,9 +445,7 @@ static fr_jval *format(fr_jeval *e, const fr_jnode *n, const fr_jval *sv, fr_jar
         }
         i = j;
     }
-    fr_jval *r = b.oom ? NULL : fr_jv_str(e->a, b.data ? b.data : "", b.len);
-    fr_jbuf_free(&b);
-    return or_nomem(e, n, r);
+    return fr_jeval_buf_str(e, n, &b);
 }
 
 static fr_jval *find(fr_jeval *e, const fr_jnode *n, const fr_jval *s, const fr_jval *sub,
@@ -564,9 +558,7 @@ static fr_jval *str_method(fr_jeval *e, const fr_jnode *n, fr_jval *s, const cha
             if (i) fr_jbuf_put(&b, s->u.str.s, s->u.str.len);
             fr_jbuf_put(&b, it->u.str.s, it->u.str.len);
         }
-        fr_jval *r = b.oom ? NULL : fr_jv_str(e->a, b.data ? b.data : "", b.len);
-        fr_jbuf_free(&b);
-        return or_nomem(e, n, r);
+        return fr_jeval_buf_str(e, n, &b);
     }
     if (!strcmp(name, "format")) return format(e, n, s, a);
     if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {

@@ -16,6 +16,7 @@ fr_jnode *fr_jp_fail(fr_jparser *P, uint32_t pos, fr_status code, const char *fm
         snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
         fr_jinja_error_at(P->err, code, P->t, pos, "%s", msg);
         P->failed = true;
+        P->code = code;
     }
     return NULL;
 }
@@ -24,6 +25,7 @@ fr_jnode *fr_jp_oom(fr_jparser *P) {
     if (!P->failed) {
         fr_error_set(P->err, FR_ERR_NOMEM, "%s: out of memory", P->t->name);
         P->failed = true;
+        P->code = FR_ERR_NOMEM;
     }
     return NULL;
 }

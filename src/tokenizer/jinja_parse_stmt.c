@@ -41,8 +41,12 @@ static fr_jnode *parse_target(fr_jparser *P, bool with_ns, bool in_ends) {
     if (n->kind == JN_NAME) return n;
     if (n->kind == JN_TUPLE) {
         for (size_t i = 0; i < n->nitems; i++)
-            if (n->items[i]->kind != JN_NAME) n = NULL;
-        if (n) return n;
+            if (n->items[i]->kind != JN_NAME)
+                return fr_jp_fail(P, n->items[i]->pos, FR_ERR_FORMAT,
+                                  "cannot assign to this expression (a tuple target holds only "
+                                  "names)",
+                                  NULL, NULL);
+        return n;
     }
     return fr_jp_fail(P, t->pos, FR_ERR_FORMAT, "cannot assign to this expression", NULL, NULL);
 }
@@ -384,6 +388,6 @@ fr_status fr_jinja_parse(fr_jinja_template *t, const fr_jtoks *toks, fr_error *e
     t->root = parse_body(&P, NULL, NULL, 0);
     if (t->root && check_unknown(&P, t->root, false, 0)) return FR_OK;
     t->root = NULL;
-    if (!P.failed) fr_jinja_error_at(err, FR_ERR_FORMAT, t, cur(&P)->pos, "syntax error");
-    return err ? err->code : FR_ERR_FORMAT;
+    if (!P.failed) fr_jp_fail(&P, cur(&P)->pos, FR_ERR_FORMAT, "syntax error", NULL, NULL);
+    return P.code;
 }

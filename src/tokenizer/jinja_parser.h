@@ -15,8 +15,9 @@ typedef struct fr_jparser {
     size_t n, i;
     fr_error *err;
     bool failed;
-    int loops;   /* enclosing for loops of the current frame (for break/continue) */
-    int nesting; /* recursion depth, bounded against hostile input */
+    fr_status code; /* of the first failure, kept here too: err may be NULL */
+    int loops;      /* enclosing for loops of the current frame (for break/continue) */
+    int nesting;    /* recursion depth, bounded against hostile input */
 } fr_jparser;
 
 typedef struct fr_jnvec {

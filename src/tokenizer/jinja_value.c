@@ -22,7 +22,10 @@ struct fr_jarena_chunk {
 void *fr_jarena_alloc(fr_jarena *a, size_t size) {
     size = (size + 15) & ~(size_t)15;
     if (size == 0) size = 16;
-    if (size > FR_JINJA_MAX_MEMORY || a->total + size > FR_JINJA_MAX_MEMORY) return NULL;
+    if (size > FR_JINJA_MAX_MEMORY || a->total + size > FR_JINJA_MAX_MEMORY) {
+        a->over_limit = true;
+        return NULL;
+    }
     fr_jarena_chunk *c = a->head;
     if (!c || c->cap - c->used < size) {
         size_t cap = size > JARENA_CHUNK / 4 ? size : JARENA_CHUNK;
@@ -68,15 +71,14 @@ void fr_jarena_free(fr_jarena *a) {
 
 void fr_jbuf_put(fr_jbuf *b, const char *s, size_t n) {
     if (b->oom) return;
+    if (n > FR_JINJA_MAX_STRING - b->len) {
+        b->oom = b->too_long = true;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            if (cap > FR_JINJA_MAX_MEMORY) {
-                b->oom = true;
-                return;
-            }
-            cap *= 2;
-        }
+        while (cap < b->len + n + 1)
+            cap *= 2; /* stays below 2 * FR_JINJA_MAX_STRING + 2 */
         char *d = realloc(b->data, cap);
         if (!d) {
             b->oom = true;
@@ -208,12 +210,19 @@ fr_jval *fr_jv_str_owned(fr_jarena *a, const char *s, size_t len) {
 }
 
 fr_jval *fr_jv_str(fr_jarena *a, const char *s, size_t len) {
+    if (len > FR_JINJA_MAX_STRING) {
+        a->over_limit = true;
+        return NULL;
+    }
     char *c = fr_jarena_strdup(a, s, len);
     return c ? fr_jv_str_owned(a, c, len) : NULL;
 }
 
 fr_jval *fr_jv_list(fr_jarena *a, size_t n, int sub) {
-    if (n > FR_JINJA_MAX_MEMORY / sizeof(fr_jval *)) return NULL;
+    if (n > FR_JINJA_MAX_ITEMS) {
+        a->over_limit = true;
+        return NULL;
+    }
     fr_jval *v = fr_jv_new(a, JV_LIST);
     if (!v) return NULL;
     v->sub = (uint8_t)sub;

@@ -198,7 +198,7 @@ static fr_status load_template_field(fr_chat_template *t, const cJSON *field, co
             return fr_error_set(err, FR_ERR_FORMAT, "%s: duplicate chat template \"%s\"", path,
                                 name->valuestring);
         fr_status st = compile(t, tpl->valuestring, strlen(tpl->valuestring), is_tool, err);
-        if (st) return fr_error_prefix(err, "%s", path);
+        if (st) return fr_error_prefix(err, st, "%s", path);
     }
     if (!t->def)
         return fr_error_set(err, FR_ERR_NOT_FOUND,
@@ -291,7 +291,7 @@ fr_status fr_chat_template_load(const char *path, fr_chat_template **out, fr_err
     st = fr_chat_read_file(p, MAX_CONFIG_BYTES, &src, &len, err);
     if (st == FR_OK) {
         st = compile(t, src, len, false, err);
-        if (st) fr_error_prefix(err, "%s", p);
+        if (st) fr_error_prefix(err, st, "%s", p);
         free(src);
     } else if (st == FR_ERR_NOT_FOUND) {
         snprintf(p, plen + 64, "%s/chat_template.json", dir);

@@ -83,7 +83,7 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
     fr_tok_pre_spec steps[MAX_PRE_STEPS];
     bool ignore_merges = false;
     st = fr_tokenizer_gguf_pretok(pre.s, steps, MAX_PRE_STEPS, &spec.n_pretok, &ignore_merges, err);
-    if (st) return fr_error_prefix(err, "%s", file);
+    if (st) return fr_error_prefix(err, st, "%s", file);
     spec.pretok = steps;
     spec.ignore_merges = ignore_merges;
 
@@ -103,7 +103,7 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
     for (size_t i = 0; i < n_merges; i++)
         ma[i] = merges->strs[i].s;
     if (tt && (st = fr_gguf_arr_to_i32(types, tt, "tokenizer.ggml.token_type", err))) {
-        fr_error_prefix(err, "%s", file);
+        fr_error_prefix(err, st, "%s", file);
         goto done;
     }
     spec.n_vocab = n;
@@ -194,7 +194,7 @@ fr_status fr_chat_template_from_gguf(const fr_gguf *g, fr_chat_template **out, f
     }
     st = fr_chat_template_from_source(src.s, (size_t)src.len, bos, eos, out, err);
     if (st) {
-        fr_error_prefix(err, "%s: tokenizer.chat_template", file);
+        fr_error_prefix(err, st, "%s: tokenizer.chat_template", file);
         goto done;
     }
     if ((unk && (st = fr_chat_template_set_token(*out, "unk_token", unk, err))) ||

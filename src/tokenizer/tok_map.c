@@ -67,7 +67,7 @@ bool fr_tok_strmap_put(fr_tok_strmap *m, const void *key, size_t len, int32_t va
     for (;;) {
         fr_tok_strmap_slot *s = &m->slots[i];
         if (s->off == UINT32_MAX) break;
-        if (s->hash == h && s->len == len && !memcmp(m->keys.data + s->off, key, len)) {
+        if (s->hash == h && s->len == len && (!len || !memcmp(m->keys.data + s->off, key, len))) {
             if (prev) *prev = s->val;
             s->val = val;
             return true;

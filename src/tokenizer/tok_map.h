@@ -22,7 +22,7 @@ static inline uint64_t fr_tok_hash(const void *p, size_t n) {
         n -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, s, n);
+    if (n) memcpy(&w, s, n); /* an empty key may come with a NULL pointer */
     h = (h ^ w) * 0x94D049BB133111EBull;
     h ^= h >> 31;
     h *= 0xBF58476D1CE4E5B9ull;
@@ -58,7 +58,7 @@ static inline int32_t fr_tok_strmap_get_h(const fr_tok_strmap *m, const void *ke
     for (;;) {
         const fr_tok_strmap_slot *s = &m->slots[i];
         if (s->off == UINT32_MAX) return -1;
-        if (s->hash == h && s->len == len && !memcmp(m->keys.data + s->off, key, len))
+        if (s->hash == h && s->len == len && (!len || !memcmp(m->keys.data + s->off, key, len)))
             return s->val;
         i = (i + 1) & mask;
     }
