@@ -10,8 +10,9 @@
 #    model file of an HF folder) is refused and the input stays byte-identical (sha256);
 #  - a replaced file keeps its mode (0640); a new one gets 0666 less the umask (022 -> 0644,
 #    027 -> 0640);
-#  - no temporary file is left after success or failure, and a failed write (model load failure,
-#    file size limit hit mid-write) leaves an existing output as it was.
+#  - no temporary file is left after success or failure (or a kill mid-write, where the file
+#    system has O_TMPFILE), and a failed write (model load failure, file size limit hit
+#    mid-write) leaves an existing output as it was.
 set -euo pipefail
 : "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
 if [ -n "${FR_TEST_DATA:-}" ]; then
@@ -223,7 +224,22 @@ expect_rc "logits hitting the file size limit fails" 1 \
     -o "$d/keep.f32"
 check "the existing logits are intact after a failed write" \
     test "$(sha "$d/keep.f32")" == "$old_sha"
-check "no temporary file left after the failures" no_temps "$d"
+# Killed mid-write (SIGXFSZ's default action, as Ctrl-C or kill -9 would): where the file system
+# offers O_TMPFILE the temporary file has no name yet, so nothing is left; the target is intact.
+rc=0
+bash -c 'ulimit -f 16; exec "$@"' _ "$FERRUM" quantize --quiet "$hf" "$d/keep.gguf" Q8_0 \
+    2>/dev/null || rc=$?
+check "quantize killed mid-write by SIGXFSZ (exit $rc)" test $rc -gt 128
+check "the existing output is intact after the kill" test "$(sha "$d/keep.gguf")" == "$old_sha"
+if python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_TMPFILE | os.O_WRONLY))' "$d" \
+    2>/dev/null; then
+    check "no temporary file left after the failures and the kill" no_temps "$d"
+else # the named fallback: the one file a kill can leave is keep.gguf's temporary
+    left=$(find "$d" -name '*.tmp.*')
+    check "only the killed write's named temporary file is left ($left)" \
+        test "$(echo "$left" | grep -c '/keep\.gguf\.tmp\.[a-z0-9]\{6\}$')" == 1
+    rm -f $left
+fi
 expect_rc "an output in a missing folder fails" 1 \
     "$FERRUM" logits -m "$hf" --ids $ids -o "$d/no-such-folder/x.f32"
 grep -q "no-such-folder/x.f32" "$tmp/err" || fail "missing folder: message names no path"

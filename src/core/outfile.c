@@ -27,6 +27,7 @@ struct fr_outfile {
     char *target; /* REPLACE: the final file the rename lands on (symlinks resolved) */
     char *tmp;    /* REPLACE: the temporary file beside it */
     bool replacing;
+    bool unnamed;    /* REPLACE: the temporary file is an O_TMPFILE, named only at commit */
     struct stat old; /* REPLACE with replacing: the file being replaced */
 };
 
@@ -126,45 +127,99 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* Creates TARGET.tmp.XXXXXX beside the target. mkstemp is not used because it fixes mode 0600:
- * a new output is created 0666 so the kernel applies the umask (and any default ACL) exactly as
- * for a file the user creates; a replacement starts 0600 and gets the old mode at commit. */
-static fr_status create_tmp(fr_outfile *o, mode_t mode, fr_error *err) {
+static char *folder_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+}
+
+/* Writes TARGET.tmp.XXXXXX into o->tmp (allocated by the caller), the attempt-th candidate. */
+static void tmp_name(fr_outfile *o, uint64_t seed, int attempt) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     size_t len = strlen(o->target);
-    o->tmp = malloc(len + sizeof ".tmp.XXXXXX");
-    if (!o->tmp) return fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", o->name);
+    uint64_t r = mix64(seed + (uint64_t)attempt);
+    memcpy(o->tmp, o->target, len);
+    memcpy(o->tmp + len, ".tmp.", 5);
+    for (int i = 0; i < 6; i++, r /= 36)
+        o->tmp[len + 5 + i] = alphabet[r % 36];
+    o->tmp[len + 11] = 0;
+}
+
+static uint64_t tmp_seed(const fr_outfile *o) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t seed = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-                          ((uint64_t)getpid() << 42) ^ (uint64_t)(uintptr_t)o);
-    fr_status st = FR_ERR_IO;
+    return mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 42) ^
+                 (uint64_t)(uintptr_t)o);
+}
+
+/* An unnamed file (O_TMPFILE) in the target's folder has no name until commit links it in, so a
+ * process killed mid-write (Ctrl-C, SIGXFSZ, kill -9) leaves nothing behind. It needs a file
+ * system that supports it and /proc to link it by; -1 means use a named temporary file. */
+static int open_unnamed(const fr_outfile *o, mode_t mode) {
+#ifdef O_TMPFILE
+    if (access("/proc/self/fd", X_OK) != 0) return -1;
+    char *dir = folder_of(o->target);
+    if (!dir) return -1;
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+    free(dir);
+    return fd;
+#else
+    (void)o;
+    (void)mode;
+    return -1;
+#endif
+}
+
+/* The temporary file beside the target: unnamed where possible, else TARGET.tmp.XXXXXX. Not
+ * mkstemp, which fixes mode 0600: a new output is created 0666 so the kernel applies the umask
+ * (and any default ACL) exactly as for a file the user creates; a replacement starts 0600 and
+ * gets the old mode at commit. */
+static fr_status create_tmp(fr_outfile *o, mode_t mode, fr_error *err) {
+    o->tmp = malloc(strlen(o->target) + sizeof ".tmp.XXXXXX");
+    if (!o->tmp) return fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", o->name);
+    int fd = open_unnamed(o, mode);
+    o->unnamed = fd >= 0;
+    const uint64_t seed = tmp_seed(o);
     int attempt = 0;
-    for (; attempt < 100; attempt++) {
-        uint64_t r = mix64(seed + (uint64_t)attempt);
-        memcpy(o->tmp, o->target, len);
-        memcpy(o->tmp + len, ".tmp.", 5);
-        for (int i = 0; i < 6; i++, r /= 36)
-            o->tmp[len + 5 + i] = alphabet[r % 36];
-        o->tmp[len + 11] = 0;
-        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-        if (fd < 0 && errno == EEXIST) continue;
-        if (fd < 0) {
-            st = fr_error_set(err, FR_ERR_IO,
-                              "%s: cannot create the temporary file %s in its folder: %s", o->name,
-                              o->tmp, strerror(errno));
-        } else if (!(o->f = fdopen(fd, "wb"))) {
-            st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", o->name);
-            close(fd);
-            unlink(o->tmp);
-        } else {
-            return FR_OK;
-        }
-        break;
+    for (; fd < 0 && attempt < 100; attempt++) {
+        tmp_name(o, seed, attempt);
+        fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd < 0 && errno != EEXIST) break;
     }
-    if (attempt == 100)
-        st = fr_error_set(err, FR_ERR_IO, "%s: no free temporary name beside it", o->name);
-    /* o->tmp names a file that is not ours (or none): abort must not remove it */
+    fr_status st = FR_OK;
+    if (fd < 0) {
+        st = attempt == 100
+                 ? fr_error_set(err, FR_ERR_IO, "%s: no free temporary name beside it", o->name)
+                 : fr_error_set(err, FR_ERR_IO,
+                                "%s: cannot create the temporary file %s in its folder: %s",
+                                o->name, o->tmp, strerror(errno));
+    } else if (!(o->f = fdopen(fd, "wb"))) {
+        st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", o->name);
+        close(fd);
+        if (!o->unnamed) unlink(o->tmp);
+    }
+    if (st || o->unnamed) {
+        /* o->tmp names no file of ours (yet): abort must not remove it */
+        free(o->tmp);
+        o->tmp = NULL;
+    }
+    return st;
+}
+
+/* Gives an unnamed temporary file its TARGET.tmp.XXXXXX name, so rename can move it over the
+ * target (linkat cannot replace a name). */
+static fr_status name_unnamed(fr_outfile *o, int fd, fr_error *err) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    o->tmp = malloc(strlen(o->target) + sizeof ".tmp.XXXXXX");
+    if (!o->tmp) return fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", o->name);
+    const uint64_t seed = tmp_seed(o);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        tmp_name(o, seed, attempt);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0) return FR_OK;
+        if (errno != EEXIST) break;
+    }
+    fr_status st = fr_error_set(err, FR_ERR_IO, "%s: cannot link the temporary file in: %s",
+                                o->name, strerror(errno));
     free(o->tmp);
     o->tmp = NULL;
     return st;
@@ -264,9 +319,7 @@ const char *fr_outfile_name(const fr_outfile *o) {
 /* The rename is durable only once the folder entry is on disk; a file system that cannot fsync
  * a folder has already made the data durable, so a failure here is not an output failure. */
 static void sync_folder(const char *target) {
-    const char *slash = strrchr(target, '/');
-    char *dir =
-        slash ? strndup(target, slash == target ? 1 : (size_t)(slash - target)) : strdup(".");
+    char *dir = folder_of(target);
     if (!dir) return;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
@@ -293,6 +346,7 @@ static fr_status commit_replace(fr_outfile *o, fr_error *err) {
             return fr_error_set(err, FR_ERR_IO, "%s: cannot set the mode of %s: %s", o->name,
                                 o->tmp, strerror(errno));
     }
+    if (o->unnamed) FR_TRY(name_unnamed(o, fd, err));
     FILE *f = o->f;
     o->f = NULL;
     if (fclose(f) != 0)
