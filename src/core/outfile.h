@@ -5,7 +5,8 @@
  *    (the descriptor itself is written: renaming over those names would replace a link or a
  *    /proc entry, and reopening them would lose an append-mode or pipe stdout).
  *  - A new path or an existing regular file (through any chain of symlinks: the final target is
- *    written, never the link) is written to a temporary file in the target's folder, flushed,
+ *    written, never the link) is written to a temporary file in the target's folder (unnamed
+ *    where the file system offers O_TMPFILE, so a killed process leaves nothing), flushed,
  *    fsynced and renamed over the target on commit, so the target is either the old file or the
  *    complete new one. A replaced file keeps its permission bits (and owner where allowed); a new
  *    file gets 0666 less the umask, as any created file does.
