@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/testutil.h"
@@ -149,11 +150,168 @@ static void test_threadpool(void) {
     fr_threadpool_destroy(p);
 }
 
+/* ---- the pool on a busy machine: exact results whatever runs when ---- */
+
+#define BUSY_MAX_TASKS 300
+
+typedef struct {
+    atomic_int hits[BUSY_MAX_TASKS]; /* each task must run exactly once */
+    int value[BUSY_MAX_TASKS];       /* plain writes: the caller must see them after the run */
+    atomic_int in_use[FR_THREADPOOL_MAX_THREADS];
+    atomic_int bad_thread, shared_thread;
+    int n_threads, tag;
+} busy_arg;
+
+static void busy_task_common(busy_arg *a, int64_t task, int thread, int mul) {
+    if (thread < 0 || thread >= a->n_threads || task < 0 || task >= BUSY_MAX_TASKS) {
+        atomic_fetch_add(&a->bad_thread, 1);
+        return;
+    }
+    /* two tasks of one run on the same thread index at once would share its scratch */
+    if (atomic_exchange(&a->in_use[thread], 1)) atomic_fetch_add(&a->shared_thread, 1);
+    atomic_fetch_add(&a->hits[task], 1);
+    a->value[task] = (int)task * mul + a->tag;
+    atomic_store(&a->in_use[thread], 0);
+}
+/* two functions, so that a task run with the previous run's function shows up as a wrong value */
+static void busy_task_a(void *varg, int64_t task, int thread) {
+    busy_task_common(varg, task, thread, 3);
+}
+static void busy_task_b(void *varg, int64_t task, int thread) {
+    busy_task_common(varg, task, thread, 7);
+}
+
+/* Runs `reps` runs of varying task counts (1..max_tasks), alternating two functions and two
+ * argument blocks, and checks every task ran once, on a valid thread, with its own run's
+ * function and argument. Returns the number of runs that failed. */
+static int busy_runs(fr_threadpool *p, int reps, int max_tasks, int seed) {
+    static busy_arg args[2]; /* large; one pair per call, used serially */
+    int failed = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        busy_arg *a = &args[rep & 1];
+        memset(a, 0, sizeof *a);
+        a->n_threads = fr_threadpool_size(p);
+        a->tag = rep * 1000 + seed;
+        const int n = 1 + (rep * 7 + seed) % max_tasks;
+        const int mul = rep % 3 ? 3 : 7;
+        fr_threadpool_run(p, n, mul == 3 ? busy_task_a : busy_task_b, a);
+        int bad = atomic_load(&a->bad_thread) + atomic_load(&a->shared_thread);
+        for (int t = 0; t < BUSY_MAX_TASKS; t++) {
+            const int want_hits = t < n;
+            if (atomic_load(&a->hits[t]) != want_hits) bad++;
+            if (want_hits && a->value[t] != t * mul + a->tag) bad++;
+        }
+        if (bad && failed++ < 3)
+            fprintf(stderr, "  run %d (%d tasks, %d threads): %d wrong\n", rep, n, a->n_threads,
+                    bad);
+    }
+    return failed;
+}
+
+typedef struct {
+    fr_threadpool **inner;
+    atomic_llong sum[4];
+    atomic_int failed;
+} nested_arg;
+
+/* a task of one pool running a whole run of another pool (one inner pool per thread index) */
+static void nested_task(void *varg, int64_t task, int thread) {
+    nested_arg *na = varg;
+    pool_arg a = {0};
+    const int64_t n = 50 + task;
+    fr_threadpool_run(na->inner[thread], n, pool_task, &a);
+    if (atomic_load(&a.sum) != n * (n + 1) / 2) atomic_fetch_add(&na->failed, 1);
+    atomic_fetch_add(&na->sum[task], atomic_load(&a.sum));
+}
+
+static void sleepy_task(void *varg, int64_t task, int thread) {
+    pool_arg *a = varg;
+    if (task % 16 == 0) { /* a task whose thread is off the CPU for a while */
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_add(&a->sum, task + 1);
+}
+
+static void test_threadpool_busy(void) {
+    const int cpus = fr_cpu_count();
+    CHECK(cpus >= 1, "fr_cpu_count %d", cpus);
+    /* more threads than tasks, than CPUs, and a pool of one */
+    const int sizes[] = {1, 2, 3, 8};
+    for (int s = 0; s < 4; s++) {
+        fr_threadpool *p = fr_threadpool_create(sizes[s]);
+        CHECK(p && fr_threadpool_size(p) == sizes[s], "pool of %d", sizes[s]);
+        if (!p) continue;
+        int failed = busy_runs(p, 20000, 5, s);         /* 1..5 tasks: often fewer than threads */
+        failed += busy_runs(p, 300, BUSY_MAX_TASKS, s); /* up to 300 */
+        CHECK(failed == 0, "pool of %d: %d runs with wrong results", sizes[s], failed);
+        fr_threadpool_destroy(p);
+    }
+    /* 64 threads, far more than this machine's CPUs, through a thousand tiny runs */
+    fr_threadpool *big = fr_threadpool_create(64);
+    CHECK(big && fr_threadpool_size(big) == 64, "pool of 64");
+    if (big) {
+        CHECK(busy_runs(big, 3000, 70, 11) == 0, "pool of 64: wrong results");
+        /* tasks that sleep: the run ends only when they are done, with nothing lost */
+        pool_arg a = {0};
+        fr_threadpool_run(big, 200, sleepy_task, &a);
+        CHECK(atomic_load(&a.sum) == 200 * 201 / 2, "sleepy run: sum %lld",
+              (long long)atomic_load(&a.sum));
+    }
+    /* two pools used one after the other, and one inside the tasks of another */
+    fr_threadpool *outer = fr_threadpool_create(3);
+    fr_threadpool *inner[3] = {fr_threadpool_create(2), fr_threadpool_create(2),
+                               fr_threadpool_create(2)};
+    CHECK(outer && inner[0] && inner[1] && inner[2], "pools for nesting");
+    if (outer && inner[0] && inner[1] && inner[2]) {
+        for (int rep = 0; rep < 100; rep++) {
+            nested_arg na = {.inner = inner};
+            fr_threadpool_run(outer, 4, nested_task, &na);
+            int bad = atomic_load(&na.failed);
+            for (int t = 0; t < 4; t++) {
+                const int64_t n = 50 + t;
+                bad += atomic_load(&na.sum[t]) != n * (n + 1) / 2;
+            }
+            if (big) bad += busy_runs(big, 3, 40, rep); /* interleaved with another pool */
+            if (bad) {
+                CHECK(0, "nested run %d: %d wrong", rep, bad);
+                break;
+            }
+        }
+    }
+    fr_threadpool_destroy(outer);
+    for (int i = 0; i < 3; i++)
+        fr_threadpool_destroy(inner[i]);
+    fr_threadpool_destroy(big);
+    /* destroyed before its workers ever ran, or right after one run */
+    int made = 0;
+    for (int rep = 0; rep < 40; rep++) {
+        fr_threadpool *p = fr_threadpool_create(6);
+        if (!p) continue;
+        made++;
+        if (rep & 1) {
+            pool_arg a = {0};
+            fr_threadpool_run(p, 10, pool_task, &a);
+            CHECK(atomic_load(&a.sum) == 55, "run before destroy");
+        }
+        fr_threadpool_destroy(p);
+    }
+    CHECK(made == 40, "%d of 40 pools created", made);
+    /* a request beyond the cap (the CLI's -t 1000) starts the most one pool starts, and works */
+    fr_threadpool *huge = fr_threadpool_create(1000);
+    CHECK(huge && fr_threadpool_size(huge) == FR_THREADPOOL_MAX_THREADS, "pool of 1000 capped");
+    if (huge) {
+        CHECK(busy_runs(huge, 200, 40, 5) == 0, "capped pool: wrong results");
+        fr_threadpool_destroy(huge);
+    }
+}
+
 int main(void) {
     test_f16();
     test_bf16();
     test_tensor();
     test_arena();
     test_threadpool();
+    test_threadpool_busy();
     return fr_test_finish("test_core");
 }
