@@ -243,6 +243,26 @@ fi
 expect_rc "an output in a missing folder fails" 1 \
     "$FERRUM" logits -m "$hf" --ids $ids -o "$d/no-such-folder/x.f32"
 grep -q "no-such-folder/x.f32" "$tmp/err" || fail "missing folder: message names no path"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/sock"
+expect_rc "a socket as the output is refused" 1 "$FERRUM" logits -m "$hf" --ids $ids -o "$d/sock"
+check "the socket is still a socket" test -S "$d/sock"
+rm "$d/sock"
+echo old >"$d/ro.f32"
+chmod 0444 "$d/ro.f32"
+if [ "$(id -u)" != 0 ]; then # root may write any file, as with `>`
+    expect_rc "a read-only file is refused, not replaced" 1 \
+        "$FERRUM" logits -m "$hf" --ids $ids -o "$d/ro.f32"
+    check "the read-only file is intact" test "$(cat "$d/ro.f32")" == old
+else # and a file of another owner keeps its owner and group when root replaces it
+    chown 12345:23456 "$d/ro.f32"
+    expect_rc "root replaces another user's read-only file" 0 \
+        "$FERRUM" logits -m "$hf" --ids $ids -o "$d/ro.f32"
+    check "the replaced file keeps owner and group (got $(stat -c %u:%g "$d/ro.f32"))" \
+        test "$(stat -c %u:%g "$d/ro.f32")" == 12345:23456
+    check "the replaced file keeps mode 0444 (got $(mode "$d/ro.f32"))" \
+        test "$(mode "$d/ro.f32")" == 444
+fi
+rm -f "$d/ro.f32"
 expect_rc "a folder as the output is refused" 1 \
     "$FERRUM" logits -m "$hf" --ids $ids -o "$d"
 check "the folder is still a folder" test -d "$d"

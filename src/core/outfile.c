@@ -266,6 +266,10 @@ static fr_status open_path(fr_outfile *o, const char *const *inputs, size_t n_in
                             path, S_ISBLK(sb.st_mode) ? "block device" : "socket");
     FR_TRY(check_inputs(path, &sb, inputs, n_inputs, err));
     if (S_ISREG(sb.st_mode)) {
+        /* A rename needs only the folder's permission; a file the user may not write (a
+         * read-only file, as `>` or fopen would find it) is refused rather than replaced. */
+        if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0)
+            return fr_error_set(err, FR_ERR_IO, "%s: %s", path, strerror(errno));
         o->kind = FR_OUTFILE_REPLACE;
         o->replacing = true;
         o->old = sb;
