@@ -106,6 +106,25 @@ static bool flush_unk(const fr_tokenizer *t, fr_tok_bpe_scratch *sc, size_t *n, 
     return ok;
 }
 
+/* The merge of two adjacent symbols: 1 with its rank and result, 0 when they do not merge, -1
+ * out of memory. By score (SentencePiece): the joined text must be a mergeable token, and so must
+ * both sides (byte fallback and unk symbols never merge). */
+static int pair_merge(const fr_tokenizer *t, fr_tok_bpe_scratch *sc, int32_t a, int32_t b,
+                      uint32_t *rank, int32_t *merged) {
+    if (!t->scores) return fr_tok_pairmap_get(&t->merges, a, b, rank, merged);
+    if (!(t->id_flags[a] & FR_TOK_ID_MERGEABLE) || !(t->id_flags[b] & FR_TOK_ID_MERGEABLE))
+        return 0;
+    fr_tok_buf_clear(&sc->cat);
+    if (!fr_tok_buf_append(&sc->cat, t->tok_blob + t->tok_off[a], t->tok_len[a]) ||
+        !fr_tok_buf_append(&sc->cat, t->tok_blob + t->tok_off[b], t->tok_len[b]))
+        return -1;
+    int32_t id = fr_tok_strmap_get(&t->vocab, sc->cat.data, sc->cat.len);
+    if (id < 0 || !(t->id_flags[id] & FR_TOK_ID_MERGEABLE)) return 0;
+    *rank = fr_tok_spm_rank(t->scores[id]);
+    *merged = id;
+    return 1;
+}
+
 static fr_status bpe_merge(const fr_tokenizer *t, fr_tok_bpe_scratch *sc, const char *s, size_t len,
                            fr_tok_ids *out) {
     size_t n = 0;
@@ -144,9 +163,8 @@ static fr_status bpe_merge(const fr_tokenizer *t, fr_tok_bpe_scratch *sc, const 
     for (size_t i = 0; i + 1 < n; i++) {
         uint32_t rank;
         int32_t merged;
-        if (fr_tok_pairmap_get(&t->merges, sym[i].id, sym[i + 1].id, &rank, &merged) &&
-            !heap_push(sc, &nh, ((uint64_t)rank << 32) | i))
-            return FR_ERR_NOMEM;
+        int r = pair_merge(t, sc, sym[i].id, sym[i + 1].id, &rank, &merged);
+        if (r < 0 || (r && !heap_push(sc, &nh, ((uint64_t)rank << 32) | i))) return FR_ERR_NOMEM;
     }
     while (nh) {
         uint64_t top = heap_pop(sc, &nh);
@@ -157,8 +175,11 @@ static fr_status bpe_merge(const fr_tokenizer *t, fr_tok_bpe_scratch *sc, const 
         bpe_sym *b = &sym[a->next];
         uint32_t r2;
         int32_t merged;
-        /* Stale entry: the pair at `pos` changed since it was queued. */
-        if (!fr_tok_pairmap_get(&t->merges, a->id, b->id, &r2, &merged) || r2 != rank) continue;
+        /* Stale entry: the pair at `pos` changed since it was queued. (A changed pair of the same
+         * rank is due now anyway: its own entry has the same key.) */
+        int r = pair_merge(t, sc, a->id, b->id, &r2, &merged);
+        if (r < 0) return FR_ERR_NOMEM;
+        if (!r || r2 != rank) continue;
         a->id = merged;
         a->len += b->len;
         b->len = 0;
@@ -166,13 +187,13 @@ static fr_status bpe_merge(const fr_tokenizer *t, fr_tok_bpe_scratch *sc, const 
         if (a->next >= 0) sym[a->next].prev = (int32_t)pos;
         if (a->prev >= 0) {
             bpe_sym *p = &sym[a->prev];
-            if (fr_tok_pairmap_get(&t->merges, p->id, a->id, &r2, &merged) &&
-                !heap_push(sc, &nh, ((uint64_t)r2 << 32) | (uint32_t)a->prev))
+            r = pair_merge(t, sc, p->id, a->id, &r2, &merged);
+            if (r < 0 || (r && !heap_push(sc, &nh, ((uint64_t)r2 << 32) | (uint32_t)a->prev)))
                 return FR_ERR_NOMEM;
         }
         if (a->next >= 0) {
-            if (fr_tok_pairmap_get(&t->merges, a->id, sym[a->next].id, &r2, &merged) &&
-                !heap_push(sc, &nh, ((uint64_t)r2 << 32) | pos))
+            r = pair_merge(t, sc, a->id, sym[a->next].id, &r2, &merged);
+            if (r < 0 || (r && !heap_push(sc, &nh, ((uint64_t)r2 << 32) | pos)))
                 return FR_ERR_NOMEM;
         }
     }
@@ -245,6 +266,7 @@ void fr_tok_bpe_scratch_free(fr_tok_bpe_scratch *sc) {
     free(sc->syms);
     free(sc->heap);
     fr_tok_ids_free(&sc->word);
+    fr_tok_buf_free(&sc->cat);
     memset(sc, 0, sizeof *sc);
 }
 

@@ -50,6 +50,7 @@ void fr_tokenizer_free(fr_tokenizer *t) {
     free(t->pre);
     free(t->prefix);
     free(t->suffix);
+    free(t->scores);
     fr_tok_cache_free(t);
     free(t);
 }
@@ -136,6 +137,16 @@ static fr_status build_ids(fr_tokenizer *t, const fr_tokenizer_spec *spec, fr_er
         if (t->decoder == FR_TOK_DEC_BYTE_LEVEL && unmap_bytelevel(s, l, &tmp)) {
             s = tmp.data;
             l = tmp.len;
+        } else if (t->decoder == FR_TOK_DEC_SPM) {
+            bool byte;
+            if (!fr_tok_spm_token_bytes(spec, s, l, &tmp, &byte)) {
+                fr_tok_buf_free(&dec);
+                fr_tok_buf_free(&tmp);
+                goto nomem;
+            }
+            s = tmp.data ? tmp.data : "";
+            l = tmp.len;
+            if (byte) t->id_flags[id] |= FR_TOK_ID_BYTE;
         }
         if (dec.len + l >= UINT32_MAX) {
             fr_tok_buf_free(&dec);
@@ -186,6 +197,10 @@ static fr_status build_model(fr_tokenizer *t, const fr_tokenizer_spec *spec, fr_
         t->fallback[b] = t->byte_fallback ? fr_tok_strmap_get(&t->vocab, name, 6) : -1;
         uint8_t c = (uint8_t)b;
         t->byte_sym[b] = t->byte_mode ? fr_tok_strmap_get(&t->vocab, &c, 1) : -1;
+    }
+    if (spec->scores) {
+        st = fr_tok_spm_scores(t, spec, err);
+        goto out;
     }
     if (spec->n_merges > INT32_MAX)
         return fr_error_set(err, FR_ERR_RANGE, "%s: too many merges (%zu)", src, spec->n_merges);
@@ -421,6 +436,10 @@ static fr_status build_components(fr_tokenizer *t, const fr_tokenizer_spec *spec
             st = fr_tok_regex_compile(&p->re, "\\p{N}", 5, false, what, err);
             if (st) return st;
             break;
+        case FR_TOK_PRE_METASPACE:
+            st = fr_tok_spm_metaspace(p, ps, src, i, err);
+            if (st) return st;
+            break;
         case FR_TOK_PRE_BYTE_LEVEL:
             if (i + 1 != spec->n_pretok)
                 return fr_error_set(err, FR_ERR_UNSUPPORTED,
@@ -466,7 +485,8 @@ fr_status fr_tokenizer_build(const fr_tokenizer_spec *spec, fr_tokenizer **out, 
         (spec->n_pretok && !spec->pretok) || (spec->n_prefix && !spec->prefix_ids) ||
         (spec->n_suffix && !spec->suffix_ids))
         return fr_error_set(err, FR_ERR_INVALID, "%s: spec array missing", src);
-    if (spec->decoder != FR_TOK_DEC_NONE && spec->decoder != FR_TOK_DEC_BYTE_LEVEL)
+    if (spec->decoder != FR_TOK_DEC_NONE && spec->decoder != FR_TOK_DEC_BYTE_LEVEL &&
+        spec->decoder != FR_TOK_DEC_SPM)
         return fr_error_set(err, FR_ERR_INVALID, "%s: unknown decoder kind", src);
     size_t n_ids = spec->n_vocab;
     for (size_t i = 0; i < spec->n_added; i++) {
@@ -499,6 +519,8 @@ fr_status fr_tokenizer_build(const fr_tokenizer_spec *spec, fr_tokenizer **out, 
     t->fuse_unk = spec->fuse_unk;
     t->unk_id = spec->unk_id;
     t->decoder = spec->decoder;
+    t->dec_strip_char = spec->dec_strip_char;
+    t->dec_strip = spec->dec_strip;
     t->bos = spec->bos_id;
     t->eos = spec->eos_id;
     fr_status st = build_components(t, spec, err);

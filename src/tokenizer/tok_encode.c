@@ -18,7 +18,9 @@ typedef struct enc_ctx {
     fr_error *err;
 } enc_ctx;
 
-static fr_status pre_step(enc_ctx *c, size_t k, const char *s, size_t n);
+/* `first`: the piece starts the original text (HF offsets_original().0 == 0), which Metaspace's
+ * prepend_scheme "first" asks. */
+static fr_status pre_step(enc_ctx *c, size_t k, const char *s, size_t n, bool first);
 
 static fr_status nomem(enc_ctx *c) {
     return fr_error_set(c->err, FR_ERR_NOMEM, "tokenizer: out of memory while encoding");
@@ -68,7 +70,7 @@ typedef struct pending {
 } pending;
 
 static fr_status split_regex(enc_ctx *c, size_t k, fr_tok_split_behavior beh, bool invert,
-                             const char *s, size_t n) {
+                             const char *s, size_t n, bool first) {
     const char *subj = regex_subject(c, k, s, n);
     if (!subj) return nomem(c);
     fr_tok_matcher *m = &c->matchers[k];
@@ -99,16 +101,17 @@ static fr_status split_regex(enc_ctx *c, size_t k, fr_tok_split_behavior beh, bo
             size_t a = pa[i], b = pb[i];
             switch (beh) {
             case FR_TOK_SPLIT_ISOLATED:
-                st = pre_step(c, k + 1, s + a, b - a);
+                st = pre_step(c, k + 1, s + a, b - a, first && a == 0);
                 break;
             case FR_TOK_SPLIT_REMOVED:
-                if (!flag) st = pre_step(c, k + 1, s + a, b - a);
+                if (!flag) st = pre_step(c, k + 1, s + a, b - a, first && a == 0);
                 break;
             case FR_TOK_SPLIT_CONTIGUOUS:
                 if (pd.valid && flag == prev_flag) {
                     pd.b = b;
                 } else {
-                    if (pd.valid) st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a);
+                    if (pd.valid)
+                        st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a, first && pd.a == 0);
                     pd = (pending){a, b, flag, true};
                 }
                 break;
@@ -116,7 +119,8 @@ static fr_status split_regex(enc_ctx *c, size_t k, fr_tok_split_behavior beh, bo
                 if (pd.valid && flag && !prev_flag) {
                     pd.b = b;
                 } else {
-                    if (pd.valid) st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a);
+                    if (pd.valid)
+                        st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a, first && pd.a == 0);
                     pd = (pending){a, b, flag, true};
                 }
                 break;
@@ -124,7 +128,8 @@ static fr_status split_regex(enc_ctx *c, size_t k, fr_tok_split_behavior beh, bo
                 if (pd.valid && pd.m && !flag) {
                     pd = (pending){pd.a, b, false, true};
                 } else {
-                    if (pd.valid) st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a);
+                    if (pd.valid)
+                        st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a, first && pd.a == 0);
                     pd = (pending){a, b, flag, true};
                 }
                 break;
@@ -132,11 +137,44 @@ static fr_status split_regex(enc_ctx *c, size_t k, fr_tok_split_behavior beh, bo
             prev_flag = flag;
         }
     }
-    if (!st && pd.valid) st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a);
+    if (!st && pd.valid) st = pre_step(c, k + 1, s + pd.a, pd.b - pd.a, first && pd.a == 0);
     return st;
 }
 
-static fr_status pre_step(enc_ctx *c, size_t k, const char *s, size_t n) {
+/* HF Metaspace: every ' ' becomes the replacement, which is prepended as the scheme says unless
+ * the piece starts with it; with split, pieces start at each replacement (MergedWithNext). */
+static fr_status metaspace(enc_ctx *c, size_t k, const fr_tok_pre *p, const char *s, size_t n,
+                           bool first) {
+    const char *r = p->replacement;
+    size_t rl = p->replacement_len;
+    fr_tok_buf *b = &c->bufs[k];
+    fr_tok_buf_clear(b);
+    bool starts = s[0] == ' ' || (n >= rl && !memcmp(s, r, rl));
+    bool prepend = p->prepend_scheme == FR_TOK_PREPEND_ALWAYS ||
+                   (p->prepend_scheme == FR_TOK_PREPEND_FIRST && first);
+    if (prepend && !starts && !fr_tok_buf_append(b, r, rl)) return nomem(c);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && s[j] != ' ')
+            j++;
+        if (!fr_tok_buf_append(b, s + i, j - i) || (j < n && !fr_tok_buf_append(b, r, rl)))
+            return nomem(c);
+        i = j < n ? j + 1 : j;
+    }
+    if (!p->split) return pre_step(c, k + 1, b->data, b->len, first);
+    const char *t = b->data;
+    size_t m = b->len, start = 0;
+    for (size_t i = rl; i + rl <= m; i++) {
+        if (memcmp(t + i, r, rl)) continue;
+        fr_status st = pre_step(c, k + 1, t + start, i - start, first && start == 0);
+        if (st) return st;
+        start = i;
+        i += rl - 1;
+    }
+    return pre_step(c, k + 1, t + start, m - start, first && start == 0);
+}
+
+static fr_status pre_step(enc_ctx *c, size_t k, const char *s, size_t n, bool first) {
     if (n == 0) return FR_OK; /* HF drops empty splits */
     fr_tokenizer *t = c->t;
     if (k == t->n_pre) return fr_tok_bpe_piece(t, &c->bpe, s, n, c->out, c->err);
@@ -152,11 +190,13 @@ static fr_status pre_step(enc_ctx *c, size_t k, const char *s, size_t n) {
         }
         /* The byte-level character mapping itself is implicit: in byte mode BPE works on the
          * raw bytes. */
-        if (p->use_regex) return split_regex(c, k, FR_TOK_SPLIT_ISOLATED, false, s, n);
-        return pre_step(c, k + 1, s, n);
+        if (p->use_regex) return split_regex(c, k, FR_TOK_SPLIT_ISOLATED, false, s, n, first);
+        return pre_step(c, k + 1, s, n, first);
     case FR_TOK_PRE_SPLIT:
     case FR_TOK_PRE_DIGITS:
-        return split_regex(c, k, p->behavior, p->invert, s, n);
+        return split_regex(c, k, p->behavior, p->invert, s, n, first);
+    case FR_TOK_PRE_METASPACE:
+        return metaspace(c, k, p, s, n, first);
     }
     return FR_OK;
 }
@@ -176,11 +216,11 @@ static bool find_added(const fr_tok_trie *tr, const char *s, size_t n, size_t fr
     return false;
 }
 
-static fr_status segment_text(enc_ctx *c, const char *s, size_t n, bool normalized);
+static fr_status segment_text(enc_ctx *c, const char *s, size_t n, bool normalized, bool first);
 
 /* HF AddedVocabulary::find_matches + split_with_indices over one string. */
 static fr_status split_added(enc_ctx *c, const fr_tok_trie *tr, const char *s, size_t n,
-                             bool normalized) {
+                             bool normalized, bool first) {
     const fr_tokenizer *t = c->t;
     size_t start_offset = 0, pos = 0;
     fr_status st = FR_OK;
@@ -221,31 +261,34 @@ static fr_status split_added(enc_ctx *c, const fr_tok_trie *tr, const char *s, s
         if (start < start_offset) start = start_offset; /* overlap after an rstrip: clamp */
         if (stop <= start) continue;
         if (start_offset < start)
-            st = segment_text(c, s + start_offset, start - start_offset, normalized);
+            st = segment_text(c, s + start_offset, start - start_offset, normalized,
+                              first && start_offset == 0);
         if (!st && !fr_tok_ids_push(c->out, a->id)) st = nomem(c);
         start_offset = stop;
     }
     if (!st && start_offset < n)
-        st = segment_text(c, s + start_offset, n - start_offset, normalized);
+        st = segment_text(c, s + start_offset, n - start_offset, normalized,
+                          first && start_offset == 0);
     return st;
 }
 
 /* A stretch of text between added tokens. Raw stretches get normalized and searched for the
  * normalized added tokens; normalized stretches go to the pre-tokenizer. */
-static fr_status segment_text(enc_ctx *c, const char *s, size_t n, bool normalized) {
+static fr_status segment_text(enc_ctx *c, const char *s, size_t n, bool normalized, bool first) {
     if (n == 0) return FR_OK;
-    if (normalized) return pre_step(c, 0, s, n);
+    if (normalized) return pre_step(c, 0, s, n, first);
     fr_tokenizer *t = c->t;
     if (t->n_norm == 0) {
-        if (t->trie_norm.any) return split_added(c, &t->trie_norm, s, n, true);
-        return pre_step(c, 0, s, n);
+        if (t->trie_norm.any) return split_added(c, &t->trie_norm, s, n, true, first);
+        return pre_step(c, 0, s, n, first);
     }
     fr_status st = fr_tok_normalize(t, s, n, &c->norm, c->err);
     if (st) return st;
     /* The normalized text lives in c->norm until this stretch is done; nothing below
      * normalizes again. */
-    if (t->trie_norm.any) return split_added(c, &t->trie_norm, c->norm.data, c->norm.len, true);
-    return pre_step(c, 0, c->norm.data, c->norm.len);
+    if (t->trie_norm.any)
+        return split_added(c, &t->trie_norm, c->norm.data, c->norm.len, true, first);
+    return pre_step(c, 0, c->norm.data, c->norm.len, first);
 }
 
 fr_status fr_tokenizer_encode(const fr_tokenizer *tok, const char *text, size_t len,
@@ -275,9 +318,9 @@ fr_status fr_tokenizer_encode(const fr_tokenizer *tok, const char *text, size_t 
         st = nomem(&c);
     if (!st) {
         if (t->trie_raw.any)
-            st = split_added(&c, &t->trie_raw, text, len, false);
+            st = split_added(&c, &t->trie_raw, text, len, false, true);
         else
-            st = segment_text(&c, text, len, false);
+            st = segment_text(&c, text, len, false, true);
     }
     if (!st && add_special && t->n_suffix && !fr_tok_ids_append(&out, t->suffix, t->n_suffix))
         st = nomem(&c);

@@ -50,20 +50,31 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
     fr_gguf_str model;
     fr_status st = fr_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
     if (st) return st;
-    if (strcmp(model.s, "gpt2"))
+    /* "llama": SentencePiece BPE (Llama 2, Mistral), merged by score. */
+    const bool spm = !strcmp(model.s, "llama");
+    if (strcmp(model.s, "gpt2") && !spm)
         return fr_error_set(err, FR_ERR_UNSUPPORTED,
                             "%s: key 'tokenizer.ggml.model' = '%.32s': only \"gpt2\" (byte-level "
-                            "BPE) tokenizers are supported",
+                            "BPE) and \"llama\" (SentencePiece BPE) tokenizers are supported",
                             file, model.s);
-    const fr_gguf_array *toks, *merges = NULL, *types = NULL;
+    const fr_gguf_array *toks, *merges = NULL, *types = NULL, *scores = NULL;
     if ((st = get_tokens(g, &toks, err))) return st;
     const size_t n = (size_t)toks->n;
-    st = fr_gguf_get_arr(g, "tokenizer.ggml.merges", FR_GGUF_STRING, &merges, err);
-    if (st == FR_ERR_NOT_FOUND) {
-        merges = NULL;
-        st = FR_OK;
+    if (spm) {
+        st = fr_gguf_get_arr(g, "tokenizer.ggml.scores", FR_GGUF_TYPE_COUNT, &scores, err);
+        if (st) return st;
+        if (scores->n != n)
+            return fr_error_set(err, FR_ERR_FORMAT,
+                                "%s: key 'tokenizer.ggml.scores' has %llu entries for %zu tokens",
+                                file, (unsigned long long)scores->n, n);
+    } else {
+        st = fr_gguf_get_arr(g, "tokenizer.ggml.merges", FR_GGUF_STRING, &merges, err);
+        if (st == FR_ERR_NOT_FOUND) {
+            merges = NULL;
+            st = FR_OK;
+        }
+        if (st) return st;
     }
-    if (st) return st;
     st = fr_gguf_get_arr(g, "tokenizer.ggml.token_type", FR_GGUF_TYPE_COUNT, &types, err);
     if (st == FR_ERR_NOT_FOUND) {
         types = NULL;
@@ -81,18 +92,42 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
     fr_tokenizer_spec spec;
     fr_tokenizer_spec_init(&spec);
     fr_tok_pre_spec steps[MAX_PRE_STEPS];
-    bool ignore_merges = false;
-    st = fr_tokenizer_gguf_pretok(pre.s, steps, MAX_PRE_STEPS, &spec.n_pretok, &ignore_merges, err);
-    if (st) return fr_error_prefix(err, st, "%s", file);
-    spec.pretok = steps;
-    spec.ignore_merges = ignore_merges;
+    fr_tok_norm_spec norm[2];
+    fr_tok_added_spec unk_added;
+    bool ignore_merges = false, space_prefix = true;
+    if (!spm) {
+        st = fr_tokenizer_gguf_pretok(pre.s, steps, MAX_PRE_STEPS, &spec.n_pretok, &ignore_merges,
+                                      err);
+        if (st) return fr_error_prefix(err, st, "%s", file);
+        spec.pretok = steps;
+        spec.ignore_merges = ignore_merges;
+    } else {
+        if ((st = opt_bool(g, "tokenizer.ggml.add_space_prefix", true, &space_prefix, err)))
+            return st;
+        /* As llama.cpp: spaces become ▁, and a ▁ goes in front of the text and of the text after
+         * each special token (HF's legacy Prepend per stretch between added tokens). */
+        memset(norm, 0, sizeof norm);
+        norm[0] = (fr_tok_norm_spec){.kind = FR_TOK_NORM_PREPEND, .text = "\xe2\x96\x81"};
+        norm[1] =
+            (fr_tok_norm_spec){.kind = FR_TOK_NORM_REPLACE, .text = " ", .content = "\xe2\x96\x81"};
+        spec.norm = space_prefix ? norm : norm + 1;
+        spec.n_norm = space_prefix ? 2 : 1;
+        spec.byte_fallback = true;
+        spec.decoder = FR_TOK_DEC_SPM;
+        spec.dec_replace = "\xe2\x96\x81";
+        spec.dec_replace_with = " ";
+        spec.dec_byte_fallback = true;
+        spec.dec_strip_char = ' ';
+        spec.dec_strip = space_prefix ? 1 : 0;
+    }
 
     const size_t n_merges = merges ? (size_t)merges->n : 0;
     const char **vocab = malloc(n * sizeof *vocab);
     size_t *lens = malloc(n * sizeof *lens);
     int32_t *tt = types ? malloc(n * sizeof *tt) : NULL;
+    float *sc = scores ? malloc(n * sizeof *sc) : NULL;
     const char **ma = malloc((n_merges ? n_merges : 1) * sizeof *ma);
-    if (!vocab || !lens || !ma || (types && !tt)) {
+    if (!vocab || !lens || !ma || (types && !tt) || (scores && !sc)) {
         st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory for the tokenizer", file);
         goto done;
     }
@@ -106,6 +141,11 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
         fr_error_prefix(err, st, "%s", file);
         goto done;
     }
+    if (sc && (st = fr_gguf_arr_to_f32(scores, sc, "tokenizer.ggml.scores", err))) {
+        fr_error_prefix(err, st, "%s", file);
+        goto done;
+    }
+    spec.scores = sc;
     spec.n_vocab = n;
     spec.vocab = vocab;
     spec.vocab_lens = lens;
@@ -113,7 +153,7 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
     spec.n_merges = n_merges;
     spec.merge_a = ma;
     spec.merge_b = NULL;
-    spec.decoder = FR_TOK_DEC_BYTE_LEVEL;
+    if (!spm) spec.decoder = FR_TOK_DEC_BYTE_LEVEL;
     spec.source = file;
     bool add_bos, add_eos;
     if ((st = token_id(g, "tokenizer.ggml.bos_token_id", n, &spec.bos_id, err)) ||
@@ -122,6 +162,16 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
         (st = opt_bool(g, "tokenizer.ggml.add_bos_token", false, &add_bos, err)) ||
         (st = opt_bool(g, "tokenizer.ggml.add_eos_token", false, &add_eos, err)))
         goto done;
+    /* llama.cpp matches the unknown token in text as it does control tokens (HF: a special
+     * added token). */
+    if (spm && spec.unk_id >= 0 && (!tt || tt[spec.unk_id] == FR_TOK_TYPE_UNKNOWN)) {
+        unk_added = (fr_tok_added_spec){.id = spec.unk_id,
+                                        .content = vocab[spec.unk_id],
+                                        .len = lens[spec.unk_id],
+                                        .special = true};
+        spec.added = &unk_added;
+        spec.n_added = lens[spec.unk_id] ? 1 : 0;
+    }
     if (add_bos && spec.bos_id < 0) {
         st = fr_error_set(err, FR_ERR_FORMAT,
                           "%s: key 'tokenizer.ggml.add_bos_token' is true but there is no "
@@ -149,6 +199,7 @@ done:
     free(vocab);
     free(lens);
     free(tt);
+    free(sc);
     free(ma);
     return st;
 }

@@ -13,6 +13,8 @@ enum {
     FR_TOK_ID_PRESENT = 1,
     FR_TOK_ID_SPECIAL = 2,
     FR_TOK_ID_ADDED = 4,
+    FR_TOK_ID_BYTE = 8,       /* FR_TOK_DEC_SPM with byte fallback: a <0xXX> token, one byte */
+    FR_TOK_ID_MERGEABLE = 16, /* score merging: a concatenation may become this token */
 };
 
 typedef struct fr_tok_regex {
@@ -41,6 +43,10 @@ typedef struct fr_tok_pre {
     bool invert;
     bool add_prefix_space;
     bool use_regex;
+    char replacement[8]; /* METASPACE: UTF-8, NUL-terminated */
+    size_t replacement_len;
+    fr_tok_prepend_scheme prepend_scheme;
+    bool split;
 } fr_tok_pre;
 
 typedef struct fr_tok_added {
@@ -83,6 +89,7 @@ struct fr_tokenizer {
     int32_t fallback[256]; /* byte_fallback: id of <0xXX>, -1 none */
     bool ignore_merges, byte_fallback, fuse_unk;
     int32_t unk_id;
+    float *scores; /* SentencePiece merging by score (NULL: by the merges list) */
 
     fr_tok_added *added;
     size_t n_added;
@@ -102,6 +109,8 @@ struct fr_tokenizer {
     int32_t *prefix, *suffix;
     size_t n_prefix, n_suffix;
     fr_tok_decoder_kind decoder;
+    uint32_t dec_strip_char; /* FR_TOK_DEC_SPM */
+    size_t dec_strip;
     int32_t bos, eos;
 
     /* Word cache: BPE results of recent pieces. Guarded by a flag taken with test-and-set so
@@ -147,12 +156,23 @@ typedef struct fr_tok_bpe_scratch {
     uint64_t *heap;
     size_t cap_heap;
     fr_tok_ids word;
+    fr_tok_buf cat; /* score merging: two tokens' texts joined */
 } fr_tok_bpe_scratch;
 
 fr_status fr_tok_bpe_piece(fr_tokenizer *t, fr_tok_bpe_scratch *sc, const char *s, size_t n,
                            fr_tok_ids *out, fr_error *err);
 void fr_tok_bpe_scratch_free(fr_tok_bpe_scratch *sc);
 void fr_tok_cache_free(fr_tokenizer *t);
+
+/* tok_spm.c: the Metaspace step's settings; an SPM decoder token's text (is_byte: a byte
+ * fallback token, out holds its byte); score merging set up from spec->scores; the heap rank of a
+ * score (higher score, lower rank). */
+fr_status fr_tok_spm_metaspace(fr_tok_pre *p, const fr_tok_pre_spec *ps, const char *src, size_t i,
+                               fr_error *err);
+bool fr_tok_spm_token_bytes(const fr_tokenizer_spec *spec, const char *s, size_t n, fr_tok_buf *out,
+                            bool *is_byte);
+fr_status fr_tok_spm_scores(fr_tokenizer *t, const fr_tokenizer_spec *spec, fr_error *err);
+uint32_t fr_tok_spm_rank(float score);
 
 /* tok_trie.c */
 bool fr_tok_trie_add(fr_tok_trie *tr, const char *s, size_t n, int32_t added_index);

@@ -166,6 +166,26 @@ static fr_status parse_pretok(json_ctx *c, const cJSON *o, const char *where) {
     } else if (!strcmp(type, "Digits")) {
         p->kind = FR_TOK_PRE_DIGITS;
         p->individual_digits = get_bool(o, "individual_digits", false);
+    } else if (!strcmp(type, "Metaspace")) {
+        p->kind = FR_TOK_PRE_METASPACE;
+        p->replacement = get_str(o, "replacement");
+        if (!p->replacement)
+            return bad(c, FR_ERR_FORMAT, "%s: Metaspace without \"replacement\"", where, NULL);
+        /* Files older than prepend_scheme say add_prefix_space (always / never) and split. */
+        const char *scheme = get_str(o, "prepend_scheme");
+        if (!scheme)
+            p->prepend_scheme = get_bool(o, "add_prefix_space", true) ? FR_TOK_PREPEND_ALWAYS
+                                                                      : FR_TOK_PREPEND_NEVER;
+        else if (!strcmp(scheme, "always"))
+            p->prepend_scheme = FR_TOK_PREPEND_ALWAYS;
+        else if (!strcmp(scheme, "first"))
+            p->prepend_scheme = FR_TOK_PREPEND_FIRST;
+        else if (!strcmp(scheme, "never"))
+            p->prepend_scheme = FR_TOK_PREPEND_NEVER;
+        else
+            return bad(c, FR_ERR_FORMAT, "%s: unknown Metaspace prepend_scheme \"%s\"", where,
+                       scheme);
+        p->split = get_bool(o, "split", true);
     } else {
         return bad(c, FR_ERR_UNSUPPORTED, "%s: pre-tokenizer type \"%s\" is not supported", where,
                    type);
@@ -280,6 +300,60 @@ static fr_status parse_post(json_ctx *c, const cJSON *o) {
     return bad(c, FR_ERR_UNSUPPORTED, "post_processor type \"%s\" is not supported", type, NULL);
 }
 
+/* SentencePiece decoders, HF Sequence[Replace, ByteFallback, Fuse, Strip] and its subsets in
+ * that order: Replace and ByteFallback act on each token, Strip (start only) on the fused text. */
+static fr_status parse_spm_decoder(json_ctx *c, const cJSON *arr) {
+    int stage = 0; /* 1 Replace seen, 2 ByteFallback, 3 Fuse, 4 Strip */
+    const cJSON *it;
+    c->spec.decoder = FR_TOK_DEC_SPM;
+    cJSON_ArrayForEach(it, arr) {
+        const char *type = get_str(it, "type");
+        if (!type)
+            return bad(c, FR_ERR_FORMAT, "decoder: Sequence item without \"type\"", NULL, NULL);
+        int at = !strcmp(type, "Replace")        ? 1
+                 : !strcmp(type, "ByteFallback") ? 2
+                 : !strcmp(type, "Fuse")         ? 3
+                 : !strcmp(type, "Strip")        ? 4
+                                                 : 0;
+        if (!at || at <= stage || (at == 4 && stage != 3))
+            return bad(c, FR_ERR_UNSUPPORTED,
+                       "decoder: Sequence item \"%s\" is not supported there (supported: "
+                       "Replace, ByteFallback, Fuse, Strip after Fuse, in that order)",
+                       type, NULL);
+        stage = at;
+        if (at == 1) {
+            bool is_regex = false;
+            fr_status st = get_pattern(c, it, "decoder Replace", &c->spec.dec_replace, &is_regex);
+            if (st) return st;
+            c->spec.dec_replace_with = get_str(it, "content");
+            if (is_regex || !*c->spec.dec_replace || !c->spec.dec_replace_with)
+                return bad(c, FR_ERR_UNSUPPORTED,
+                           "decoder Replace: only a non-empty String pattern with a \"content\" "
+                           "is supported",
+                           NULL, NULL);
+        } else if (at == 2) {
+            c->spec.dec_byte_fallback = true;
+        } else if (at == 4) {
+            const char *content = get_str(it, "content");
+            const cJSON *start = cJSON_GetObjectItemCaseSensitive(it, "start");
+            const cJSON *stop = cJSON_GetObjectItemCaseSensitive(it, "stop");
+            uint32_t cp = 0;
+            if (!content || !*content ||
+                fr_utf8_decode((const uint8_t *)content, strlen(content), &cp) != strlen(content) ||
+                !cJSON_IsNumber(start) || start->valuedouble < 0 || start->valuedouble > 1e6)
+                return bad(c, FR_ERR_FORMAT,
+                           "decoder Strip: needs a one-character \"content\" and a \"start\"", NULL,
+                           NULL);
+            if (cJSON_IsNumber(stop) && stop->valuedouble != 0)
+                return bad(c, FR_ERR_UNSUPPORTED, "decoder Strip: \"stop\" > 0 is not supported",
+                           NULL, NULL);
+            c->spec.dec_strip_char = cp;
+            c->spec.dec_strip = (size_t)start->valuedouble;
+        }
+    }
+    return FR_OK;
+}
+
 static fr_status parse_decoder(json_ctx *c, const cJSON *o) {
     if (!o || cJSON_IsNull(o)) {
         c->spec.decoder = FR_TOK_DEC_NONE;
@@ -294,12 +368,11 @@ static fr_status parse_decoder(json_ctx *c, const cJSON *o) {
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "decoders");
-        if (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 1)
-            return parse_decoder(c, cJSON_GetArrayItem(arr, 0));
-        return bad(c, FR_ERR_UNSUPPORTED,
-                   "decoder: only a Sequence holding one ByteLevel decoder "
-                   "is supported",
-                   NULL, NULL);
+        const char *only =
+            cJSON_GetArraySize(arr) == 1 ? get_str(cJSON_GetArrayItem(arr, 0), "type") : NULL;
+        if (only && !strcmp(only, "ByteLevel")) return parse_decoder(c, cJSON_GetArrayItem(arr, 0));
+        if (cJSON_IsArray(arr)) return parse_spm_decoder(c, arr);
+        return bad(c, FR_ERR_FORMAT, "decoder: Sequence without a \"decoders\" array", NULL, NULL);
     }
     return bad(c, FR_ERR_UNSUPPORTED, "decoder type \"%s\" is not supported", type, NULL);
 }

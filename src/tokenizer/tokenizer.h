@@ -17,6 +17,11 @@
  *   bos_id/eos_id      <- tokenizer.ggml.bos_token_id / eos_token_id (-1 when absent)
  *   prefix/suffix ids  <- {bos} when tokenizer.ggml.add_bos_token, {eos} when add_eos_token
  *   decoder            <- FR_TOK_DEC_BYTE_LEVEL
+ * A "llama" (SentencePiece BPE) GGUF instead: no merges and no pre-tokenizer; scores <-
+ * tokenizer.ggml.scores; byte_fallback (the <0xXX> tokens); unk_id <- unknown_token_id (also a
+ * special added token, as llama.cpp matches it in text); normalizers Prepend("▁") (when
+ * tokenizer.ggml.add_space_prefix, default true) and Replace(" ", "▁"); decoder FR_TOK_DEC_SPM
+ * (▁ -> space, byte fallback, one leading space stripped when add_space_prefix).
  */
 #ifndef FR_TOKENIZER_TOKENIZER_H
 #define FR_TOKENIZER_TOKENIZER_H
@@ -81,7 +86,16 @@ typedef enum fr_tok_pre_kind {
     FR_TOK_PRE_SPLIT,      /* pattern (regex or literal), behavior, invert */
     FR_TOK_PRE_BYTE_LEVEL, /* add_prefix_space, use_regex (GPT-2 regex); must be the last step */
     FR_TOK_PRE_DIGITS,     /* individual_digits */
+    FR_TOK_PRE_METASPACE,  /* replacement, prepend_scheme, split (SentencePiece spaces) */
 } fr_tok_pre_kind;
+
+/* HF Metaspace prepend_scheme: when the replacement is put in front of a piece that does not
+ * start with it already. FIRST: only the piece that starts the original text. */
+typedef enum fr_tok_prepend_scheme {
+    FR_TOK_PREPEND_ALWAYS,
+    FR_TOK_PREPEND_FIRST,
+    FR_TOK_PREPEND_NEVER,
+} fr_tok_prepend_scheme;
 
 typedef struct fr_tok_pre_spec {
     fr_tok_pre_kind kind;
@@ -89,14 +103,22 @@ typedef struct fr_tok_pre_spec {
     bool is_regex;       /* SPLIT: pattern is a regex (else a literal string) */
     fr_tok_split_behavior behavior;
     bool invert;
-    bool add_prefix_space;  /* BYTE_LEVEL */
-    bool use_regex;         /* BYTE_LEVEL */
-    bool individual_digits; /* DIGITS */
+    bool add_prefix_space;                /* BYTE_LEVEL */
+    bool use_regex;                       /* BYTE_LEVEL */
+    bool individual_digits;               /* DIGITS */
+    const char *replacement;              /* METASPACE: one character, replaces every ' ' */
+    fr_tok_prepend_scheme prepend_scheme; /* METASPACE */
+    bool split;                           /* METASPACE: pieces start at each replacement */
 } fr_tok_pre_spec;
 
 typedef enum fr_tok_decoder_kind {
     FR_TOK_DEC_NONE,       /* no decoder: tokens joined with single spaces (HF behaviour) */
     FR_TOK_DEC_BYTE_LEVEL, /* byte-level chars -> bytes, then lossy UTF-8 */
+    FR_TOK_DEC_SPM,        /* SentencePiece style, HF Sequence[Replace, ByteFallback, Fuse, Strip]:
+                              dec_replace -> dec_replace_with in every token; <0xXX> tokens are
+                              bytes (dec_byte_fallback), a run of them that is not valid UTF-8
+                              gives one U+FFFD per byte; up to dec_strip leading dec_strip_char
+                              removed from the whole text */
 } fr_tok_decoder_kind;
 
 typedef struct fr_tokenizer_spec {
@@ -132,6 +154,15 @@ typedef struct fr_tokenizer_spec {
     const int32_t *suffix_ids;
 
     fr_tok_decoder_kind decoder;
+    const char *dec_replace, *dec_replace_with; /* FR_TOK_DEC_SPM; NULL = no replacement */
+    bool dec_byte_fallback;                     /* FR_TOK_DEC_SPM */
+    uint32_t dec_strip_char;                    /* FR_TOK_DEC_SPM: a code point */
+    size_t dec_strip;                           /* FR_TOK_DEC_SPM: how many at most */
+
+    /* SentencePiece BPE (GGUF "llama" model): instead of a merge list, any two adjacent symbols
+     * merge when their concatenation is a mergeable token (normal, user-defined or undefined
+     * type), the highest score first, the leftmost on ties. */
+    const float *scores; /* n_vocab entries; NULL = merge by the merges list */
 
     int32_t bos_id; /* -1 when none */
     int32_t eos_id; /* -1 when none */
