@@ -1,7 +1,8 @@
 /* Tokenizer speed: encodes a few MB of generated mixed text (English, code, CJK, emoji, numbers)
  * on one core and reports MB/s, plus decode speed.
  * usage: bench_tokenizer [TOKENIZER_PATH ...] [--mb N]
- * Default paths: $FR_SHARED_DIR/tokenizers/{qwen3,llama3} (FR_SHARED_DIR defaults to ../shared). */
+ * Default paths: $FR_TEST_TOKENIZERS/{qwen3,llama3}, the test tokenizers the build unpacks
+ * (FR_TEST_TOKENIZERS defaults to test-data/tokenizers: run it from the build folder). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,10 +407,10 @@ int main(int argc, char **argv) {
     }
     char defaults[2][1024];
     if (np == 0) {
-        const char *shared = getenv("FR_SHARED_DIR");
-        if (!shared) shared = "../shared";
-        snprintf(defaults[0], sizeof defaults[0], "%s/tokenizers/qwen3", shared);
-        snprintf(defaults[1], sizeof defaults[1], "%s/tokenizers/llama3", shared);
+        const char *dir = getenv("FR_TEST_TOKENIZERS");
+        if (!dir) dir = "test-data/tokenizers";
+        snprintf(defaults[0], sizeof defaults[0], "%s/qwen3", dir);
+        snprintf(defaults[1], sizeof defaults[1], "%s/llama3", dir);
         paths[np++] = defaults[0];
         paths[np++] = defaults[1];
     }

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Writes tests/data/template_refs.json: conversations rendered by the real Qwen3 and Llama 3 chat
-templates (from ../shared/tokenizers/*/tokenizer_config.json) with jinja2 configured as
+templates (from tests/data/tokenizers/*/tokenizer_config.json) with jinja2 configured as
 transformers configures it (see gen_jinja_cases.make_env) and the variables transformers'
 apply_chat_template passes: messages, tools, documents=None, add_generation_prompt, the special
 tokens of tokenizer_config.json and extra keyword arguments. tests/test_template.c renders the
 same through fr_chat_template_render and compares bytes.
 
-    python3 scripts/gen_template_refs.py [--shared ../shared] [--check]
+    python3 scripts/gen_template_refs.py [--tokenizers tests/data/tokenizers] [--check]
 """
 import copy
 import json
@@ -90,11 +90,11 @@ def render(env, cfg, case):
                       documents=None, add_generation_prompt=case.get("add_generation_prompt", True), **kwargs)
 
 
-def build(shared):
+def build(tokenizers):
     env = make_env()
     cases = []
     for model, convs in (("qwen3", QWEN), ("llama3", LLAMA)):
-        with open(os.path.join(shared, "tokenizers", model, "tokenizer_config.json"), encoding="utf-8") as f:
+        with open(os.path.join(tokenizers, model, "tokenizer_config.json"), encoding="utf-8") as f:
             cfg = json.load(f)
         for c in convs:
             # JSON text exactly as a client would send it, so the C side parses the same numbers
@@ -107,11 +107,11 @@ def build(shared):
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    shared = os.path.join(here, "..", "..", "shared")
-    if "--shared" in sys.argv:
-        shared = sys.argv[sys.argv.index("--shared") + 1]
+    tokenizers = os.path.join(here, "..", "tests", "data", "tokenizers")
+    if "--tokenizers" in sys.argv:
+        tokenizers = sys.argv[sys.argv.index("--tokenizers") + 1]
     path = os.path.join(here, "..", "tests", "data", "template_refs.json")
-    data = build(shared)
+    data = build(tokenizers)
     if "--check" in sys.argv:
         with open(path, encoding="utf-8") as f:
             same = json.load(f)["cases"] == data["cases"]

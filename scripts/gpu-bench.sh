@@ -5,7 +5,7 @@
 #
 # MODEL is any of qwen3-8b-bf16 qwen3-8b-q8_0 qwen3-8b-q4_k_m qwen3-0.6b-bf16 (default: all four).
 # 1. builds ferrum (Release, sm_${CUDA_ARCH:-90}) into build-gpu unless it is already built;
-# 2. makes the random-weight models with ../shared/tools/make_random_model.py (real shapes,
+# 2. makes the random-weight models with scripts/make_random_model.py (real shapes,
 #    torch + transformers), quantizes with `ferrum quantize`; models live in $FR_BENCH_MODELS
 #    (default /tmp/fr-bench-models), never in the repository, and are reused when present;
 # 3. runs `ferrum bench --backend cuda -p $FR_BENCH_PP -n $FR_BENCH_TG --json` on each and prints

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shared steps of the GPU-machine scripts (gpu-test.sh, gpu-bench.sh); source it, then call
-#   fr_gpu_setup ROOT LOGDIR     build dependencies + ../shared (see below)
+#   fr_gpu_setup ROOT LOGDIR     build dependencies (see below)
 #   fr_gpu_build ROOT BUILD LOGDIR [targets...]   Release build for sm_${CUDA_ARCH:-90}
 #   fr_make_hf PRESET / fr_make_gguf PRESET TYPE  random-weight benchmark models, made once into
 #     $models with make_random_model.py and `$ferrum quantize` (the caller sets models, ferrum,
@@ -10,10 +10,9 @@
 # Build dependencies: when pkg-config cannot find libcjson, libpcre2-8 and libutf8proc (a bare GPU
 # image), a prefix of copies made on a development machine is used, by default build-deps/root
 # (FR_DEPS_DIR overrides): usr/{include,lib/x86_64-linux-gnu,bin/pkgconf}.
-# ../shared: CTest and the bench look for ../shared beside the checkout; if it is missing it is
-# linked to the checkout's shared/ or, failing that, to build-deps/shared (the device call carries
-# build-deps: copy ../shared/{fixtures,tokenizers/qwen3,tools} there before the call, since the
-# ../shared beside a checkout does not travel).
+# Test data travels with the tree: the fixtures are in tests/data (the build unpacks the real
+# tokenizers into BUILD/test-data), and the benchmark models are made with
+# scripts/make_random_model.py around tests/data/tokenizers/qwen3.
 
 fr_gpu_cmake_extra=()
 
@@ -44,15 +43,6 @@ fr_gpu_setup() {
             fr_note "pkg-config cannot find libcjson/libpcre2-8/libutf8proc and $deps does not exist"
         fi
     fi
-    if [ ! -e "$root/../shared" ]; then
-        local cand
-        for cand in "$root/shared" "$root/build-deps/shared"; do
-            if [ -d "$cand" ]; then
-                ln -s "$cand" "$root/../shared" && fr_note "linked ../shared -> $cand"
-                break
-            fi
-        done
-    fi
 }
 
 # Returns non-zero when configuring or building fails; the log is LOGDIR/build.log.
@@ -80,8 +70,8 @@ fr_make_hf() {
     [ -f "$dir/config.json" ] && return 0
     [ "$SECONDS" -gt "$budget" ] && return 1
     fr_note "making $preset (${SECONDS}s)"
-    PYTHONUNBUFFERED=1 python3 "$fr_gpu_root/../shared/tools/make_random_model.py" --preset "$preset" \
-        --out "$dir" --tokenizer-dir "$fr_gpu_root/../shared/tokenizers/qwen3" \
+    PYTHONUNBUFFERED=1 python3 "$fr_gpu_root/scripts/make_random_model.py" --preset "$preset" \
+        --out "$dir" --tokenizer-dir "$fr_gpu_root/tests/data/tokenizers/qwen3" \
         >>"$fr_gpu_logs/make.log" 2>&1 || { fr_note "make $preset FAILED"; return 1; }
 }
 

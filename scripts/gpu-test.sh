@@ -12,7 +12,7 @@
 # 4. prints one summary line: card, driver, date, commit, pass/fail counts, sanitizer errors.
 # Logs go to $OUT when set (the device machine's result folder), else build-gpu/logs.
 #
-# Build dependencies and ../shared: see scripts/gpu-common.sh.
+# Build dependencies and test data: see scripts/gpu-common.sh.
 set -uo pipefail
 
 root="$(pwd)"
@@ -44,7 +44,7 @@ stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 note "card: $card; date: $stamp; commit: $commit"
 
 fr_gpu_setup "$root" "$logs"
-[ -d "$root/../shared/fixtures" ] || note "WARNING: no ../shared/fixtures (the model tests will fail)"
+[ -d "$root/tests/data/fixtures" ] || note "WARNING: no tests/data/fixtures (the model tests will fail)"
 budget="${FR_GPU_TEST_BUDGET:-400}"
 
 
@@ -110,7 +110,8 @@ run_sanitizer() {
         status=1
         return
     fi
-    FR_TEST_BACKENDS=cuda FR_SHARED_DIR="$root/../shared" FR_SOURCE_DIR="$root" \
+    FR_TEST_BACKENDS=cuda FR_TEST_DATA="$root/tests/data" FR_SOURCE_DIR="$root" \
+        FR_TEST_TOKENIZERS="$build/test-data/tokenizers" \
         timeout $((budget - SECONDS)) compute-sanitizer --tool memcheck --error-exitcode 99 "$bin" \
         >"$logs/sanitizer-$name.log" 2>&1
     local rc=$?

@@ -12,9 +12,9 @@
 #  - the real default model (SmolLM2-135M-Instruct Q4_1 GGUF) answers a chat question.
 set -euo pipefail
 : "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
-: "${FR_SHARED_DIR:?FR_SHARED_DIR must name the shared folder (CTest sets it)}"
+: "${FR_TEST_DATA:?FR_TEST_DATA must name tests/data (CTest sets it)}"
 : "${FR_SOURCE_DIR:?FR_SOURCE_DIR must name the repository root (CTest sets it)}"
-FIX="$FR_SHARED_DIR/fixtures"
+FIX="$FR_TEST_DATA/fixtures"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fails=0

@@ -4,7 +4,7 @@
  *  - The llama Q/K permutation: fr_gguf_permute_qk agrees with llama.cpp's permute written here
  *    as the view it is (reshape to [heads, 2, D/2, rows...], swap axes 1 and 2), and its inverse
  *    undoes it.
- *  - Every fixture model (../shared/fixtures: qwen3 tied, qwen3 bf16, llama3 f16 with llama3
+ *  - Every fixture model (tests/data/fixtures: qwen3 tied, qwen3 bf16, llama3 f16 with llama3
  *    RoPE scaling, qwen2 with biases, mistral with a sliding window) written to GGUF by
  *    fr_model_quantize (F32; F16 for the f16 one, which is then bit-exact) and loaded back gives
  *    the config the Hugging Face path gives (same RoPE table) and logits within 1e-4 of the
@@ -139,7 +139,7 @@ static void compare_configs(const char *name, const fr_config *a, const fr_confi
 static void test_fixture(const char *name, const char *type) {
     char rel[256], dir[1024], out[512];
     snprintf(rel, sizeof rel, "fixtures/models/%s", name);
-    fr_test_shared_path(rel, dir, sizeof dir);
+    fr_test_data_path(rel, dir, sizeof dir);
     snprintf(out, sizeof out, "%s/%s-%s.gguf", TMP, name, type);
     fr_error err = {0};
     fr_status st = fr_model_quantize(dir, out, type, 1, false, &err);
@@ -251,7 +251,7 @@ static void expect_load_error(const char *path, fr_status code, const char *cons
 
 static void test_bad_files(void) {
     char dir[1024], good[512], bad[512];
-    fr_test_shared_path("fixtures/models/qwen3-tiny", dir, sizeof dir);
+    fr_test_data_path("fixtures/models/qwen3-tiny", dir, sizeof dir);
     snprintf(good, sizeof good, "%s/good.gguf", TMP);
     snprintf(bad, sizeof bad, "%s/bad.gguf", TMP);
     fr_error err = {0};

@@ -1,4 +1,4 @@
-/* Model runner against Hugging Face transformers (float64 references in ../shared/fixtures):
+/* Model runner against Hugging Face transformers (float64 references in tests/data/fixtures):
  * logits of every position via one prefill, chunked prefill and token-by-token decode; the hidden
  * state after each layer; the greedy continuation. Plus: a synthetic layer-scale model checked
  * against a float64 forward written plainly below, sharded loading, config parsing, sessions
@@ -52,7 +52,7 @@ static double test_fixture(const char *name) {
     if (fr_test_fixture_load(name, true, &f)) return INFINITY;
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "fixtures/models/%s", name);
-    fr_test_shared_path(rel, path, sizeof path);
+    fr_test_data_path(rel, path, sizeof path);
     fr_error err = {0};
     fr_model *m = NULL;
     fr_status s = fr_model_load(path, NULL, &m, &err);
@@ -135,7 +135,7 @@ static void test_sessions(void) {
     fr_test_fixture f;
     if (fr_test_fixture_load("qwen3-tiny", true, &f)) return;
     char path[1024];
-    fr_test_shared_path("fixtures/models/qwen3-tiny", path, sizeof path);
+    fr_test_data_path("fixtures/models/qwen3-tiny", path, sizeof path);
     fr_error err = {0};
     fr_model *m = NULL;
     fr_status s = fr_model_load(path, NULL, &m, &err);
@@ -264,7 +264,7 @@ static void test_sessions(void) {
     fr_test_fixture_free(&f);
 
     /* eos from generation_config.json, dtype summary of half-precision weights */
-    fr_test_shared_path("fixtures/models/llama3-tiny-f16", path, sizeof path);
+    fr_test_data_path("fixtures/models/llama3-tiny-f16", path, sizeof path);
     s = fr_model_load(path, NULL, &m, &err);
     CHECK(s == FR_OK, "llama load: %s", err.msg);
     if (!s) {

@@ -327,7 +327,7 @@ static float *read_floats(const char *path, size_t want) {
 static void test_cli(void) {
     char path[1024];
     char *text = fr_test_read_file(
-        fr_test_shared_path("fixtures/refs/qwen2-tiny.json", path, sizeof path), NULL);
+        fr_test_data_path("fixtures/refs/qwen2-tiny.json", path, sizeof path), NULL);
     cJSON *j = cJSON_Parse(text);
     free(text);
     CHECK(j != NULL, "qwen2-tiny refs");
@@ -340,12 +340,11 @@ static void test_cli(void) {
     }
     cJSON_Delete(j);
     const int V = 512;
-    float *ref =
-        read_floats(fr_test_shared_path("fixtures/refs/qwen2-tiny.logits.f32", path, sizeof path),
-                    (size_t)T * V);
+    float *ref = read_floats(
+        fr_test_data_path("fixtures/refs/qwen2-tiny.logits.f32", path, sizeof path), (size_t)T * V);
     CHECK(ref != NULL, "reference logits");
     char model[1024], dir[1200], args[8192], errp[1300], out[1300];
-    fr_test_shared_path("fixtures/models/qwen2-tiny", model, sizeof model);
+    fr_test_data_path("fixtures/models/qwen2-tiny", model, sizeof model);
     snprintf(dir, sizeof dir, "%s/cli", root_dir);
     mkdir(dir, 0755);
     snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
@@ -438,7 +437,7 @@ int main(void) {
     ferrum_bin = getenv("FERRUM");
     CHECK(ferrum_bin != NULL, "FERRUM (path of the ferrum binary) is not set");
     CHECK(mkdtemp(root_dir) != NULL, "mkdtemp");
-    fr_test_shared_path("fixtures/models/qwen3-tiny", fixture_dir, sizeof fixture_dir);
+    fr_test_data_path("fixtures/models/qwen3-tiny", fixture_dir, sizeof fixture_dir);
     char probe[1200];
     snprintf(probe, sizeof probe, "%s/config.json", fixture_dir);
     CHECK(access(probe, R_OK) == 0, "fixture %s is missing", probe);

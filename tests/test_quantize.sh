@@ -20,7 +20,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
-: "${FR_SHARED_DIR:=$here/../../shared}"
+: "${FR_TEST_DATA:=$here/data}"
+: "${FR_TEST_TOKENIZERS:?FR_TEST_TOKENIZERS must name the unpacked test tokenizers (CTest sets it)}"
 if ! python3 -c 'import gguf, numpy' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check gguf numpy
 fi
@@ -88,23 +89,23 @@ run "$FERRUM" quantize --quiet "$tmp/synth-F16.gguf" "$tmp/from-gguf.gguf" Q4_K_
 # 5. fixture models
 for fx in llama3-tiny-f16 qwen3-tiny qwen2-tiny mistral-tiny-swa qwen3-tiny-bf16; do
     out="$tmp/$fx.gguf"
-    run "$FERRUM" quantize --quiet "$FR_SHARED_DIR/fixtures/models/$fx" "$out" Q4_K_M 2>/dev/null
-    [ -f "$out" ] && run python3 "$check" check "$FR_SHARED_DIR/fixtures/models/$fx" "$out" Q4_K_M
+    run "$FERRUM" quantize --quiet "$FR_TEST_DATA/fixtures/models/$fx" "$out" Q4_K_M 2>/dev/null
+    [ -f "$out" ] && run python3 "$check" check "$FR_TEST_DATA/fixtures/models/$fx" "$out" Q4_K_M
     rm -f "$out"
 done
 
-# 6. real tokenizers (../shared/tokenizers) converted to GGUF give Hugging Face's ids for every
-#    case of ../shared/fixtures/tokenizer/*.jsonl (Qwen3: the cases NFC leaves alone, since GGUF
-#    has no normalizer, as in llama.cpp)
+# 6. real tokenizers (tests/data/tokenizers, unpacked by the build) converted to GGUF give
+#    Hugging Face's ids for every case of tests/data/fixtures/tokenizer/*.jsonl (Qwen3: the cases
+#    NFC leaves alone, since GGUF has no normalizer, as in llama.cpp)
 helper="$(dirname "$FERRUM")/test_gguf_model"
 for spec in "llama3 128256 LlamaForCausalLM" "qwen3 151936 Qwen3ForCausalLM"; do
     set -- $spec
-    python3 "$check" make-tok-model "$tmp/tok-$1" "$FR_SHARED_DIR/tokenizers/$1" "$2" "$3"
+    python3 "$check" make-tok-model "$tmp/tok-$1" "$FR_TEST_TOKENIZERS/$1" "$2" "$3"
     run "$FERRUM" quantize --quiet "$tmp/tok-$1" "$tmp/tok-$1.gguf" Q8_0 2>/dev/null
     if [ "$1" = qwen3 ]; then
-        python3 "$check" nfc-cases "$FR_SHARED_DIR/fixtures/tokenizer/$1.jsonl" "$tmp/$1.jsonl"
+        python3 "$check" nfc-cases "$FR_TEST_DATA/fixtures/tokenizer/$1.jsonl" "$tmp/$1.jsonl"
     else
-        cp "$FR_SHARED_DIR/fixtures/tokenizer/$1.jsonl" "$tmp/$1.jsonl"
+        cp "$FR_TEST_DATA/fixtures/tokenizer/$1.jsonl" "$tmp/$1.jsonl"
     fi
     run "$helper" tokcases "$tmp/tok-$1.gguf" "$tmp/$1.jsonl"
     rm -rf "$tmp/tok-$1" "$tmp/tok-$1.gguf"

@@ -7,7 +7,7 @@
  *     host path produces), so the only difference from the host path is the generator;
  *   - the counter continues across fr_generate calls with the same seed and restarts with a
  *     new one; a sampler with penalties keeps the host path.
- * Needs the qwen3-tiny fixture model in $FR_SHARED_DIR/fixtures/models. */
+ * Needs the qwen3-tiny fixture model in $FR_TEST_DATA/fixtures/models. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,7 +111,7 @@ int main(void) {
     fr_model *m = NULL;
     fr_model_params mp = {0};
     mp.backend = "cpu";
-    if (fr_model_load(fr_test_shared_path("fixtures/models/qwen3-tiny", path, sizeof path), &mp, &m,
+    if (fr_model_load(fr_test_data_path("fixtures/models/qwen3-tiny", path, sizeof path), &mp, &m,
                       &err) != FR_OK) {
         fprintf(stderr, "model: %s\n", err.msg);
         return 1;

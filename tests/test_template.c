@@ -1,5 +1,5 @@
 /* Chat templates and the Jinja interpreter, against references made by Hugging Face / jinja2:
- *  - ../shared/fixtures/tokenizer/qwen3-chat.json (transformers' apply_chat_template output) with
+ *  - tests/data/fixtures/tokenizer/qwen3-chat.json (transformers' apply_chat_template output) with
  *    the real Qwen3 template;
  *  - tests/data/template_refs.json: more Qwen3 (tools, tool calls, reasoning) and Llama 3
  *    conversations rendered by jinja2 configured as transformers configures it
@@ -48,13 +48,11 @@ static void show_diff(const char *what, const char *got, const char *want) {
 
 static void test_qwen3_fixture(void) {
     char p[512];
-    cJSON *cases =
-        load_json(fr_test_shared_path("fixtures/tokenizer/qwen3-chat.json", p, sizeof p));
+    cJSON *cases = load_json(fr_test_data_path("fixtures/tokenizer/qwen3-chat.json", p, sizeof p));
     CHECK(cJSON_IsArray(cases), "cannot read %s", p);
     fr_chat_template *t = NULL;
     fr_error err = {0};
-    fr_status st =
-        fr_chat_template_load(fr_test_shared_path("tokenizers/qwen3", p, sizeof p), &t, &err);
+    fr_status st = fr_chat_template_load(fr_test_tokenizer_path("qwen3", p, sizeof p), &t, &err);
     CHECK(st == FR_OK, "load qwen3: %s", err.msg);
     if (!cases || !t) goto done;
     int n = 0, ok = 0;
@@ -97,13 +95,11 @@ static void test_generated_refs(void) {
     CHECK(cJSON_IsArray(cases), "cannot read %s", p);
     fr_chat_template *qwen = NULL, *llama = NULL;
     fr_error err = {0};
-    CHECK(fr_chat_template_load(fr_test_shared_path("tokenizers/qwen3", p, sizeof p), &qwen,
-                                &err) == FR_OK,
+    CHECK(fr_chat_template_load(fr_test_tokenizer_path("qwen3", p, sizeof p), &qwen, &err) == FR_OK,
           "%s", err.msg);
     /* the config file path works as well as the folder */
-    CHECK(fr_chat_template_load(
-              fr_test_shared_path("tokenizers/llama3/tokenizer_config.json", p, sizeof p), &llama,
-              &err) == FR_OK,
+    CHECK(fr_chat_template_load(fr_test_tokenizer_path("llama3/tokenizer_config.json", p, sizeof p),
+                                &llama, &err) == FR_OK,
           "%s", err.msg);
     int n = 0, ok = 0, per_model[2] = {0, 0};
     const cJSON *c;
@@ -508,7 +504,7 @@ static void test_cli(void) {
     write_file("m.json", "[{\"role\": \"user\", \"content\": \"2+2?\"}, {\"role\": \"assistant\", "
                          "\"content\": \"4\"},"
                          " {\"role\": \"user\", \"content\": \"and 3+3?\"}]");
-    const char *qwen = fr_test_shared_path("tokenizers/qwen3", p, sizeof p);
+    const char *qwen = fr_test_tokenizer_path("qwen3", p, sizeof p);
     const char *want_think =
         "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"
         "<|im_start|>user\nand 3+3?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";

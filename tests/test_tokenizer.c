@@ -93,8 +93,8 @@ typedef struct fixture_stats {
 /* ids of special added tokens, from tokenizer.json itself */
 static bool *special_set(const char *name, size_t vocab) {
     char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
-    cJSON *j = load_json(fr_test_shared_path(rel, path, sizeof path));
+    snprintf(rel, sizeof rel, "%s/tokenizer.json", name);
+    cJSON *j = load_json(fr_test_tokenizer_path(rel, path, sizeof path));
     bool *sp = calloc(vocab, 1);
     const cJSON *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "added_tokens")) {
@@ -112,7 +112,7 @@ static fixture_stats run_fixture(const fr_tokenizer *tok, const char *name, bool
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
     size_t len;
-    char *buf = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &len);
+    char *buf = fr_test_read_file(fr_test_data_path(rel, path, sizeof path), &len);
     CHECK(buf != NULL, "cannot read %s", path);
     if (!buf) return fs;
     bool *special = check_decode ? special_set(name, fr_tokenizer_vocab_size(tok)) : NULL;
@@ -185,10 +185,10 @@ static fixture_stats run_fixture(const fr_tokenizer *tok, const char *name, bool
 
 static fr_tokenizer *load_named(const char *name) {
     char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "tokenizers/%s", name);
+    snprintf(rel, sizeof rel, "%s", name);
     fr_error err = {0};
     fr_tokenizer *tok = NULL;
-    fr_status st = fr_tokenizer_load(fr_test_shared_path(rel, path, sizeof path), &tok, &err);
+    fr_status st = fr_tokenizer_load(fr_test_tokenizer_path(rel, path, sizeof path), &tok, &err);
     CHECK(st == FR_OK, "load %s: %s", name, err.msg);
     return st ? NULL : tok;
 }
@@ -196,8 +196,8 @@ static fr_tokenizer *load_named(const char *name) {
 /* bos/eos strings as tokenizer_config.json names them (null -> no token) */
 static void test_bos_eos(const fr_tokenizer *tok, const char *name) {
     char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer_config.json", name);
-    cJSON *cfg = load_json(fr_test_shared_path(rel, path, sizeof path));
+    snprintf(rel, sizeof rel, "%s/tokenizer_config.json", name);
+    cJSON *cfg = load_json(fr_test_tokenizer_path(rel, path, sizeof path));
     CHECK(cfg != NULL, "read %s", path);
     const char *keys[2] = {"bos_token", "eos_token"};
     int32_t got[2] = {fr_tokenizer_bos(tok), fr_tokenizer_eos(tok)};
@@ -309,7 +309,7 @@ static void test_threads(const fr_tokenizer *tok, const char *name) {
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
     size_t len;
-    char *buf = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &len);
+    char *buf = fr_test_read_file(fr_test_data_path(rel, path, sizeof path), &len);
     if (!buf) return;
     cJSON *lines[512];
     char *texts[512];
@@ -346,8 +346,7 @@ static void test_threads(const fr_tokenizer *tok, const char *name) {
  * ByteLevel one. Swapping in the template must give [BOS] + ids for every fixture line. */
 static void test_template(void) {
     char path[1024];
-    cJSON *j =
-        load_json(fr_test_shared_path("tokenizers/llama3/tokenizer.json", path, sizeof path));
+    cJSON *j = load_json(fr_test_tokenizer_path("llama3/tokenizer.json", path, sizeof path));
     CHECK(j != NULL, "read llama3 tokenizer.json");
     if (!j) return;
     cJSON *pp = cJSON_Parse(
@@ -378,7 +377,7 @@ static void test_template(void) {
     if (!tok) return;
     size_t len;
     char *buf = fr_test_read_file(
-        fr_test_shared_path("fixtures/tokenizer/llama3.jsonl", path, sizeof path), &len);
+        fr_test_data_path("fixtures/tokenizer/llama3.jsonl", path, sizeof path), &len);
     int lines = 0, ok = 0;
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -414,8 +413,8 @@ static void test_template(void) {
  * changes (decoded != text) are left out for Qwen3. */
 static void test_gguf_style(const char *name, const char *pre) {
     char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
-    cJSON *j = load_json(fr_test_shared_path(rel, path, sizeof path));
+    snprintf(rel, sizeof rel, "%s/tokenizer.json", name);
+    cJSON *j = load_json(fr_test_tokenizer_path(rel, path, sizeof path));
     CHECK(j != NULL, "read %s", path);
     if (!j) return;
     const cJSON *model = cJSON_GetObjectItem(j, "model"), *it;
@@ -470,7 +469,7 @@ static void test_gguf_style(const char *name, const char *pre) {
     if (tok) {
         snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
         size_t len;
-        char *buf = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &len);
+        char *buf = fr_test_read_file(fr_test_data_path(rel, path, sizeof path), &len);
         int lines = 0, ok = 0;
         for (char *line = buf, *next; line && *line; line = next) {
             next = strchr(line, '\n');

@@ -25,7 +25,7 @@ static float *read_floats(const char *name, const char *suffix, size_t floats) {
     char rel[256], path[1024];
     size_t n = 0;
     snprintf(rel, sizeof rel, "fixtures/refs/%s.%s", name, suffix);
-    float *data = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), &n);
+    float *data = fr_test_read_file(fr_test_data_path(rel, path, sizeof path), &n);
     CHECK(data && n == floats * sizeof(float), "%s: size of %s", name, path);
     if (data && n != floats * sizeof(float)) {
         free(data);
@@ -39,7 +39,7 @@ int fr_test_fixture_load(const char *name, bool want_hidden, fr_test_fixture *f)
     snprintf(f->name, sizeof f->name, "%s", name);
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "fixtures/refs/%s.json", name);
-    char *text = fr_test_read_file(fr_test_shared_path(rel, path, sizeof path), NULL);
+    char *text = fr_test_read_file(fr_test_data_path(rel, path, sizeof path), NULL);
     CHECK(text != NULL, "cannot read %s", path);
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     free(text);

@@ -1,4 +1,4 @@
-/* The Hugging Face reference fixtures in $FR_SHARED_DIR/fixtures/refs: NAME.json (prompt ids,
+/* The Hugging Face reference fixtures in $FR_TEST_DATA/fixtures/refs: NAME.json (prompt ids,
  * greedy continuation, shapes), NAME.logits.f32 [T, V] and NAME.hidden.f32 [n_layers+1, T, C]. */
 #ifndef FR_TESTS_FIXTURE_H
 #define FR_TESTS_FIXTURE_H

@@ -23,8 +23,12 @@ static const char *join(const char *env, const char *fallback, const char *rel, 
     return buf;
 }
 
-const char *fr_test_shared_path(const char *rel, char *buf, size_t n) {
-    return join("FR_SHARED_DIR", "../shared", rel, buf, n);
+const char *fr_test_data_path(const char *rel, char *buf, size_t n) {
+    return join("FR_TEST_DATA", "../tests/data", rel, buf, n);
+}
+
+const char *fr_test_tokenizer_path(const char *rel, char *buf, size_t n) {
+    return join("FR_TEST_TOKENIZERS", "test-data/tokenizers", rel, buf, n);
 }
 
 const char *fr_test_source_path(const char *rel, char *buf, size_t n) {

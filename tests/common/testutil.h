@@ -26,8 +26,13 @@ extern int fr_test_checks;
 /* Prints a summary and returns the process exit code (0 only if checks ran and none failed). */
 int fr_test_finish(const char *name);
 
-/* $FR_SHARED_DIR (set by CTest) or ../shared relative to the source tree; joined with `rel`. */
-const char *fr_test_shared_path(const char *rel, char *buf, size_t n);
+/* $FR_TEST_DATA (set by CTest: the committed tests/data) joined with `rel`; without it
+ * ../tests/data, which is right for a build folder inside the checkout. */
+const char *fr_test_data_path(const char *rel, char *buf, size_t n);
+/* $FR_TEST_TOKENIZERS (set by CTest: the build tree's unpacked copies of the real tokenizers,
+ * made by the fr_test_data target) joined with `rel`, e.g. "qwen3" or "llama3/tokenizer.json";
+ * without it test-data/tokenizers, relative to the build folder CTest runs in. */
+const char *fr_test_tokenizer_path(const char *rel, char *buf, size_t n);
 /* $FR_SOURCE_DIR joined with rel. */
 const char *fr_test_source_path(const char *rel, char *buf, size_t n);
 
