@@ -245,7 +245,8 @@ static in_status read_line(reader *r, const char *prompt, bool *partial) {
 }
 
 /* One user turn into *turn: lines ending in a backslash continue it (the backslash becomes a
- * line break). IN_LINE with the text; a bad or interrupted line drops the whole turn. */
+ * line break). IN_LINE with the text; Ctrl-C drops the whole turn; a continuation line that is
+ * not UTF-8 is reported and asked for again. */
 static in_status read_turn(reader *r, sbuf *turn, bool *partial) {
     turn->len = 0;
     if (!sb_add(turn, "", 0)) return IN_EOF;
@@ -253,6 +254,10 @@ static in_status read_turn(reader *r, sbuf *turn, bool *partial) {
         in_status st = read_line(r, turn->len ? "... " : "> ", partial);
         if (st == IN_EOF && turn->len) return IN_LINE; /* input ended inside a continued turn */
         if (st == IN_INTERRUPT && turn->len) *partial = true;
+        if (st == IN_BAD_UTF8 && turn->len) {
+            fprintf(stderr, "ferrum chat: that line is not valid UTF-8; it was skipped\n");
+            continue;
+        }
         if (st != IN_LINE) return st;
         const bool more = r->line.len > 0 && r->line.s[r->line.len - 1] == '\\';
         if (more) r->line.s[--r->line.len] = 0;
