@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/testutil.h"
+#include "engine/session.h"
 #include "ferrum.h"
 
 static char root_dir[] = "/tmp/fr_test_model_errors_XXXXXX";
@@ -122,7 +123,9 @@ static void cfg_heads_string(cJSON *r) {
     cJSON_ReplaceItemInObject(r, "num_hidden_layers", cJSON_CreateString("two"));
 }
 static void hdr_drop_up(cJSON *r) {
-    cJSON_DeleteItemFromObject(r, "model.layers.1.mlp.up_proj.weight");
+    /* renamed rather than deleted: its bytes stay indexed (the format allows no holes) */
+    cJSON *e = cJSON_DetachItemFromObject(r, "model.layers.1.mlp.up_proj.weight");
+    cJSON_AddItemToObject(r, "model.layers.1.mlp.up_proj.weight_renamed", e);
 }
 static void hdr_transpose_q(cJSON *r) {
     set_pair(cJSON_GetObjectItem(tensor(r, "model.layers.0.self_attn.q_proj.weight"), "shape"), 64,
@@ -312,6 +315,258 @@ static void test_broken_models(void) {
     expect_refusal("negative shape", dir, (const char *[]){st, "model.norm.weight", "shape", 0});
 }
 
+/* ---- issue 16: exact safetensors headers, unaligned tensor data, non-finite logits, failures
+ * without an fr_error ---- */
+
+/* ASan refuses a multi-terabyte allocation by aborting unless told to return NULL, as malloc does;
+ * the session test below needs the NULL. Ignored by builds without ASan. */
+__attribute__((used)) const char *__asan_default_options(void) {
+    return "allocator_may_return_null=1";
+}
+
+/* A copy of fixture `model` in root_dir/name. */
+static const char *make_case_of(const char *model, const char *name, char *dir, size_t n) {
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", fixture_dir);
+    fr_test_data_path(model, fixture_dir, sizeof fixture_dir);
+    make_case(name, dir, n);
+    snprintf(fixture_dir, sizeof fixture_dir, "%s", saved);
+    return dir;
+}
+
+/* Rewrites dir/model.safetensors: the header's JSON (compact) followed by `tail`, the length field
+ * off by `delta` from the header's real length, the data section as it was and `extra` zero bytes
+ * after it. `edit` (may be NULL) changes the JSON first. Returns the new header length. */
+static size_t rewrite_st(const char *dir, json_edit edit, const char *tail, int delta,
+                         size_t extra) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t n;
+    unsigned char *file = fr_test_read_file(path, &n);
+    if (!file) return 0;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | file[i];
+    cJSON *root = cJSON_ParseWithLength((const char *)file + 8, (size_t)hl);
+    if (edit) edit(root);
+    char *json = cJSON_PrintUnformatted(root);
+    const size_t nj = strlen(json), nt = strlen(tail), nh = nj + nt, data = n - 8 - (size_t)hl;
+    unsigned char *out = calloc(1, 8 + nh + data + extra);
+    const uint64_t field = (uint64_t)((int64_t)nh + delta);
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(field >> (8 * i));
+    memcpy(out + 8, json, nj);
+    memcpy(out + 8 + nj, tail, nt);
+    memcpy(out + 8 + nh, file + 8 + hl, data);
+    CHECK(write_bytes(path, out, 8 + nh + data + extra) == 0, "write %s", path);
+    free(out);
+    free(json);
+    cJSON_Delete(root);
+    free(file);
+    return nh;
+}
+
+static void hdr_add_duplicate(cJSON *r) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "dtype", "F32");
+    cJSON_AddItemToObject(e, "shape", cJSON_CreateIntArray((const int[]){0}, 1));
+    cJSON_AddItemToObject(e, "data_offsets", cJSON_CreateIntArray((const int[]){0, 0}, 2));
+    cJSON_AddItemToObject(r, "model.norm.weight", e); /* cJSON keeps both keys */
+}
+static void hdr_drop_tensor(cJSON *r) {
+    cJSON_DeleteItemFromObject(r, "model.layers.1.mlp.up_proj.weight");
+}
+static void cfg_huge_context(cJSON *r) {
+    cJSON_ReplaceItemInObject(r, "max_position_embeddings", cJSON_CreateNumber(1 << 30));
+}
+
+/* Logits of ids 1..4 (4 rows) from the model in dir; NULL with a CHECK failure when it fails. */
+static float *logits_of(const char *dir, int *V) {
+    fr_error err = {0};
+    fr_model *m = NULL;
+    fr_session *s = NULL;
+    float *out = NULL;
+    CHECK(fr_model_load(dir, NULL, &m, &err) == FR_OK, "load %s: %s", dir, err.msg);
+    if (m) CHECK(fr_session_create(m, NULL, &s, &err) == FR_OK, "session: %s", err.msg);
+    if (s) {
+        *V = fr_model_vocab_size(m);
+        out = malloc(sizeof(float) * 4 * (size_t)*V);
+        const int32_t ids[4] = {1, 2, 3, 4};
+        if (fr_session_eval(s, ids, 4, out, &err) != FR_OK) {
+            CHECK(false, "eval %s: %s", dir, err.msg);
+            free(out);
+            out = NULL;
+        }
+    }
+    fr_session_free(s);
+    fr_model_free(m);
+    return out;
+}
+
+static void test_header_exactness(void) {
+    char dir[1200];
+    const char *st = "model.safetensors";
+    /* the format allows padding after the JSON: a header length that is no multiple of 4 leaves
+     * every tensor unaligned in the mapping; the kernels must read them as they are (UBSan
+     * flagged the AVX2 GEMM's float loads) and give the same logits */
+    static const char *const MODELS[] = {"fixtures/models/qwen3-tiny",
+                                         "fixtures/models/qwen3-tiny-bf16",
+                                         "fixtures/models/llama3-tiny-f16"};
+    for (int k = 0; k < 3; k++) {
+        char name[64], orig[1200];
+        snprintf(name, sizeof name, "unaligned%d", k);
+        make_case_of(MODELS[k], name, dir, sizeof dir);
+        fr_test_data_path(MODELS[k], orig, sizeof orig);
+        size_t nh = rewrite_st(dir, NULL, "", 0, 0);
+        const char *pads[] = {"", " ", "  ", "   ", "    ", "     ", "      ", "       "};
+        nh = rewrite_st(dir, NULL, pads[(8 + 1 - nh % 8) % 8], 0, 0); /* 8 + nh = 1 mod 8 */
+        CHECK((8 + nh) % 8 == 1, "%s: data at %zu", name, 8 + nh);
+        int V = 0, V2 = 0;
+        float *want = logits_of(orig, &V), *got = logits_of(dir, &V2);
+        if (want && got) {
+            int differ = 0;
+            for (int i = 0; i < 4 * V; i++)
+                differ += memcmp(&want[i], &got[i], sizeof(float)) != 0;
+            CHECK(V == V2 && differ == 0, "%s: %d of %d logits differ with unaligned tensors",
+                  MODELS[k], differ, 4 * V);
+        }
+        free(want);
+        free(got);
+    }
+
+    /* the header length must be exact: one byte short still parses when the JSON was padded,
+     * and then every tensor was read one byte early, as garbage */
+    make_case("hdr_short", dir, sizeof dir);
+    rewrite_st(dir, NULL, "    ", -1, 0);
+    expect_refusal("header 1 short", dir, (const char *[]){st, "header length", 0});
+    fr_model *m = NULL;
+    CHECK(fr_model_load(dir, NULL, &m, NULL) != FR_OK && !m,
+          "header 1 short: loaded without an fr_error");
+    make_case("hdr_long", dir, sizeof dir);
+    rewrite_st(dir, NULL, "    ", +1, 0);
+    expect_refusal("header 1 long", dir, (const char *[]){st, "not padding", 0});
+    make_case("hdr_tail", dir, sizeof dir);
+    rewrite_st(dir, NULL, "  x ", 0, 0);
+    expect_refusal("junk after JSON", dir, (const char *[]){st, "not padding", 0});
+    make_case("trailing", dir, sizeof dir);
+    rewrite_st(dir, NULL, "", 0, 8);
+    expect_refusal("trailing bytes", dir, (const char *[]){st, "trailing bytes", 0});
+    make_case("hole", dir, sizeof dir);
+    rewrite_st(dir, hdr_drop_tensor, "", 0, 0);
+    expect_refusal("hole", dir, (const char *[]){st, "no holes", 0});
+    make_case("duplicate", dir, sizeof dir);
+    rewrite_st(dir, hdr_add_duplicate, "", 0, 0);
+    expect_refusal("duplicate key", dir, (const char *[]){st, "model.norm.weight", "twice", 0});
+    /* padding with spaces (as the safetensors writer does) is fine */
+    make_case("padded", dir, sizeof dir);
+    rewrite_st(dir, NULL, "       ", 0, 0);
+    fr_error err = {0};
+    CHECK(fr_model_load(dir, NULL, &m, &err) == FR_OK, "padded header refused: %s", err.msg);
+    fr_model_free(m);
+}
+
+static bool count_token(void *user, int32_t id) {
+    (void)id;
+    (*(int *)user)++;
+    return true;
+}
+
+static void test_non_finite(void) {
+    /* every weight byte 0xFF (NaN): the logits are all NaN, which used to come out as token 0
+     * over and over (empty text, exit 0) */
+    char dir[1200], path[1300];
+    make_case("nan_weights", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t n;
+    unsigned char *file = fr_test_read_file(path, &n);
+    if (!file) return;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | file[i];
+    memset(file + 8 + hl, 0xFF, n - 8 - (size_t)hl);
+    write_bytes(path, file, n);
+    free(file);
+
+    fr_error err = {0};
+    fr_model *m = NULL;
+    CHECK(fr_model_load(dir, NULL, &m, &err) == FR_OK, "NaN weights load: %s", err.msg);
+    for (int device = 0; m && device < 2; device++) {
+        fr_session *s = NULL;
+        fr_sampler *smp = NULL;
+        CHECK(fr_session_create(m, NULL, &s, &err) == FR_OK, "session: %s", err.msg);
+        fr_sampler_params sp = fr_sampler_default_params();
+        sp.temperature = device ? 0.8f : 0.0f;
+        CHECK(fr_sampler_create(&sp, fr_model_vocab_size(m), &smp, &err) == FR_OK, "sampler: %s",
+              err.msg);
+        if (s && smp) {
+            /* the host sampler, and the sample op with only the id coming back */
+            fr_session_set_device_sampling(s, device);
+            int n_tok = 0;
+            fr_generate_params gp = fr_generate_default_params();
+            gp.max_tokens = 8;
+            gp.on_token = count_token;
+            gp.user = &n_tok;
+            const int32_t prompt[3] = {1, 2, 3};
+            err.msg[0] = 0;
+            fr_status st = fr_generate(s, smp, NULL, prompt, 3, &gp, NULL, &err);
+            CHECK(st == FR_ERR_RANGE && strstr(err.msg, "non-finite") && n_tok == 0,
+                  "NaN logits (%s sampling): status %d, %d tokens, \"%s\"",
+                  device ? "device" : "host", (int)st, n_tok, err.msg);
+            fr_session_reset(s);
+            st = fr_generate(s, smp, NULL, prompt, 3, &gp, NULL, NULL);
+            CHECK(st == FR_ERR_RANGE, "NaN logits without fr_error: status %d", (int)st);
+        }
+        fr_sampler_free(smp);
+        fr_session_free(s);
+    }
+    fr_model_free(m);
+
+    /* the CLI exits nonzero, saying why */
+    char args[2048], errp[1400];
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    snprintf(args, sizeof args, "run -m '%s' --ids 1,2,3 --print-ids -n 4 --temp 0", dir);
+    int rc = run(args, errp);
+    char *msg = fr_test_read_file(errp, NULL);
+    CHECK(rc == 1 && msg && strstr(msg, "non-finite"), "ferrum run on NaN weights: exit %d, %s", rc,
+          msg ? msg : "(no stderr)");
+    free(msg);
+}
+
+static void test_failures_without_error(void) {
+    /* a KV cache allocation that fails (2^30 positions: 512 GiB at 16 bits, 1 TiB at 32) is a
+     * failure whether or not the caller passed an fr_error (fr_error_prefix returned FR_OK for
+     * NULL) */
+    char dir[1200];
+    make_case("huge_ctx", dir, sizeof dir);
+    edit_config(dir, cfg_huge_context);
+    fr_error err = {0};
+    fr_model *m = NULL;
+    CHECK(fr_model_load(dir, NULL, &m, &err) == FR_OK, "huge context model: %s", err.msg);
+    /* where the system hands out such a block anyway (overcommit "always", or an ASan build
+     * reserving it), the cache would be created and the RoPE table after it filled: the check
+     * runs only where the same allocator refuses the smaller of the two cache sizes */
+    void *probe = NULL;
+    const bool refused = posix_memalign(&probe, 2u << 20, (size_t)1 << 39) != 0;
+    free(probe);
+    printf("failed KV allocation without fr_error: %s\n",
+           refused ? "checked" : "not checked (this allocator hands out 512 GiB)");
+    if (m && refused) {
+        fr_session_params p = fr_session_default_params();
+        p.n_ctx = 1 << 30;
+        p.n_batch = 1;
+        fr_session *s = NULL;
+        fr_status st = fr_session_create(m, &p, &s, NULL);
+        CHECK(st == FR_ERR_NOMEM && !s, "failed KV allocation without fr_error: status %d",
+              (int)st);
+        fr_session_free(s);
+        st = fr_session_create(m, &p, &s, &err);
+        CHECK(st == FR_ERR_NOMEM && !s && strstr(err.msg, "KV cache") && err.code == st,
+              "failed KV allocation: %d \"%s\"", (int)st, err.msg);
+        fr_session_free(s);
+    }
+    fr_model_free(m);
+}
+
 /* ---- the CLI's good path and usage errors ---- */
 
 static float *read_floats(const char *path, size_t want) {
@@ -443,6 +698,9 @@ int main(void) {
     CHECK(access(probe, R_OK) == 0, "fixture %s is missing", probe);
     if (ferrum_bin && access(probe, R_OK) == 0) {
         test_broken_models();
+        test_header_exactness();
+        test_non_finite();
+        test_failures_without_error();
         test_cli();
     }
     char cmd[600];

@@ -2,6 +2,7 @@
  * ids into text with the streaming detokenizer and holding back text that may still become a
  * stop string. Also the byte count a decode step reads (for GB/s figures) and the model's own
  * sampling defaults. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -159,6 +160,29 @@ static fr_status finish_text(text_state *t, fr_error *err) {
 
 /* ---------------------------------------------------------------- the loop */
 
+/* A row the sampler must not see: a NaN or +inf anywhere, or no finite logit at all. Random bytes
+ * as weights give all-NaN rows, which the sampler would turn into token 0 again and again (empty
+ * output and a clean exit). One pass over V floats: little next to the decode step. */
+static fr_status check_logits(const float *x, int V, int pos, fr_error *err) {
+    int finite = 0;
+    for (int i = 0; i < V; i++) {
+        if (isfinite(x[i])) {
+            finite++;
+        } else if (!(x[i] < 0)) { /* NaN or +inf; -inf is a masked token */
+            return fr_error_set(err, FR_ERR_RANGE,
+                                "generate: non-finite logits at position %d (token %d: %s): the "
+                                "model's weights are corrupt or its activations overflow",
+                                pos, i, isnan(x[i]) ? "NaN" : "+inf");
+        }
+    }
+    if (!finite)
+        return fr_error_set(err, FR_ERR_RANGE,
+                            "generate: no finite logit at position %d (all -inf): the model's "
+                            "weights are corrupt",
+                            pos);
+    return FR_OK;
+}
+
 fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
                       const int32_t *prompt, int n_prompt, const fr_generate_params *params,
                       fr_generate_stats *stats, fr_error *err) {
@@ -249,6 +273,7 @@ fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
 
     for (;;) {
         t0 = now_s();
+        if (!on_device && (st = check_logits(logits, V, fr_session_pos(s) - 1, err))) goto done;
         const int32_t id = on_device ? next : fr_sampler_sample(smp, logits);
         fr_sampler_accept(smp, id);
         stats->sample_s += now_s() - t0;

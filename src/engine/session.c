@@ -5,6 +5,7 @@
  * logits or argmax brought back after. */
 #include "engine/session.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -310,6 +311,32 @@ bool fr_session_sample_seed(const fr_session *s, uint64_t *seed) {
     return s->smp_seeded;
 }
 
+/* Only the id comes back from device sampling, so the logit of that id is fetched (4 bytes) to
+ * tell a real token from garbage: the sample op skips NaN and -inf, hence the chosen logit is
+ * non-finite only when no logit of the row was finite (corrupt weights give all-NaN rows), and
+ * that row's "token 0" must not pass as generated text. */
+static fr_status check_sampled(fr_session *s, int32_t id, fr_error *err) {
+    const int V = s->model->cfg.vocab;
+    if (id < 0 || id >= V)
+        return fr_error_set(err, FR_ERR_BACKEND, "session: the sample op returned token %d of %d",
+                            id, V);
+    const fr_tensor row = fr_tensor_rows(&s->st.logits, 0, 1);
+    float x;
+    fr_status r =
+        fr_buffer_download(row.buf, row.offset + (size_t)id * sizeof x, &x, sizeof x, err);
+    if (r) return r;
+    if (!isfinite(x))
+        return fr_error_set(err, FR_ERR_RANGE,
+                            "session: non-finite logits at position %d (the sampled token %d "
+                            "has logit %s): the model's weights are corrupt or its activations "
+                            "overflow",
+                            s->pos, id,
+                            isnan(x) ? "NaN"
+                            : x > 0  ? "+inf"
+                                     : "-inf");
+    return FR_OK;
+}
+
 /* decode_step with the sample op after it: only the 4-byte id comes back. */
 static fr_status decode_sample_step(fr_session *s, int32_t id, const fr_sample_params *sp,
                                     int32_t *next, fr_error *err) {
@@ -336,6 +363,7 @@ static fr_status decode_sample_step(fr_session *s, int32_t id, const fr_sample_p
     }
     if (!r) r = fr_backend_sync(b, err);
     if (!r) r = fr_buffer_download(&s->smp_buf, s->smp_out.offset, next, sizeof *next, err);
+    if (!r) r = check_sampled(s, *next, err);
     fr_error end_err;
     const fr_status e = fr_backend_end(b, r ? &end_err : err);
     if (!r && !e) s->pos++;

@@ -48,7 +48,8 @@ typedef struct {
 
 static int cmp_span(const void *a, const void *b) {
     const st_span *x = a, *y = b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : 0;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end ? 1 : 0; /* an empty span before its neighbour */
 }
 
 static fr_status parse_entry(fr_weight_source *s, const char *file, int region, size_t data_start,
@@ -141,6 +142,47 @@ static fr_status check_overlaps(const char *file, st_span *spans, int n, fr_erro
     return FR_OK;
 }
 
+/* The format's rule (safetensors' README, "no holes"): the tensors, in offset order, tile the data
+ * section exactly, from byte 0 to its last byte. Without it a header length off by a few bytes
+ * still "fits" and every tensor is read shifted, as garbage; with it a file has one reading.
+ * Runs after check_overlaps (spans sorted, none overlapping). */
+static fr_status check_coverage(const char *file, const st_span *spans, int n, uint64_t data_size,
+                                fr_error *err) {
+    uint64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (spans[i].begin != at)
+            return fr_error_set(err, FR_ERR_FORMAT,
+                                "%s: tensor %s: data_offsets [%llu, %llu) leave bytes [%llu, "
+                                "%llu) of the data section unused (the format allows no holes; "
+                                "wrong header length?)",
+                                file, spans[i].name, (unsigned long long)spans[i].begin,
+                                (unsigned long long)spans[i].end, (unsigned long long)at,
+                                (unsigned long long)spans[i].begin);
+        at = spans[i].end;
+    }
+    if (at != data_size)
+        return fr_error_set(err, FR_ERR_FORMAT,
+                            "%s: the tensors cover %llu bytes but the data section after the "
+                            "header has %llu (the format allows no trailing bytes; wrong header "
+                            "length?)",
+                            file, (unsigned long long)at, (unsigned long long)data_size);
+    return FR_OK;
+}
+
+static int cmp_span_name(const void *a, const void *b) {
+    return strcmp(((const st_span *)a)->name, ((const st_span *)b)->name);
+}
+
+/* The format forbids repeated keys; cJSON keeps them all, so which one counted would be luck. */
+static fr_status check_duplicates(const char *file, st_span *spans, int n, fr_error *err) {
+    qsort(spans, (size_t)n, sizeof *spans, cmp_span_name);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(spans[i].name, spans[i - 1].name))
+            return fr_error_set(err, FR_ERR_FORMAT, "%s: tensor %s appears twice in the header",
+                                file, spans[i].name);
+    return FR_OK;
+}
+
 fr_status fr_safetensors_add_file(fr_weight_source *s, const char *file, fr_error *err) {
     int region;
     fr_status st = fr_weights_map_file(s, file, &region, err);
@@ -168,6 +210,18 @@ fr_status fr_safetensors_add_file(fr_weight_source *s, const char *file, fr_erro
         return fr_error_set(err, FR_ERR_FORMAT, "%s: header JSON is malformed near byte %zu", file,
                             at);
     }
+    /* the JSON must end where the length says: only padding may follow it (the format pads
+     * with spaces; any JSON whitespace is accepted, as a JSON parser of the whole header would) */
+    for (const char *q = parse_end; q < (const char *)p + 8 + hlen; q++) {
+        if (*q != ' ' && *q != '\n' && *q != '\r' && *q != '\t') {
+            cJSON_Delete(root);
+            return fr_error_set(err, FR_ERR_FORMAT,
+                                "%s: header JSON ends at byte %zu, but the header length (bytes "
+                                "0-7) ends the header at byte %llu; byte %zu is not padding",
+                                file, (size_t)(parse_end - (const char *)p),
+                                (unsigned long long)(8 + hlen), (size_t)(q - (const char *)p));
+        }
+    }
     const size_t data_start = 8 + (size_t)hlen;
     const uint64_t data_size = r->size - data_start;
     int n = cJSON_GetArraySize(root);
@@ -183,6 +237,8 @@ fr_status fr_safetensors_add_file(fr_weight_source *s, const char *file, fr_erro
         if (!st) n_spans++;
     }
     if (!st) st = check_overlaps(file, spans, n_spans, err);
+    if (!st) st = check_coverage(file, spans, n_spans, data_size, err);
+    if (!st) st = check_duplicates(file, spans, n_spans, err);
     free(spans);
     cJSON_Delete(root);
     return st;
