@@ -175,6 +175,10 @@ def cases():
         "of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season "
         "of Light, it was the season of Darkness.\n\nChapter 2\n\nThere were a king with a large jaw.",
     ]
+    # Runs of spaces: the whitespace pieces (2 to 16 spaces) share one score, so the order of
+    # equal-score merges decides how a run is cut.
+    for k in list(range(2, 21)) + [23, 29, 31, 32, 33, 40, 47]:
+        t += ["x" + " " * k + "y", "\n" + " " * k + "def", " " * k + "."]
     rng = random.Random(1234)
     alphabet = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") +
                 list(" " * 12) + list("\n\t.,;:!?'\"()[]{}<>/\\-_=+*&^%$#@~`|") +

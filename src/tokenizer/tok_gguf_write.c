@@ -2,7 +2,10 @@
  * template) -> the tokenizer.* metadata of a GGUF file, as llama.cpp's converter writes it:
  * tokens padded to the model's vocabulary with "[PADn]" (type UNUSED), added tokens CONTROL when
  * special else USER_DEFINED, merges as "a b" strings, and a tokenizer.ggml.pre name whose
- * pre-tokenizer (fr_tokenizer_gguf_pretok) is exactly the one tokenizer.json describes. */
+ * pre-tokenizer (fr_tokenizer_gguf_pretok) is exactly the one tokenizer.json describes.
+ * A SentencePiece-style BPE (byte_fallback: Llama 2, Mistral) becomes a "llama" tokenizer instead:
+ * no merges but a score per token, derived from the merge ranks (a token's score is minus the
+ * rank of the first merge that makes it), which merges exactly as the ranks do. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include "core/log.h"
 #include "tokenizer/template.h"
 #include "tokenizer/tok_gguf.h"
+#include "tokenizer/tok_map.h"
 #include "tokenizer/tokenizer.h"
 
 #define MAX_JSON_BYTES ((size_t)256 << 20)
@@ -284,6 +288,125 @@ static fr_status fill_merges(const char *file, const cJSON *model, tok_tables *t
     return FR_OK;
 }
 
+/* ---- SentencePiece BPE ---- */
+
+#define METASPACE "\xe2\x96\x81" /* U+2581 */
+
+static bool type_is(const cJSON *o, const char *type) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+    return cJSON_IsString(t) && !strcmp(t->valuestring, type);
+}
+
+static bool str_is(const cJSON *o, const char *key, const char *want) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) && !strcmp(v->valuestring, want);
+}
+
+/* The two layouts SentencePiece conversions have: normalizer [Prepend("▁")] + Replace(" ", "▁")
+ * and no pre-tokenizer (transformers' legacy form), or no normalizer and Metaspace("▁", no
+ * split). Either is tokenizer.ggml.add_space_prefix. */
+static fr_status spm_layout(const char *file, const cJSON *tj, bool *space_prefix, fr_error *err) {
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(tj, "normalizer");
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(tj, "pre_tokenizer");
+    const bool has_norm = norm && !cJSON_IsNull(norm), has_pre = pre && !cJSON_IsNull(pre);
+    if (has_norm && !has_pre) {
+        const cJSON *list = type_is(norm, "Sequence")
+                                ? cJSON_GetObjectItemCaseSensitive(norm, "normalizers")
+                                : NULL;
+        int n = list ? cJSON_GetArraySize(list) : 1;
+        const cJSON *last = list ? cJSON_GetArrayItem(list, n - 1) : norm;
+        const cJSON *first = list ? cJSON_GetArrayItem(list, 0) : norm;
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(last, "pattern");
+        bool replace = type_is(last, "Replace") && str_is(pat, "String", " ") &&
+                       str_is(last, "content", METASPACE);
+        bool prepend = n == 2 && type_is(first, "Prepend") && str_is(first, "prepend", METASPACE);
+        if (replace && (n == 1 || prepend)) {
+            *space_prefix = prepend;
+            return FR_OK;
+        }
+    } else if (!has_norm && has_pre && type_is(pre, "Metaspace") &&
+               str_is(pre, "replacement", METASPACE) &&
+               !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pre, "split"))) {
+        const cJSON *scheme = cJSON_GetObjectItemCaseSensitive(pre, "prepend_scheme");
+        if (cJSON_IsString(scheme)) {
+            *space_prefix = strcmp(scheme->valuestring, "never") != 0;
+            if (!strcmp(scheme->valuestring, "first"))
+                FR_LOG_W("%s: Metaspace prepend_scheme \"first\" has no GGUF equivalent: the GGUF "
+                         "tokenizer also puts a \"\xe2\x96\x81\" after each special token, as "
+                         "llama.cpp does",
+                         file);
+        } else {
+            *space_prefix =
+                !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(pre, "add_prefix_space"));
+        }
+        return FR_OK;
+    }
+    return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                        "%s: a byte_fallback BPE tokenizer can be written to GGUF only with "
+                        "SentencePiece's normalizer (Prepend + Replace of \" \") or a Metaspace "
+                        "pre-tokenizer without split",
+                        file);
+}
+
+/* Scores from merge ranks, BYTE type for <0xXX> tokens, UNKNOWN for the unk token. */
+static fr_status spm_scores(const char *file, const cJSON *model, int vocab, tok_tables *t,
+                            float *scores, fr_error *err) {
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    const int n = cJSON_GetArraySize(merges);
+    if (n >= (1 << 24))
+        return fr_error_set(err, FR_ERR_RANGE, "%s: %d merges are too many for float scores", file,
+                            n);
+    fr_tok_strmap map = {0};
+    fr_tok_buf key = {0};
+    fr_status st = FR_OK;
+    if (!fr_tok_strmap_init(&map, (size_t)vocab)) goto nomem;
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    for (int i = 0; i < vocab; i++) {
+        const char *s = t->tokens[i];
+        unsigned b;
+        char tail;
+        scores[i] = -(float)n - 1; /* made by no merge */
+        if (t->types[i] == FR_TOK_TYPE_NORMAL && strlen(s) == 6 &&
+            sscanf(s, "<0x%2X%c", &b, &tail) == 2 && tail == '>')
+            t->types[i] = FR_TOK_TYPE_BYTE;
+        if (cJSON_IsString(unk) && !strcmp(s, unk->valuestring)) t->types[i] = FR_TOK_TYPE_UNKNOWN;
+        if (t->types[i] == FR_TOK_TYPE_NORMAL && !fr_tok_strmap_put(&map, s, strlen(s), i, NULL))
+            goto nomem;
+    }
+    int r = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, merges) {
+        const cJSON *a = cJSON_GetArrayItem(it, 0), *b = cJSON_GetArrayItem(it, 1);
+        fr_tok_buf_clear(&key);
+        bool ok;
+        if (cJSON_IsString(it)) {
+            const char *sp = strchr(it->valuestring, ' ');
+            ok = sp && fr_tok_buf_append(&key, it->valuestring, (size_t)(sp - it->valuestring)) &&
+                 fr_tok_buf_append(&key, sp + 1, strlen(sp + 1));
+        } else {
+            ok = cJSON_IsString(a) && cJSON_IsString(b) &&
+                 fr_tok_buf_append(&key, a->valuestring, strlen(a->valuestring)) &&
+                 fr_tok_buf_append(&key, b->valuestring, strlen(b->valuestring));
+        }
+        int32_t id = ok ? fr_tok_strmap_get(&map, key.data, key.len) : -1;
+        if (id < 0) {
+            st =
+                fr_error_set(err, FR_ERR_FORMAT,
+                             "%s: model.merges[%d] is malformed or makes no normal token", file, r);
+            goto done;
+        }
+        if (scores[id] < -(float)r) scores[id] = -(float)r;
+        r++;
+    }
+    goto done;
+nomem:
+    st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", file);
+done:
+    fr_tok_strmap_free(&map);
+    fr_tok_buf_free(&key);
+    return st;
+}
+
 fr_status fr_tokenizer_json_to_gguf(const char *dir, int vocab, int32_t bos, const int32_t *eos,
                                     int n_eos, fr_gguf_writer *w, fr_error *err) {
     char file[4200], cfg_file[4200];
@@ -300,39 +423,47 @@ fr_status fr_tokenizer_json_to_gguf(const char *dir, int vocab, int32_t bos, con
     }
     tok_tables t = {0};
     char *tmpl = NULL;
+    float *scores = NULL;
+    bool space_prefix = true;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(tj, "model");
     const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(model, "type");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(tj, "added_tokens");
-    if (!cJSON_IsString(mtype) || strcmp(mtype->valuestring, "BPE") ||
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"))) {
+    if (!cJSON_IsString(mtype) || strcmp(mtype->valuestring, "BPE")) {
         st = fr_error_set(err, FR_ERR_UNSUPPORTED,
-                          "%s: only byte-level BPE tokenizers (model.type \"BPE\" without "
+                          "%s: only BPE tokenizers (byte-level, or SentencePiece-style with "
                           "byte_fallback) can be written to GGUF",
                           file);
         goto done;
     }
-    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(tj, "normalizer");
-    if (norm && !cJSON_IsNull(norm))
-        FR_LOG_W("%s: the normalizer has no GGUF equivalent and is left out (llama.cpp does the "
-                 "same)",
-                 file);
-    pre_ctx pc = {file, err, {0}, 0};
-    const char *pre = NULL;
-    const bool ignore_merges =
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges"));
-    if ((st = pre_name(&pc, cJSON_GetObjectItemCaseSensitive(tj, "pre_tokenizer"), ignore_merges,
-                       &pre)))
-        goto done;
+    const bool spm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
+    const char *pre = "default";
+    if (spm) {
+        if ((st = spm_layout(file, tj, &space_prefix, err))) goto done;
+    } else {
+        const cJSON *norm = cJSON_GetObjectItemCaseSensitive(tj, "normalizer");
+        if (norm && !cJSON_IsNull(norm))
+            FR_LOG_W("%s: the normalizer has no GGUF equivalent and is left out (llama.cpp does "
+                     "the same)",
+                     file);
+        pre_ctx pc = {file, err, {0}, 0};
+        const bool ignore_merges =
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges"));
+        if ((st = pre_name(&pc, cJSON_GetObjectItemCaseSensitive(tj, "pre_tokenizer"),
+                           ignore_merges, &pre)))
+            goto done;
+    }
     t.tokens = calloc((size_t)vocab, sizeof *t.tokens);
     t.types = calloc((size_t)vocab, sizeof *t.types);
     const int n_merges_max = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(model, "merges"));
     t.owned = calloc((size_t)vocab + (size_t)n_merges_max + 1, sizeof *t.owned);
-    if (!t.tokens || !t.types || !t.owned) {
+    scores = spm ? malloc((size_t)vocab * sizeof *scores) : NULL;
+    if (!t.tokens || !t.types || !t.owned || (spm && !scores)) {
         st = fr_error_set(err, FR_ERR_NOMEM, "%s: out of memory", file);
         goto done;
     }
     if ((st = fill_vocab(file, model, added, vocab, &t, err)) ||
-        (st = fill_merges(file, model, &t, err)))
+        (st = spm ? spm_scores(file, model, vocab, &t, scores, err)
+                  : fill_merges(file, model, &t, err)))
         goto done;
 
     /* special tokens: tokenizer_config.json's names, else the model config's ids */
@@ -359,14 +490,21 @@ fr_status fr_tokenizer_json_to_gguf(const char *dir, int vocab, int32_t bos, con
     for (int i = 0; i < n_eos && eot_id < 0; i++)
         if (eos[i] != eos_id) eot_id = eos[i];
 
-    if ((st = fr_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2", err)) ||
+    if ((st = fr_gguf_writer_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2", err)) ||
         (st = fr_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre, err)) ||
         (st = fr_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t.tokens, (uint64_t)vocab,
                                          err)) ||
         (st = fr_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", FR_GGUF_I32, t.types,
-                                     (uint64_t)vocab, err)) ||
-        (st = fr_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", t.merges, t.n_merges, err)))
+                                     (uint64_t)vocab, err)))
         goto done;
+    if (spm)
+        st = fr_gguf_writer_set_arr(w, "tokenizer.ggml.scores", FR_GGUF_F32, scores,
+                                    (uint64_t)vocab, err);
+    if (!st && spm)
+        st = fr_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix, err);
+    if (!st && !spm)
+        st = fr_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", t.merges, t.n_merges, err);
+    if (st) goto done;
     const struct {
         const char *key;
         int32_t id;
@@ -385,6 +523,7 @@ fr_status fr_tokenizer_json_to_gguf(const char *dir, int vocab, int32_t bos, con
     if (tmpl) st = fr_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl, err);
 done:
     free(tmpl);
+    free(scores);
     tables_free(&t, vocab);
     cJSON_Delete(cfg);
     cJSON_Delete(tj);
