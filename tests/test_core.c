@@ -9,6 +9,7 @@
 #include "common/testutil.h"
 #include "core/alloc.h"
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 
@@ -23,16 +24,21 @@ static uint16_t ref_f32_to_f16(float f) {
     uint16_t lo = 0, hi = 0x7bff;
     while (lo < hi) {
         uint16_t mid = (uint16_t)((lo + hi + 1) / 2);
-        if (fr_f16_to_f32(mid) <= a) lo = mid;
-        else hi = mid - 1;
+        if (fr_f16_to_f32(mid) <= a)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     double vlo = fr_f16_to_f32(lo);
     if (vlo == a) return sign | lo;
     double vhi = lo == 0x7bff ? 65536.0 : fr_f16_to_f32((uint16_t)(lo + 1));
     uint16_t pick;
-    if (a - vlo < vhi - a) pick = lo;
-    else if (a - vlo > vhi - a) pick = (uint16_t)(lo + 1);
-    else pick = (lo & 1) ? (uint16_t)(lo + 1) : lo;
+    if (a - vlo < vhi - a)
+        pick = lo;
+    else if (a - vlo > vhi - a)
+        pick = (uint16_t)(lo + 1);
+    else
+        pick = (lo & 1) ? (uint16_t)(lo + 1) : lo;
     return sign | pick;
 }
 
@@ -56,8 +62,10 @@ static void test_f16(void) {
         uint32_t u = (uint32_t)fr_test_rng_u64(&rng);
         if (i & 1) u = (u & 0x8000e000u) | ((uint32_t)(0x33 + (u >> 3) % 0x15) << 23) | 0x1000u;
         float f = fr_bits_f32(u);
-        if (isnan(f)) bad += !isnan(fr_f16_to_f32(fr_f32_to_f16(f)));
-        else if (fr_f32_to_f16(f) != ref_f32_to_f16(f)) bad++;
+        if (isnan(f))
+            bad += !isnan(fr_f16_to_f32(fr_f32_to_f16(f)));
+        else if (fr_f32_to_f16(f) != ref_f32_to_f16(f))
+            bad++;
     }
     CHECK(bad == 0, "%d f32->f16 conversions differ from the reference", bad);
 }
@@ -306,7 +314,36 @@ static void test_threadpool_busy(void) {
     }
 }
 
+/* A failure stays a failure with or without an error object: fr_error_prefix returned FR_OK for
+ * err == NULL, and callers returned that after a failed allocation (issue 16). */
+static void test_error(void) {
+    CHECK(fr_error_set(NULL, FR_ERR_NOMEM, "x %d", 1) == FR_ERR_NOMEM, "set without an error");
+    CHECK(fr_error_prefix(NULL, FR_ERR_NOMEM, "file %s", "a") == FR_ERR_NOMEM,
+          "prefix without an error");
+    CHECK(fr_error_prefix(NULL, FR_ERR_FORMAT, "file") == FR_ERR_FORMAT, "prefix: the code given");
+    fr_error e = {0};
+    fr_error_set(&e, FR_ERR_FORMAT, "bad byte %d", 7);
+    fr_status st = fr_error_prefix(&e, FR_ERR_FORMAT, "%s", "model.gguf");
+    CHECK(st == FR_ERR_FORMAT && e.code == FR_ERR_FORMAT &&
+              !strcmp(e.msg, "model.gguf: bad byte 7"),
+          "prefix: %d \"%s\"", (int)st, e.msg);
+    /* the status passed wins over a stale code (the error object may carry an older failure) */
+    fr_error_clear(&e);
+    st = fr_error_prefix(&e, FR_ERR_IO, "ctx");
+    CHECK(st == FR_ERR_IO && e.code == FR_ERR_IO, "prefix on a cleared error: %d %d", (int)st,
+          (int)e.code);
+    /* a long prefix and message are both cut, never overrun */
+    char big[2048];
+    memset(big, 'p', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    fr_error_set(&e, FR_ERR_RANGE, "%s", big);
+    st = fr_error_prefix(&e, FR_ERR_RANGE, "%s", big);
+    CHECK(st == FR_ERR_RANGE && strlen(e.msg) < sizeof e.msg && strstr(e.msg, "p: p"),
+          "long prefix: %zu bytes", strlen(e.msg));
+}
+
 int main(void) {
+    test_error();
     test_f16();
     test_bf16();
     test_tensor();

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "core/alloc.h"
 #include "core/log.h"
@@ -12,13 +15,23 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/matmul_quant.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C straight from CPUID (leaf 1, ECX bit 29): clang before 15 rejects
+ * __builtin_cpu_supports("f16c"). The OS side (saved YMM state) is covered by the avx2 check it is
+ * combined with. */
+static bool cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 /* The best kernel table this CPU (and OS, which libgcc's CPUID check includes) can run, lowered
  * to FR_CPU_ISA (scalar|avx2|avx512) when that is set, so tests can compare the variants. */
 static const fr_cpu_kernels *cpu_pick_kernels(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+    const bool avx2 =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
