@@ -336,7 +336,8 @@ static void sync_folder(const char *target) {
 static fr_status commit_replace(fr_outfile *o, fr_error *err) {
     int fd = fileno(o->f);
     if (fflush(o->f) != 0 || ferror(o->f))
-        return fr_error_set(err, FR_ERR_IO, "%s: write failed: %s", o->name, strerror(errno));
+        return fr_error_set(err, FR_ERR_IO, "%s: write failed: %s", o->name,
+                            strerror(errno ? errno : EIO));
     if (fsync(fd) != 0)
         return fr_error_set(err, FR_ERR_IO, "%s: fsync failed: %s", o->name, strerror(errno));
     if (o->replacing) {
@@ -347,8 +348,8 @@ static fr_status commit_replace(fr_outfile *o, fr_error *err) {
                 (void)!fchown(fd, (uid_t)-1, o->old.st_gid);
         /* set-id bits are not carried over to different contents */
         if (fchmod(fd, o->old.st_mode & 01777) != 0)
-            return fr_error_set(err, FR_ERR_IO, "%s: cannot set the mode of %s: %s", o->name,
-                                o->tmp, strerror(errno));
+            return fr_error_set(err, FR_ERR_IO, "%s: cannot give the new file the old mode: %s",
+                                o->name, strerror(errno));
     }
     if (o->unnamed) FR_TRY(name_unnamed(o, fd, err));
     FILE *f = o->f;
