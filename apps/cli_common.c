@@ -33,6 +33,7 @@ void fr_cli_init(fr_cli *c, const char *cmd) {
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
     c->mp = fr_model_default_params();
+    c->mp.kv_type = FR_KV_AUTO; /* --kv-type: f16 where the CPU converts it in hardware */
     c->sp = fr_sampler_default_params();
     c->sp.seed = random_seed();
 }
@@ -163,6 +164,8 @@ void fr_cli_usage_model(FILE *f) {
                "bf16 or f16\n"
                "                          (bf16/f16 need --backend cuda)\n"
                "  --quant-act TYPE        matmuls with quantized weights: q8 (default, 8-bit\n"
+               "  --kv-type TYPE          KV cache precision: f16, bf16 or f32 (default: f16 on a\n"
+               "                          CPU with F16C, else f32; the --compute type if 16-bit)\n"
                "                          activations, fastest; CUDA: decode GEMVs of q8_0,\n"
                "                          q4_k, q6_k) or f32 (float activations, matches a\n"
                "                          float reference)\n"
@@ -211,7 +214,8 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling) {
     const bool is_ctx = IS("--ctx") || IS("-c") || IS("--ctx-size");
     const bool is_seed = IS("--seed") || IS("-s");
     const bool known = IS("-m") || IS("--model") || IS("--backend") || IS("-t") ||
-                       IS("--threads") || is_ctx || IS("--compute") || IS("--quant-act");
+                       IS("--threads") || is_ctx || IS("--compute") || IS("--quant-act") ||
+                       IS("--kv-type");
     const bool known_s =
         sampling && (IS("--temp") || IS("--top-k") || IS("--top-p") || IS("--min-p") ||
                      IS("--repeat-penalty") || IS("--presence-penalty") ||
@@ -241,6 +245,12 @@ int fr_cli_parse_flag(fr_cli *c, int argc, char **argv, int *i, bool sampling) {
         if (!fr_compute_type_parse(v, &c->compute)) {
             fprintf(stderr, "ferrum %s: --compute: expected f32, bf16 or f16, got '%s'\n", c->cmd,
                     v);
+            return -1;
+        }
+    } else if (IS("--kv-type")) {
+        if (!fr_kv_type_parse(v, &c->mp.kv_type) || c->mp.kv_type == FR_KV_DEFAULT) {
+            fprintf(stderr, "ferrum %s: --kv-type: expected f16, bf16, f32 or auto, got '%s'\n",
+                    c->cmd, v);
             return -1;
         }
     } else if (IS("--temp")) {

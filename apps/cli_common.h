@@ -27,7 +27,7 @@ typedef struct fr_cli {
 void fr_cli_init(fr_cli *c, const char *cmd);
 
 /* Tries argv[*i] as one of the shared flags (-m/--model, --backend, -t/--threads,
- * -c/--ctx/--ctx-size, --compute, --quant-act, -v/--verbose; with
+ * -c/--ctx/--ctx-size, --compute, --kv-type, --quant-act, -v/--verbose; with
  * sampling also --temp, --top-k, --top-p, --min-p, --repeat-penalty, --presence-penalty,
  * --frequency-penalty, --repeat-last-n, -s/--seed). Returns 1 when consumed (advancing *i past its
  * value), 0 when not one of them, -1 on a usage error (message printed). */

@@ -71,12 +71,35 @@ typedef enum fr_quant_act {
     FR_QUANT_ACT_F32 = 1,
 } fr_quant_act;
 
+/* Element type of a session's KV cache. A 16-bit cache halves its memory (the default model at
+ * 4096 tokens: 189 MB f32) and the bytes attention reads per token; attention widens each row to
+ * f32 as it loads it and accumulates in f32, so the only error is the rounding of each stored K and
+ * V element (relative 2^-11 for f16, 2^-8 for bf16). FR_KV_AUTO is what the ferrum CLI uses:
+ * f16 where the backend converts it in hardware (CPU: F16C, with the AVX2 or AVX-512 kernels),
+ * else f32; with 16-bit compute, the compute type. With 16-bit compute the cache must be of the
+ * compute type (session creation refuses anything else with FR_ERR_UNSUPPORTED). */
+typedef enum fr_kv_type {
+    FR_KV_DEFAULT = 0, /* session: the model's kv_type; model: the compute type (f32: exact) */
+    FR_KV_F32 = 1,
+    FR_KV_BF16 = 2,
+    FR_KV_F16 = 3,
+    FR_KV_AUTO = 4, /* the backend's choice, see above */
+} fr_kv_type;
+
+/* "default", "f32", "bf16", "f16", "auto"; "?" otherwise */
+const char *fr_kv_type_name(fr_kv_type t);
+/* One of the names above (case-insensitive) -> *out; false (and *out untouched) otherwise. */
+bool fr_kv_type_parse(const char *name, fr_kv_type *out);
+
 typedef struct fr_model_params {
     const char *backend; /* "cpu" (NULL = cpu) or "cuda" */
     int n_threads;       /* CPU threads; 0 = one per core */
     int device;          /* GPU ordinal */
     /* CPU quantized matmuls: FR_QUANT_ACT_Q8 (default) or FR_QUANT_ACT_F32 */
     fr_quant_act quant_act;
+    /* KV cache type of this model's sessions, unless a session asks for its own
+     * (fr_session_params.kv_type); FR_KV_DEFAULT here = the session's compute type. */
+    fr_kv_type kv_type;
     /* Optional: when set, the loader reads every weight page in before returning (so the cost
      * shows up as load time, not in the first forward) and reports progress: done of total bytes,
      * from (0, total) to (total, total). */
@@ -150,6 +173,7 @@ typedef struct fr_session_params {
                                 GPU (weights that a prefill GEMM must dequantize are converted once
                                 per forward, so GPUs want long chunks); capped at n_ctx */
     fr_compute_type compute; /* activation / KV cache precision; FR_COMPUTE_F32 by default */
+    fr_kv_type kv_type;      /* KV cache type; FR_KV_DEFAULT = the model's (fr_model_params) */
 } fr_session_params;
 
 fr_session_params fr_session_default_params(void);
@@ -162,6 +186,8 @@ int fr_session_pos(const fr_session *s);                              /* tokens 
 int fr_session_n_ctx(const fr_session *s);                            /* capacity */
 int fr_session_n_batch(const fr_session *s); /* tokens per prefill forward */
 fr_compute_type fr_session_compute(const fr_session *s);
+/* The KV cache type in force: FR_KV_F32, _BF16 or _F16 (never DEFAULT or AUTO). */
+fr_kv_type fr_session_kv_type(const fr_session *s);
 
 /* Appends n tokens (prefill in chunks of n_batch; n = 1 is a decode step). logits, when not
  * NULL, receives n rows of vocab floats (row i = the distribution after ids[i]). Fails with
@@ -357,8 +383,8 @@ fr_status fr_generate(fr_session *s, fr_sampler *smp, const fr_tokenizer *tok,
 /* Bytes one decode step reads with n_past tokens already in the cache: every weight as stored
  * (only one row of an untied embedding table) plus the K and V cache rows attention visits. */
 size_t fr_model_decode_bytes(const fr_model *m, int n_past);
-/* The same for a session: its KV cache rows counted in the session's compute type (f32 cache
- * rows in fr_model_decode_bytes, half of that with BF16 / F16 compute). */
+/* The same for a session: its KV cache rows counted in the session's KV cache type (f32 cache
+ * rows in fr_model_decode_bytes, half of that with a BF16 / F16 cache). */
 size_t fr_session_decode_bytes(const fr_session *s, int n_past);
 
 /* The model's own sampling defaults (generation_config.json: do_sample=false -> greedy,

@@ -964,6 +964,114 @@ static void test_attention(void) {
     }
 }
 
+/* A 16-bit KV cache under f32 activations (--kv-type f16|bf16, the CPU default): K and V rows are
+ * appended from f32 by kv_append (rounding each element once, to nearest even) and attention
+ * widens them back as it reads them. Checked against float64 twice: on the rounded values the
+ * host computes (tol(ct): the op itself adds only f32 rounding, and kv_append must round exactly
+ * as the host does), and on the unrounded f32 values, where the rounding of the cache is the whole
+ * error: a relative step of 2^-11 (f16) or 2^-8 (bf16) per element, RMS 2^-11/sqrt(3) = 2.8e-4
+ * and 8x that, so NMSE near 8e-8 and 64x that. Measured over these cases on every CPU table:
+ * at most 1.3e-7 (f16) and 5.9e-6 (bf16). The limits, 1e-6 and 5e-5, leave 8x; an element read
+ * with the wrong dtype or from the wrong position gives ~1. */
+static double cache16_worst[2];
+
+static void cache16_case(fr_dtype ct, int64_t H, int64_t Hkv, int64_t T, int64_t D, int64_t L,
+                         int64_t p0, int window) {
+    const int64_t n = p0 + T; /* keys appended: every position a query can see */
+    dt q, kin, vin, apos, k, v, pos, out;
+    dt_make(&q, FR_DTYPE_F32, 3, (int64_t[]){H, T, D}, 0);
+    dt_make(&kin, FR_DTYPE_F32, 3, (int64_t[]){Hkv, n, D}, 0);
+    dt_make(&vin, FR_DTYPE_F32, 3, (int64_t[]){Hkv, n, D}, 0);
+    dt_make(&apos, FR_DTYPE_I32, 1, (int64_t[]){n}, 0);
+    dt_make(&k, ct, 3, (int64_t[]){Hkv, L, D}, 0);
+    dt_make(&v, ct, 3, (int64_t[]){Hkv, L, D}, 0);
+    dt_make(&pos, FR_DTYPE_I32, 1, (int64_t[]){T}, 0);
+    dt_make(&out, FR_DTYPE_F32, 3, (int64_t[]){T, H, D}, 0);
+    double *qv = rand_vals(H * T * D), *kx = rand_vals(Hkv * n * D), *vx = rand_vals(Hkv * n * D);
+    for (int64_t i = 0; i < Hkv * n * D; i++)
+        kx[i] *= 3.0; /* sharper softmax, as test_attention */
+    double *ap = malloc(sizeof(double) * (size_t)n), *pv = malloc(sizeof(double) * (size_t)T);
+    for (int64_t j = 0; j < n; j++)
+        ap[j] = (double)j;
+    for (int64_t t = 0; t < T; t++)
+        pv[t] = (double)(p0 + t);
+    dt_upload(&q, qv);
+    dt_upload(&kin, kx); /* kx, vx: the f32 values, not yet rounded to ct */
+    dt_upload(&vin, vx);
+    dt_upload(&apos, ap);
+    dt_upload(&pos, pv);
+    dt_poison(&k); /* rows past n stay NaN: attention must not read them */
+    dt_poison(&v);
+    dt_poison(&out);
+    CALL_OK(fr_op_kv_append(B, &kin.t, &apos.t, &k.t, ERR), "kv_append k");
+    CALL_OK(fr_op_kv_append(B, &vin.t, &apos.t, &v.t, ERR), "kv_append v");
+    fr_attention_params prm = {.scale = 0, .window = window};
+    CALL_OK(fr_op_attention(B, &q.t, &k.t, &v.t, &pos.t, &prm, &out.t, ERR), "attention");
+
+    /* references over [Hkv, L, D] caches: the rounded and the unrounded values up to n */
+    const int64_t nc = Hkv * L * D;
+    double *kr = calloc((size_t)nc, sizeof(double)), *vr = calloc((size_t)nc, sizeof(double));
+    double *kf = calloc((size_t)nc, sizeof(double)), *vf = calloc((size_t)nc, sizeof(double));
+    for (int64_t h = 0; h < Hkv; h++)
+        for (int64_t i = 0; i < n * D; i++) {
+            const int64_t c = h * L * D + i, x = h * n * D + i;
+            kf[c] = kx[x], vf[c] = vx[x];
+            kr[c] = rounded(ct, kx[x]), vr[c] = rounded(ct, vx[x]);
+        }
+    double *ref = malloc(sizeof(double) * (size_t)(T * H * D));
+    double *got = malloc(sizeof(double) * (size_t)(T * H * D)), *w = malloc(sizeof(double) * L);
+    char what[160];
+    snprintf(what, sizeof what,
+             "attention, %s cache from kv_append: H=%lld Hkv=%lld T=%lld D=%lld p0=%lld W=%d",
+             fr_dtype_name(ct), (long long)H, (long long)Hkv, (long long)T, (long long)D,
+             (long long)p0, window);
+    ref_attention(qv, kr, vr, pv, H, Hkv, T, D, L, window, 0, w, ref);
+    check_out(&out, got, ref, tol(ct), what);
+    ref_attention(qv, kf, vf, pv, H, Hkv, T, D, L, window, 0, w, ref);
+    const double e = nmse(got, ref, T * H * D);
+    const double limit = ct == FR_DTYPE_F16 ? 1e-6 : 5e-5;
+    CHECK(e <= limit, "[%s] %s, against the unrounded f32 values: nmse %.3g > %.3g", BNAME, what, e,
+          limit);
+    double *worst = &cache16_worst[ct == FR_DTYPE_F16 ? 0 : 1];
+    if (!(e <= *worst)) *worst = e;
+    free(qv);
+    free(kx);
+    free(vx);
+    free(ap);
+    free(pv);
+    free(kr);
+    free(vr);
+    free(kf);
+    free(vf);
+    free(ref);
+    free(got);
+    free(w);
+    dt_free(&q);
+    dt_free(&kin);
+    dt_free(&vin);
+    dt_free(&apos);
+    dt_free(&k);
+    dt_free(&v);
+    dt_free(&pos);
+    dt_free(&out);
+}
+
+static void test_attention_cache16(void) {
+    const fr_dtype cts[] = {FR_DTYPE_F16, FR_DTYPE_BF16};
+    cache16_worst[0] = cache16_worst[1] = 0;
+    for (int di = 0; di < 2; di++) {
+        const fr_dtype ct = cts[di];
+        cache16_case(ct, 2, 2, 1, 17, 60, 40, 0);       /* decode, GQA 1, odd D */
+        cache16_case(ct, 16, 8, 1, 128, 2100, 2047, 0); /* decode deep into a 2k context */
+        cache16_case(ct, 8, 2, 1, 64, 300, 250, 100);   /* decode, GQA 4, sliding window */
+        cache16_case(ct, 4, 2, 37, 64, 300, 100, 0);    /* prefill block after a prefix, GQA 2 */
+        cache16_case(ct, 9, 3, 64, 64, 64, 0, 0);       /* prefill from 0, GQA 3, cache full */
+        cache16_case(ct, 8, 2, 19, 32, 150, 60, 20);    /* prefill, GQA 4, window across tiles */
+    }
+    fprintf(stderr, "[%s] 16-bit cache vs unrounded f32 values: worst nmse f16 %.3g, bf16 %.3g\n",
+            BNAME, cache16_worst[0], cache16_worst[1]);
+}
+
 /* Attention with 16-bit q, cache and (mostly) output: what --compute bf16|f16 runs, and on CUDA
  * the tensor-core prefill kernel (16-bit q and cache, D 64 or 128, T >= 16, 16-byte aligned cache
  * rows). Backends without 16-bit activations skip it. */
@@ -1237,6 +1345,7 @@ static void run_all(void) {
     test_kv_append();
     test_attn_prepare();
     test_attention();
+    test_attention_cache16();
     test_attention_act();
     test_elementwise();
     test_argmax();

@@ -44,7 +44,7 @@ static double now_s(void) {
 
 /* ---------------------------------------------------------------- bytes per decode step */
 
-/* kv_elem: bytes per element of the KV cache (4 for f32, 2 for a bf16/f16 session) */
+/* kv_elem: bytes per element of the KV cache (4 for f32, 2 for a bf16/f16 cache) */
 static size_t decode_bytes(const fr_model *m, int n_past, size_t kv_elem) {
     const fr_config *c = &m->cfg;
     size_t bytes = m->weight_bytes;
@@ -72,7 +72,7 @@ size_t fr_model_decode_bytes(const fr_model *m, int n_past) {
 
 size_t fr_session_decode_bytes(const fr_session *s, int n_past) {
     return decode_bytes(fr_session_model(s), n_past,
-                        fr_session_compute(s) == FR_COMPUTE_F32 ? sizeof(float) : 2);
+                        fr_session_kv_type(s) == FR_KV_F32 ? sizeof(float) : 2);
 }
 
 /* ---------------------------------------------------------------- sampling defaults */

@@ -59,6 +59,56 @@ bool fr_compute_type_parse(const char *name, fr_compute_type *out) {
     return false;
 }
 
+const char *fr_kv_type_name(fr_kv_type t) {
+    switch (t) {
+    case FR_KV_DEFAULT:
+        return "default";
+    case FR_KV_F32:
+        return "f32";
+    case FR_KV_BF16:
+        return "bf16";
+    case FR_KV_F16:
+        return "f16";
+    case FR_KV_AUTO:
+        return "auto";
+    }
+    return "?";
+}
+
+bool fr_kv_type_parse(const char *name, fr_kv_type *out) {
+    for (int t = FR_KV_DEFAULT; name && t <= FR_KV_AUTO; t++)
+        if (!strcasecmp(name, fr_kv_type_name((fr_kv_type)t))) {
+            *out = (fr_kv_type)t;
+            return true;
+        }
+    return false;
+}
+
+/* The KV cache dtype for kv type t (the session's, else the model's) with compute dtype
+ * `compute`; false for a value outside the enum. */
+static bool kv_dtype(const fr_model *m, fr_kv_type t, fr_dtype compute, fr_dtype *out) {
+    if (t == FR_KV_DEFAULT) t = m->kv_type;
+    switch (t) {
+    case FR_KV_DEFAULT:
+        *out = compute;
+        return true;
+    case FR_KV_AUTO:
+        /* 16-bit activations are appended and read in their own type */
+        *out = compute != FR_DTYPE_F32 ? compute : fr_backend_kv_auto_dtype(m->backend);
+        return true;
+    case FR_KV_F32:
+        *out = FR_DTYPE_F32;
+        return true;
+    case FR_KV_BF16:
+        *out = FR_DTYPE_BF16;
+        return true;
+    case FR_KV_F16:
+        *out = FR_DTYPE_F16;
+        return true;
+    }
+    return false;
+}
+
 /* The element type of the forward state's activations and KV cache; false for a value outside
  * the enum (a caller's uninitialised field). */
 static bool compute_dtype(fr_compute_type t, fr_dtype *out) {
@@ -98,6 +148,12 @@ fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_ses
                             "session: unknown compute type %d (expected "
                             "FR_COMPUTE_F32, _BF16 or _F16)",
                             (int)p.compute);
+    fr_dtype kv;
+    if (!kv_dtype(m, p.kv_type, compute, &kv))
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "session: unknown kv type %d (expected FR_KV_DEFAULT, _F32, _BF16, "
+                            "_F16 or _AUTO)",
+                            (int)p.kv_type);
     fr_session *s = calloc(1, sizeof *s);
     if (!s) return fr_error_set(err, FR_ERR_NOMEM, "session: out of memory");
     s->model = m;
@@ -105,7 +161,7 @@ fr_status fr_session_create(fr_model *m, const fr_session_params *params, fr_ses
     /* GPUs sample on the device by default; the CPU keeps the host sampler (same logits, no
      * copy to save) unless a caller opts in */
     s->device_sampling = m->backend->ops->sample && m->backend->ops->graph_capture_begin;
-    fr_status st = fr_forward_state_init(m, p.n_ctx, p.n_batch, compute, &s->st, err);
+    fr_status st = fr_forward_state_init(m, p.n_ctx, p.n_batch, compute, kv, &s->st, err);
     if (st) {
         free(s);
         return st;
@@ -148,6 +204,11 @@ fr_compute_type fr_session_compute(const fr_session *s) {
     return s->st.compute == FR_DTYPE_BF16  ? FR_COMPUTE_BF16
            : s->st.compute == FR_DTYPE_F16 ? FR_COMPUTE_F16
                                            : FR_COMPUTE_F32;
+}
+fr_kv_type fr_session_kv_type(const fr_session *s) {
+    return s->st.kv == FR_DTYPE_BF16  ? FR_KV_BF16
+           : s->st.kv == FR_DTYPE_F16 ? FR_KV_F16
+                                      : FR_KV_F32;
 }
 fr_model *fr_session_model(const fr_session *s) {
     return s->model;

@@ -45,6 +45,10 @@ bool fr_backend_accepts_act(const fr_backend *b, fr_dtype t) {
     return (unsigned)t < 32 && (b->ops->act_dtypes & (1u << t)) != 0;
 }
 
+fr_dtype fr_backend_kv_auto_dtype(const fr_backend *b) {
+    return b->ops->kv_auto_dtype ? b->ops->kv_auto_dtype(b->ctx) : FR_DTYPE_F32;
+}
+
 bool fr_backend_has_fused(const fr_backend *b, fr_fused_op op) {
     switch (op) {
     case FR_FUSED_MATMUL_MULTI:

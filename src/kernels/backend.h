@@ -61,6 +61,9 @@ typedef struct fr_backend_ops {
      * runner asks here before it allocates 16-bit activations (a clear error up front instead of
      * the first op refusing mid-forward). */
     unsigned act_dtypes;
+    /* Optional: the KV cache dtype a session with f32 activations gets from FR_KV_AUTO, f16 where
+     * this backend widens f16 in hardware (the CPU with F16C); NULL means f32. */
+    fr_dtype (*kv_auto_dtype)(void *ctx);
     void (*destroy)(void *ctx);
 
     /* ---- buffers ---- */
@@ -146,6 +149,8 @@ void fr_backend_destroy(fr_backend *b);
 const char *fr_backend_name(const fr_backend *b);
 /* Whether every op of the backend accepts activations of dtype t (f32 always does). */
 bool fr_backend_accepts_act(const fr_backend *b, fr_dtype t);
+/* The backend's KV cache dtype for FR_KV_AUTO with f32 activations (f32 when it names none). */
+fr_dtype fr_backend_kv_auto_dtype(const fr_backend *b);
 /* The optional fused ops. The model runner asks once, before recording a step, and issues
  * either the fused op or the unfused sequence it stands for. */
 typedef enum fr_fused_op {

@@ -11,7 +11,9 @@
  * Dtypes (see fr_forward_state): x (`res`), the sublayer outputs (`proj`) and the logits are f32;
  * everything else, the KV cache included, is in the session's compute dtype, so with bf16/f16
  * compute each op reads and writes 16-bit tensors (computing in f32 inside) and the matmuls take
- * 16-bit inputs. The op sequence is the same for every compute dtype. */
+ * 16-bit inputs. The op sequence is the same for every compute dtype. With f32 compute the KV
+ * cache may still be 16-bit (fr_kv_type): kv_append rounds each row into it and attention widens
+ * the rows back as it reads them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +51,7 @@ void fr_forward_state_free(fr_forward_state *st) {
 }
 
 fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dtype compute,
-                                fr_forward_state *st, fr_error *err) {
+                                fr_dtype kv, fr_forward_state *st, fr_error *err) {
     memset(st, 0, sizeof *st);
     const fr_config *c = &m->cfg;
     fr_backend *be = m->backend;
@@ -67,12 +69,23 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dt
                             "session: %s compute needs 16-bit activations, which the %s backend "
                             "does not support (use f32 compute)",
                             fr_dtype_name(compute), fr_backend_name(be));
+    if (kv != FR_DTYPE_F32 && kv != FR_DTYPE_BF16 && kv != FR_DTYPE_F16)
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "session: KV cache type %s is not one of f32, bf16, f16",
+                            fr_dtype_get(kv) ? fr_dtype_name(kv) : "?");
+    /* with f32 activations every backend widens a 16-bit cache row as it reads it (the attention
+     * ops take any cache dtype); 16-bit activations are appended and read in their own type */
+    if (compute != FR_DTYPE_F32 && kv != compute)
+        return fr_error_set(err, FR_ERR_UNSUPPORTED,
+                            "session: a %s KV cache with %s compute (with 16-bit compute the "
+                            "cache is of the compute type)",
+                            fr_dtype_name(kv), fr_dtype_name(compute));
     if (n_batch > n_ctx) n_batch = n_ctx;
     const size_t C = (size_t)c->hidden, H = (size_t)c->n_heads, Hkv = (size_t)c->n_kv_heads,
                  D = (size_t)c->head_dim, F = (size_t)c->intermediate, V = (size_t)c->vocab,
                  T = (size_t)n_batch, L = (size_t)c->n_layers, N = (size_t)n_ctx;
     /* bytes per element: f32 for the residual stream, sublayer outputs and logits; the compute
-     * dtype for everything a matmul reads and for the KV cache */
+     * dtype for everything a matmul reads */
     const size_t es = (size_t)fr_dtype_get(compute)->block_bytes;
     /* bounded so the lm_head scratch stays small even for 150k-token vocabularies */
     const size_t R = T < 32 ? T : 32;
@@ -80,12 +93,14 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dt
     st->n_batch = n_batch;
     st->n_logit_rows = (int)R;
     st->compute = compute;
+    st->kv = kv;
 
-    /* KV cache: [L][K|V][Hkv, N, D] in the compute dtype */
+    /* KV cache: [L][K|V][Hkv, N, D] in the kv dtype */
+    const size_t kes = (size_t)fr_dtype_get(kv)->block_bytes;
     layout kl = {0};
     size_t per = 0;
     if (__builtin_mul_overflow(Hkv * D, N, &per)) kl.overflow = true;
-    size_t kv_off = reserve(&kl, per, 2 * L * es);
+    size_t kv_off = reserve(&kl, per, 2 * L * kes);
     (void)kv_off;
     if (kl.overflow)
         return fr_error_set(err, FR_ERR_RANGE, "session: a KV cache of %d tokens is too large",
@@ -103,11 +118,10 @@ fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dt
                                kl.used);
     }
     for (size_t l = 0; l < L; l++) {
-        const size_t base = l * 2 * per * es;
-        st->k_cache[l] =
-            fr_tensor_3d(&st->kv_buf, base, compute, (int64_t)Hkv, (int64_t)N, (int64_t)D);
-        st->v_cache[l] = fr_tensor_3d(&st->kv_buf, base + per * es, compute, (int64_t)Hkv,
-                                      (int64_t)N, (int64_t)D);
+        const size_t base = l * 2 * per * kes;
+        st->k_cache[l] = fr_tensor_3d(&st->kv_buf, base, kv, (int64_t)Hkv, (int64_t)N, (int64_t)D);
+        st->v_cache[l] =
+            fr_tensor_3d(&st->kv_buf, base + per * kes, kv, (int64_t)Hkv, (int64_t)N, (int64_t)D);
     }
 
     /* RoPE table for every position the cache can hold */

@@ -251,6 +251,12 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
     *out = NULL;
     fr_model_params defaults = fr_model_default_params();
     if (!params) params = &defaults;
+    if ((unsigned)params->kv_type > FR_KV_AUTO) {
+        fr_weights_free(src);
+        return fr_error_set(err, FR_ERR_INVALID,
+                            "%s: model params: kv_type %d is not an fr_kv_type", path,
+                            (int)params->kv_type);
+    }
     fr_model *m = calloc(1, sizeof *m);
     if (!m) {
         fr_weights_free(src);
@@ -259,6 +265,7 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
     pthread_mutex_init(&m->lock, NULL);
     m->src = src;
     m->cfg = *cfg;
+    m->kv_type = params->kv_type;
     m->path = strdup(path);
     m->layers = calloc((size_t)cfg->n_layers, sizeof *m->layers);
     m->region_bufs =

@@ -37,6 +37,7 @@ struct fr_model {
     int64_t n_params;
     size_t weight_bytes;
     char dtypes[64];
+    fr_kv_type kv_type;   /* fr_model_params.kv_type: the default of its sessions */
     pthread_mutex_t lock; /* one forward at a time per model (the backend is not re-entrant) */
 };
 
@@ -54,13 +55,14 @@ fr_status fr_model_load_from_source(const char *path, const fr_config *cfg, fr_w
 typedef void (*fr_hidden_hook)(void *user, int index, int pos0, const fr_tensor *x);
 
 /* Buffer dtypes: `res` (the residual stream), `proj` (each sublayer's output, added to res) and
- * `logits` are always f32; every other activation and the KV cache are in the compute dtype
- * `compute` (f32, bf16 or f16), so with a 16-bit one every matmul reads 16-bit inputs. */
+ * `logits` are always f32; every other activation is in the compute dtype `compute` (f32, bf16
+ * or f16), so with a 16-bit one every matmul reads 16-bit inputs. The KV cache is in `kv`. */
 typedef struct fr_forward_state {
     int n_ctx, n_batch, n_logit_rows;
     fr_dtype compute;   /* compute dtype */
+    fr_dtype kv;        /* KV cache dtype: the compute dtype, or a 16-bit one with f32 compute */
     fr_buffer kv_buf;   /* all layers' K and V caches */
-    fr_tensor *k_cache; /* [n_layers] of [Hkv, n_ctx, D] compute */
+    fr_tensor *k_cache; /* [n_layers] of [Hkv, n_ctx, D] kv */
     fr_tensor *v_cache;
     fr_buffer rope_buf;
     fr_tensor rope; /* [n_ctx, D] f32 */
@@ -82,9 +84,10 @@ typedef struct fr_forward_state {
 } fr_forward_state;
 
 /* compute: the compute dtype (FR_DTYPE_F32, _BF16 or _F16); a 16-bit one needs a backend that
- * accepts 16-bit activations (FR_ERR_UNSUPPORTED otherwise). */
+ * accepts 16-bit activations (FR_ERR_UNSUPPORTED otherwise). kv: the KV cache dtype, any of those
+ * three with f32 compute, the compute dtype itself otherwise (FR_ERR_UNSUPPORTED). */
 fr_status fr_forward_state_init(const fr_model *m, int n_ctx, int n_batch, fr_dtype compute,
-                                fr_forward_state *st, fr_error *err);
+                                fr_dtype kv, fr_forward_state *st, fr_error *err);
 void fr_forward_state_free(fr_forward_state *st);
 
 enum { FR_LOGITS_NONE = 0, FR_LOGITS_LAST = 1, FR_LOGITS_ALL = 2 };

@@ -186,6 +186,7 @@ static fr_status cpu_buffer_wrap_host(void *ctx, void *ptr, size_t size, fr_buff
 
 static const fr_backend_ops cpu_ops = {
     .name = "cpu",
+    .kv_auto_dtype = fr_cpu_kv_auto_dtype,
     .destroy = cpu_destroy,
     .buffer_alloc = cpu_buffer_alloc,
     .buffer_free = cpu_buffer_free,

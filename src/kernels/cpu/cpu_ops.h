@@ -32,6 +32,7 @@ fr_status fr_cpu_qk_norm_rope(void *ctx, const fr_tensor *x, const fr_tensor *no
                               fr_tensor *out, fr_error *err);
 fr_status fr_cpu_kv_append(void *ctx, const fr_tensor *kv, const fr_tensor *pos, fr_tensor *cache,
                            fr_error *err);
+fr_dtype fr_cpu_kv_auto_dtype(void *ctx);
 fr_status fr_cpu_attn_prepare(void *ctx, const fr_tensor *q, const fr_tensor *k, const fr_tensor *v,
                               const fr_tensor *q_norm, const fr_tensor *k_norm,
                               const fr_tensor *rope, const fr_tensor *pos, int mode, float eps,
