@@ -10,6 +10,8 @@
 
 #include "common/testutil.h"
 #include "ferrum.h"
+#include "model/gguf.h"
+#include "tokenizer/tok_gguf.h"
 #include "tokenizer/tokenizer.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -721,6 +723,182 @@ static void test_malformed(void) {
     CHECK(st != FR_OK && strstr(err.msg, "GGUF"), "gguf: %s", err.msg);
 }
 
+/* ---------------------------------------------------------------- SentencePiece BPE (Mistral) */
+
+/* decode(ids, skip) and the streamed decode both equal `want`. */
+static bool decodes_to(const fr_tokenizer *tok, const cJSON *ids_json, bool skip,
+                       const cJSON *want) {
+    size_t n, dl = 0, sl = 0;
+    int32_t *ids = json_ids(ids_json, &n);
+    char *dec = NULL;
+    fr_error err = {0};
+    bool ok = !fr_tokenizer_decode(tok, ids, n, skip, &dec, &dl, &err) && text_equal(dec, dl, want);
+    bool pieces_valid;
+    char *streamed = stream_decode(tok, ids, n, skip, &sl, &pieces_valid);
+    ok = ok && streamed && pieces_valid && text_equal(streamed, sl, want);
+    free(streamed);
+    free(dec);
+    free(ids);
+    return ok;
+}
+
+static bool encodes_to(const fr_tokenizer *tok, const char *text, bool special, const cJSON *want) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    fr_error err = {0};
+    bool ok = !fr_tokenizer_encode(tok, text, strlen(text), special, &ids, &n, &err) &&
+              ids_equal(ids, n, want);
+    free(ids);
+    return ok;
+}
+
+/* Random ids, mostly byte-fallback tokens (ids 3-258) with specials and "\xe2\x96\x81" among
+ * them: streamed pieces are complete UTF-8 and concatenate to the full decode, skipping specials
+ * or not. */
+static void test_stream_bytes(const fr_tokenizer *tok) {
+    fr_test_rng rng = {7};
+    const int32_t others[] = {0, 1, 2, 28705, 259, 22557};
+    int bad = 0;
+    for (int round = 0; round < 400; round++) {
+        int32_t ids[16];
+        size_t n = fr_test_rng_u64(&rng) % 16;
+        for (size_t i = 0; i < n; i++)
+            ids[i] = fr_test_rng_u64(&rng) % 4 ? 3 + (int32_t)(fr_test_rng_u64(&rng) % 256)
+                                               : others[fr_test_rng_u64(&rng) % 6];
+        bool skip = round & 1, pieces_valid;
+        char *full = NULL;
+        size_t flen = 0, slen = 0;
+        fr_error err = {0};
+        char *streamed = stream_decode(tok, ids, n, skip, &slen, &pieces_valid);
+        if (fr_tokenizer_decode(tok, ids, n, skip, &full, &flen, &err) || !streamed ||
+            slen != flen || memcmp(full, streamed, flen) || !pieces_valid ||
+            !valid_utf8(full, flen))
+            bad++;
+        free(full);
+        free(streamed);
+    }
+    CHECK(bad == 0, "mistral: %d byte-heavy streaming decodes differ", bad);
+}
+
+/* The newer form of the same tokenizer.json: no normalizer, a Metaspace pre-tokenizer. */
+static fr_tokenizer *mistral_metaspace(void) {
+    char path[1024];
+    cJSON *j = load_json(fr_test_tokenizer_path("mistral/tokenizer.json", path, sizeof path));
+    CHECK(j != NULL, "read %s", path);
+    if (!j) return NULL;
+    cJSON_ReplaceItemInObject(j, "normalizer", cJSON_CreateNull());
+    cJSON_ReplaceItemInObject(
+        j, "pre_tokenizer",
+        cJSON_Parse("{\"type\": \"Metaspace\", \"replacement\": \"\xe2\x96\x81\", "
+                    "\"prepend_scheme\": \"first\", \"split\": false}"));
+    char *text = cJSON_PrintUnformatted(j);
+    fr_error err = {0};
+    fr_tokenizer *tok = NULL;
+    CHECK(load_text(text, strlen(text), &err, &tok) == FR_OK, "metaspace form: %s", err.msg);
+    free(text);
+    cJSON_Delete(j);
+    return tok;
+}
+
+/* The tokenizer.* metadata ferrum's quantize writes for the tokenizer folder, loaded back. */
+static fr_tokenizer *mistral_written(void) {
+    char dir[1024], tmp[] = "/tmp/fr_tok_spmXXXXXX";
+    fr_error err = {0};
+    fr_gguf_writer *w = NULL;
+    fr_tokenizer *tok = NULL;
+    int32_t eos = 2;
+    int fd = mkstemp(tmp);
+    close(fd);
+    fr_status st = fr_gguf_writer_create(&w, &err);
+    if (!st)
+        st = fr_tokenizer_json_to_gguf(fr_test_tokenizer_path("mistral", dir, sizeof dir), 32000, 1,
+                                       &eos, 1, w, &err);
+    if (!st) st = fr_gguf_writer_write(w, tmp, &err);
+    if (!st) st = fr_tokenizer_load(tmp, &tok, &err);
+    CHECK(st == FR_OK, "mistral written as GGUF: %s", err.msg);
+    fr_gguf_writer_free(w);
+    unlink(tmp);
+    return tok;
+}
+
+/* Mistral 7B v0.1's tokenizer (Llama 2 style) as tokenizer.json, in its newer Metaspace form, as
+ * a GGUF "llama" tokenizer merging by SentencePiece scores (as llama.cpp's converter writes it)
+ * and as the GGUF quantize writes from the tokenizer.json (scores from merge ranks), against
+ * fixtures/tokenizer/mistral.jsonl (HF tokenizers; scripts/gen_spm_refs.py). */
+static void test_mistral(void) {
+    char path[1024];
+    fr_error err = {0};
+    fr_tokenizer *json = load_named("mistral"), *meta = mistral_metaspace(), *gguf = NULL;
+    fr_tokenizer *written = mistral_written();
+    CHECK(!fr_tokenizer_load(fr_test_tokenizer_path("mistral/tokenizer.gguf", path, sizeof path),
+                             &gguf, &err),
+          "load %s: %s", path, err.msg);
+    if (!json || !meta || !gguf || !written) goto done;
+    fr_tokenizer *all[3] = {json, gguf, written};
+    const char *names[3] = {"json", "gguf", "written gguf"};
+    for (int k = 0; k < 3; k++)
+        CHECK(fr_tokenizer_bos(all[k]) == 1 && fr_tokenizer_eos(all[k]) == 2 &&
+                  fr_tokenizer_is_special(all[k], 0) && fr_tokenizer_is_special(all[k], 1) &&
+                  !fr_tokenizer_is_special(all[k], 3) && fr_tokenizer_vocab_size(all[k]) == 32000,
+              "mistral %s: bos/eos/special/vocab", names[k]);
+    size_t len;
+    char *buf = fr_test_read_file(
+        fr_test_data_path("fixtures/tokenizer/mistral.jsonl", path, sizeof path), &len);
+    CHECK(buf != NULL, "cannot read %s", path);
+    int lines = 0, dec_lines = 0, ok[4] = {0}, dec_ok = 0;
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        cJSON *j = cJSON_Parse(line);
+        CHECK(j != NULL, "mistral.jsonl: bad line");
+        if (!j) continue;
+        const cJSON *jt = cJSON_GetObjectItem(j, "text");
+        if (!cJSON_IsString(jt)) { /* decoding alone */
+            const cJSON *ids = cJSON_GetObjectItem(j, "decode_ids");
+            bool good = true;
+            for (int k = 0; k < 3; k++)
+                good = good && decodes_to(all[k], ids, false, cJSON_GetObjectItem(j, "decoded")) &&
+                       decodes_to(all[k], ids, true, cJSON_GetObjectItem(j, "decoded_skip"));
+            dec_lines++;
+            dec_ok += good;
+            CHECK(good, "mistral decode line %d differs", lines + dec_lines);
+            cJSON_Delete(j);
+            continue;
+        }
+        const char *text = jt->valuestring;
+        lines++;
+        const cJSON *ids = cJSON_GetObjectItem(j, "ids"),
+                    *ids_sp = cJSON_GetObjectItem(j, "ids_with_special");
+        for (int k = 0; k < 3; k++) {
+            bool good =
+                encodes_to(all[k], text, false, ids) && encodes_to(all[k], text, true, ids_sp) &&
+                decodes_to(all[k], ids, false, cJSON_GetObjectItem(j, "decoded")) &&
+                decodes_to(all[k], ids_sp, false, cJSON_GetObjectItem(j, "decoded_special")) &&
+                decodes_to(all[k], ids_sp, true, cJSON_GetObjectItem(j, "decoded_skip"));
+            ok[k] += good;
+            CHECK(good, "mistral %s line %d: %.60s", names[k], lines, text);
+        }
+        bool good = encodes_to(meta, text, false, cJSON_GetObjectItem(j, "ids_metaspace"));
+        ok[3] += good;
+        CHECK(good, "mistral metaspace line %d: %.60s", lines, text);
+        cJSON_Delete(j);
+    }
+    CHECK(lines >= 200 && dec_lines >= 10, "mistral.jsonl: %d + %d lines", lines, dec_lines);
+    fprintf(stderr,
+            "mistral.jsonl: %d lines: tokenizer.json %d, GGUF (SentencePiece scores) %d, GGUF "
+            "written by ferrum %d, Metaspace form %d; %d/%d decode-only lines\n",
+            lines, ok[0], ok[1], ok[2], ok[3], dec_ok, dec_lines);
+    free(buf);
+    test_stream_random(json, "mistral");
+    test_stream_bytes(json);
+    test_stream_bytes(gguf);
+done:
+    fr_tokenizer_free(json);
+    fr_tokenizer_free(meta);
+    fr_tokenizer_free(gguf);
+    fr_tokenizer_free(written);
+}
+
 /* Issue 16: a merge with an empty side (["a", ""], "a ", ["", "a"]) passed a NULL key to
  * memcpy/memcmp in the vocabulary lookup (UBSan). Refused when "" is no token; accepted, and
  * harmless, when the vocabulary has an empty token. */
@@ -786,5 +964,6 @@ int main(void) {
     test_features();
     test_malformed();
     test_empty_merge_sides();
+    test_mistral();
     return fr_test_finish("test_tokenizer");
 }
