@@ -154,7 +154,8 @@ int fr_cli_int_list(const char *cmd, const char *flag, const char *s, long lo, l
 /* ---------------------------------------------------------------- flags */
 
 void fr_cli_usage_model(FILE *f) {
-    fprintf(f, "  -m, --model PATH        model: Hugging Face folder, .safetensors or .gguf file\n"
+    fprintf(f, "options (any taking a value also accepts --option=VALUE):\n"
+               "  -m, --model PATH        model: Hugging Face folder, .safetensors or GGUF file\n"
                "  --backend NAME          cpu (default) or cuda\n"
                "  -t, --threads N         CPU threads (default: one per core)\n"
                "  -c, --ctx N             context size in tokens (default: min(4096, the "
@@ -163,14 +164,13 @@ void fr_cli_usage_model(FILE *f) {
                "  --compute TYPE          activation and KV cache precision: f32 (default), "
                "bf16 or f16\n"
                "                          (bf16/f16 need --backend cuda)\n"
-               "  --quant-act TYPE        matmuls with quantized weights: q8 (default, 8-bit\n"
                "  --kv-type TYPE          KV cache precision: f16, bf16 or f32 (default: f16 on a\n"
                "                          CPU with F16C, else f32; the --compute type if 16-bit)\n"
+               "  --quant-act TYPE        matmuls with quantized weights: q8 (default, 8-bit\n"
                "                          activations, fastest; CUDA: decode GEMVs of q8_0,\n"
                "                          q4_k, q6_k) or f32 (float activations, matches a\n"
                "                          float reference)\n"
-               "  -v, --verbose           print the seed in force and other details on stderr\n"
-               "Every option taking a value also accepts --option=VALUE.\n");
+               "  -v, --verbose           print the seed in force and other details on stderr\n");
 }
 
 int fr_cli_quant_act(const char *cmd, const char *s, fr_quant_act *out) {

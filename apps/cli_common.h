@@ -66,7 +66,7 @@ int fr_cli_load_model(fr_cli *c, fr_model **out, double *seconds);
  * --verbose). */
 fr_sampler_params fr_cli_sampler_params(const fr_cli *c, const fr_model *m);
 
-/* Where the tokenizer and chat template of a model path live: the folder itself, the .gguf file,
+/* Where the tokenizer and chat template of a model path live: the folder itself, the GGUF file,
  * or the folder of a .safetensors file. Writes into buf. */
 const char *fr_cli_tokenizer_path(const char *model_path, char *buf, size_t n);
 

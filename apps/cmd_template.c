@@ -11,7 +11,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ferrum template -m PATH --messages FILE.json [options]\n"
-               "  -m, --model PATH          model folder, tokenizer_config.json or .gguf file\n"
+               "  -m, --model PATH          model folder, tokenizer_config.json or GGUF file\n"
                "  --messages FILE.json      JSON array of {\"role\", \"content\", ...}\n"
                "  --tools FILE.json         JSON array of tool schemas (default: none)\n"
                "  --no-generation-prompt    render without add_generation_prompt\n"

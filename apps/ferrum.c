@@ -41,7 +41,8 @@ static const command commands[] = {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ferrum COMMAND [options]   (ferrum COMMAND --help for details)\n"
+    fprintf(f, "usage: ferrum COMMAND [options]   (ferrum COMMAND --help for details; an option\n"
+               "                                   taking a value also accepts --option=VALUE)\n"
                "       ferrum --version\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (commands[i].fn) fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
