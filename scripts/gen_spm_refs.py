@@ -19,6 +19,7 @@ Each reference line holds, for one text:
   ids_with_special HF, with the post-processor's <s>
   ids_metaspace    HF, the newer form of the same tokenizer (no normalizer, a Metaspace
                    pre-tokenizer with prepend_scheme "first", split false)
+  ids_metaspace_split  the same with prepend_scheme "always" and split true
   ids_spm          sentencepiece itself (text only; it never matches "<s>" in text)
   decoded          HF decode(ids)
   decoded_special  HF decode(ids_with_special)
@@ -79,7 +80,7 @@ def merges_by_score(pieces):
     return vocab, [(a, b) for a, b, _ in merges]
 
 
-def build_hf(proto, metaspace):
+def build_hf(proto, metaspace, scheme="first", split=False):
     from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE
     pieces = [(p.piece, p.score) for p in proto.pieces]
@@ -88,7 +89,7 @@ def build_hf(proto, metaspace):
     tok.add_special_tokens([AddedToken(p.piece, normalized=False, special=True)
                             for p in proto.pieces if p.type in (2, 3)])
     if metaspace:
-        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=split)
     else:
         tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
@@ -206,6 +207,7 @@ def main():
     proto = load_proto(model)
     sp = spm.SentencePieceProcessor(model_file=model)
     legacy, meta = build_hf(proto, False), build_hf(proto, True)
+    meta_split = build_hf(proto, True, "always", True)
 
     lines, differ = [], []
     for text in cases():
@@ -213,6 +215,7 @@ def main():
         s = legacy.encode(text, add_special_tokens=True).ids
         rec = {"text": text, "ids": e, "ids_with_special": s,
                "ids_metaspace": meta.encode(text, add_special_tokens=False).ids,
+               "ids_metaspace_split": meta_split.encode(text, add_special_tokens=False).ids,
                "ids_spm": sp.encode(text),
                "decoded": legacy.decode(e, skip_special_tokens=False),
                "decoded_special": legacy.decode(s, skip_special_tokens=False),

@@ -781,16 +781,18 @@ static void test_stream_bytes(const fr_tokenizer *tok) {
 }
 
 /* The newer form of the same tokenizer.json: no normalizer, a Metaspace pre-tokenizer. */
-static fr_tokenizer *mistral_metaspace(void) {
+static fr_tokenizer *mistral_metaspace(const char *scheme, bool split) {
     char path[1024];
     cJSON *j = load_json(fr_test_tokenizer_path("mistral/tokenizer.json", path, sizeof path));
     CHECK(j != NULL, "read %s", path);
     if (!j) return NULL;
     cJSON_ReplaceItemInObject(j, "normalizer", cJSON_CreateNull());
-    cJSON_ReplaceItemInObject(
-        j, "pre_tokenizer",
-        cJSON_Parse("{\"type\": \"Metaspace\", \"replacement\": \"\xe2\x96\x81\", "
-                    "\"prepend_scheme\": \"first\", \"split\": false}"));
+    char pre[256];
+    snprintf(pre, sizeof pre,
+             "{\"type\": \"Metaspace\", \"replacement\": \"\xe2\x96\x81\", "
+             "\"prepend_scheme\": \"%s\", \"split\": %s}",
+             scheme, split ? "true" : "false");
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer", cJSON_Parse(pre));
     char *text = cJSON_PrintUnformatted(j);
     fr_error err = {0};
     fr_tokenizer *tok = NULL;
@@ -828,12 +830,13 @@ static fr_tokenizer *mistral_written(void) {
 static void test_mistral(void) {
     char path[1024];
     fr_error err = {0};
-    fr_tokenizer *json = load_named("mistral"), *meta = mistral_metaspace(), *gguf = NULL;
+    fr_tokenizer *json = load_named("mistral"), *meta = mistral_metaspace("first", false),
+                 *meta_split = mistral_metaspace("always", true), *gguf = NULL;
     fr_tokenizer *written = mistral_written();
     CHECK(!fr_tokenizer_load(fr_test_tokenizer_path("mistral/tokenizer.gguf", path, sizeof path),
                              &gguf, &err),
           "load %s: %s", path, err.msg);
-    if (!json || !meta || !gguf || !written) goto done;
+    if (!json || !meta || !meta_split || !gguf || !written) goto done;
     fr_tokenizer *all[3] = {json, gguf, written};
     const char *names[3] = {"json", "gguf", "written gguf"};
     for (int k = 0; k < 3; k++)
@@ -845,7 +848,7 @@ static void test_mistral(void) {
     char *buf = fr_test_read_file(
         fr_test_data_path("fixtures/tokenizer/mistral.jsonl", path, sizeof path), &len);
     CHECK(buf != NULL, "cannot read %s", path);
-    int lines = 0, dec_lines = 0, ok[4] = {0}, dec_ok = 0;
+    int lines = 0, dec_lines = 0, ok[5] = {0}, dec_ok = 0;
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
@@ -881,13 +884,17 @@ static void test_mistral(void) {
         bool good = encodes_to(meta, text, false, cJSON_GetObjectItem(j, "ids_metaspace"));
         ok[3] += good;
         CHECK(good, "mistral metaspace line %d: %.60s", lines, text);
+        good = encodes_to(meta_split, text, false, cJSON_GetObjectItem(j, "ids_metaspace_split"));
+        ok[4] += good;
+        CHECK(good, "mistral metaspace (always, split) line %d: %.60s", lines, text);
         cJSON_Delete(j);
     }
     CHECK(lines >= 200 && dec_lines >= 10, "mistral.jsonl: %d + %d lines", lines, dec_lines);
     fprintf(stderr,
             "mistral.jsonl: %d lines: tokenizer.json %d, GGUF (SentencePiece scores) %d, GGUF "
-            "written by ferrum %d, Metaspace form %d; %d/%d decode-only lines\n",
-            lines, ok[0], ok[1], ok[2], ok[3], dec_ok, dec_lines);
+            "written by ferrum %d, Metaspace form %d (always + split %d); %d/%d decode-only "
+            "lines\n",
+            lines, ok[0], ok[1], ok[2], ok[3], ok[4], dec_ok, dec_lines);
     free(buf);
     test_stream_random(json, "mistral");
     test_stream_bytes(json);
@@ -895,8 +902,32 @@ static void test_mistral(void) {
 done:
     fr_tokenizer_free(json);
     fr_tokenizer_free(meta);
+    fr_tokenizer_free(meta_split);
     fr_tokenizer_free(gguf);
     fr_tokenizer_free(written);
+    /* SentencePiece parts the loader cannot honour are refused, naming the part. */
+    expect_bad("Metaspace scheme", NULL, "pre_tokenizer",
+               "{\"type\": \"Metaspace\", \"replacement\": \"_\", \"prepend_scheme\": \"x\"}",
+               FR_ERR_FORMAT, "prepend_scheme \"x\"");
+    expect_bad("Metaspace replacement", NULL, "pre_tokenizer",
+               "{\"type\": \"Metaspace\", \"replacement\": \"ab\"}", FR_ERR_FORMAT,
+               "one character");
+    expect_bad("decoder order", NULL, "decoder",
+               "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Fuse\"}, "
+               "{\"type\": \"ByteFallback\"}]}",
+               FR_ERR_UNSUPPORTED, "\"ByteFallback\" is not supported there");
+    expect_bad("decoder Strip before Fuse", NULL, "decoder",
+               "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Strip\", "
+               "\"content\": \" \", \"start\": 1, \"stop\": 0}]}",
+               FR_ERR_UNSUPPORTED, "\"Strip\" is not supported there");
+    expect_bad("decoder Strip stop", NULL, "decoder",
+               "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Fuse\"}, {\"type\": "
+               "\"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 1}]}",
+               FR_ERR_UNSUPPORTED, "\"stop\"");
+    expect_bad("decoder Replace regex", NULL, "decoder",
+               "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", "
+               "\"pattern\": {\"Regex\": \"a+\"}, \"content\": \" \"}]}",
+               FR_ERR_UNSUPPORTED, "String pattern");
 }
 
 /* Issue 16: a merge with an empty side (["a", ""], "a ", ["", "a"]) passed a NULL key to
