@@ -7,6 +7,9 @@
                                                    scores, token types), as llama.cpp's
                                                    convert_hf_to_gguf writes a SentencePiece model
   tests/data/fixtures/tokenizer/mistral.jsonl      reference ids and decodes for each case
+  tests/data/fixtures/tokenizer/mistral-chat.json  conversations rendered by the Mistral and a
+                                                   Llama 2 style [INST] template (jinja2 set up
+                                                   as transformers does) and their ids
 
 Source: tokenizer.model.v1 (Mistral 7B v0.1's 32000-piece SentencePiece BPE model, Apache-2.0)
 shipped in the `mistral-common` PyPI package. The tokenizer.json is built the way transformers 4.x
@@ -41,6 +44,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKDIR = os.path.join(ROOT, "tests/data/tokenizers/mistral")
 CASES = os.path.join(ROOT, "tests/data/fixtures/tokenizer/mistral.jsonl")
+CHAT = os.path.join(ROOT, "tests/data/fixtures/tokenizer/mistral-chat.json")
 
 # Mistral-7B-Instruct-v0.1's chat template.
 CHAT_TEMPLATE = (
@@ -50,6 +54,53 @@ CHAT_TEMPLATE = (
     "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
     "{{ message['content'] + eos_token + ' ' }}{% else %}{{ raise_exception('Only user and "
     "assistant roles are supported!') }}{% endif %}{% endfor %}")
+
+
+# A Llama 2 chat style template ([INST], <<SYS>> folded into the first user turn, strip()),
+# written here in the form the Llama-2-chat tokenizer_config.json files use.
+LLAMA2_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation "
+    "roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + "
+    "system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}"
+    "{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."},
+     {"role": "user", "content": "And 3+3?"}],
+    [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "  Hello there  "}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."},
+     {"role": "assistant", "content": " Rouge \n"}, {"role": "user", "content": "Un autre ? 🎨"}],
+    [{"role": "user", "content": "Line one\nline two\n\n  indented <s> literal"}],
+    [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],  # not alternating
+    [{"role": "assistant", "content": "first"}],                            # not alternating
+]
+
+
+def chat_cases(legacy):
+    """Both templates over the conversations, rendered by jinja2 set up as transformers does
+    (scripts/gen_jinja_cases.make_env); the rendered text's ids (no special tokens added)."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import jinja2
+    from gen_jinja_cases import make_env
+    env, out = make_env(), []
+    for name, src in (("mistral", CHAT_TEMPLATE), ("llama2", LLAMA2_TEMPLATE)):
+        for conv in CONVERSATIONS:
+            rec = {"template": name, "messages_json": json.dumps(conv, ensure_ascii=False)}
+            try:
+                text = env.from_string(src).render(messages=conv, bos_token="<s>", eos_token="</s>",
+                                                   unk_token="<unk>", add_generation_prompt=False)
+                rec.update({"rendered": text, "ids": legacy.encode(text, add_special_tokens=False).ids})
+            except jinja2.exceptions.TemplateError as e:
+                rec["error"] = str(e)
+            out.append(rec)
+    return out
 
 
 def default_model():
@@ -243,13 +294,16 @@ def main():
            "model_max_length": 1000000000000000019884624838656, "tokenizer_class": "LlamaTokenizer",
            "chat_template": CHAT_TEMPLATE}
     cfg_text = json.dumps(cfg, indent=2, ensure_ascii=False) + "\n"
+    chat_text = ('{"generator": "scripts/gen_spm_refs.py",\n "llama2_template": ' +
+                 json.dumps(LLAMA2_TEMPLATE, ensure_ascii=False) + ',\n "cases": [\n  ' +
+                 ",\n  ".join(json.dumps(c, ensure_ascii=False) for c in chat_cases(legacy)) + "\n ]}\n")
     tok_text = legacy.to_str(pretty=True)
     with tempfile.TemporaryDirectory() as d:
         gpath = os.path.join(d, "tokenizer.gguf")
         write_gguf(proto, gpath)
         gguf_bytes = open(gpath, "rb").read()
 
-    outputs = {CASES: body.encode(), os.path.join(TOKDIR, "tokenizer_config.json"): cfg_text.encode(),
+    outputs = {CASES: body.encode(), CHAT: chat_text.encode(), os.path.join(TOKDIR, "tokenizer_config.json"): cfg_text.encode(),
                os.path.join(TOKDIR, "tokenizer.json.xz"): tok_text.encode(),
                os.path.join(TOKDIR, "tokenizer.gguf.xz"): gguf_bytes}
     bad = 0

@@ -970,6 +970,60 @@ static void test_empty_merge_sides(void) {
     }
 }
 
+/* fixtures/tokenizer/mistral-chat.json: the Mistral template (tokenizer_config.json and the GGUF's
+ * tokenizer.chat_template) and a Llama 2 style one render as jinja2 does, role errors included,
+ * and the rendered prompts encode to HF's ids. */
+static void test_mistral_chat(void) {
+    char path[1024];
+    fr_error err = {0};
+    cJSON *data =
+        load_json(fr_test_data_path("fixtures/tokenizer/mistral-chat.json", path, sizeof path));
+    CHECK(data != NULL, "read %s", path);
+    fr_chat_template *tpl[3] = {0};
+    fr_tokenizer *tok = load_named("mistral");
+    const cJSON *l2 = cJSON_GetObjectItem(data, "llama2_template");
+    CHECK(
+        !fr_chat_template_load(fr_test_tokenizer_path("mistral", path, sizeof path), &tpl[0], &err),
+        "mistral template: %s", err.msg);
+    CHECK(!fr_chat_template_load_gguf(
+              fr_test_tokenizer_path("mistral/tokenizer.gguf", path, sizeof path), &tpl[1], &err),
+          "mistral GGUF template: %s", err.msg);
+    CHECK(cJSON_IsString(l2) &&
+              !fr_chat_template_from_source(l2->valuestring, strlen(l2->valuestring), "<s>", "</s>",
+                                            &tpl[2], &err),
+          "llama2 template: %s", err.msg);
+    int n = 0, ok = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(data, "cases")) {
+        if (!tok || !tpl[0] || !tpl[1] || !tpl[2]) break;
+        bool l2case = !strcmp(cJSON_GetObjectItem(c, "template")->valuestring, "llama2");
+        const char *msgs = cJSON_GetObjectItem(c, "messages_json")->valuestring;
+        const cJSON *want = cJSON_GetObjectItem(c, "rendered");
+        bool good = true;
+        for (int k = l2case ? 2 : 0; k < (l2case ? 3 : 2); k++) {
+            char *out = NULL;
+            size_t len = 0;
+            fr_status st =
+                fr_chat_template_render(tpl[k], msgs, NULL, false, NULL, &out, &len, &err);
+            if (!want)
+                good = good && st != FR_OK && strstr(err.msg, "must alternate");
+            else
+                good = good && !st && text_equal(out, len, want) &&
+                       encodes_to(tok, out, false, cJSON_GetObjectItem(c, "ids"));
+            free(out);
+        }
+        n++;
+        ok += good;
+        CHECK(good, "mistral-chat case %d (%s) differs", n, l2case ? "llama2" : "mistral");
+    }
+    CHECK(n >= 14 && ok == n, "mistral-chat: %d/%d", ok, n);
+    fprintf(stderr, "mistral-chat.json: %d/%d renders (and their ids) as jinja2 + HF\n", ok, n);
+    for (int k = 0; k < 3; k++)
+        fr_chat_template_free(tpl[k]);
+    fr_tokenizer_free(tok);
+    cJSON_Delete(data);
+}
+
 int main(void) {
     const char *names[2] = {"qwen3", "llama3"};
     for (int k = 0; k < 2; k++) {
@@ -996,5 +1050,6 @@ int main(void) {
     test_malformed();
     test_empty_merge_sides();
     test_mistral();
+    test_mistral_chat();
     return fr_test_finish("test_tokenizer");
 }
