@@ -15,12 +15,8 @@
 #    mid-write) leaves an existing output as it was.
 set -euo pipefail
 : "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
-if [ -n "${FR_TEST_DATA:-}" ]; then
-    FIX="$FR_TEST_DATA/fixtures"
-else
-    : "${FR_SHARED_DIR:?FR_TEST_DATA or FR_SHARED_DIR must name the test data (CTest sets it)}"
-    FIX="$FR_SHARED_DIR/fixtures"
-fi
+: "${FR_TEST_DATA:?FR_TEST_DATA must name tests/data (CTest sets it)}"
+FIX="$FR_TEST_DATA/fixtures"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fails=0
