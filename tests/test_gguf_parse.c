@@ -321,6 +321,13 @@ MUT(m_overlap, memcpy(img + tensor_info(img, n, 'c') + 4 + 16 + 4,
 MUT(m_dup_tensor, img[tensor_info(img, n, 'b') - 1] = 'a')
 MUT(m_nul_name, img[tensor_info(img, n, 'b') - 1] = 0)
 MUT(m_tensor_past_end, put_le(img + tensor_info(img, n, 'd') + 4, 1000, 8))
+/* general.alignment 1 and f32 tensor 'a' at an address = 1 mod 4 (the data section then starts
+ * right after the last tensor info, 'd': n_dims, 1 dimension, type, offset) */
+static void m_elem_misaligned(uint8_t *img, size_t n) {
+    put_le(img + after_key(img, n, "general.alignment") + 4, 1, 4);
+    const size_t data = tensor_info(img, n, 'd') + 4 + 8 + 4 + 8;
+    put_le(img + tensor_info(img, n, 'a') + 4 + 16 + 4, (5 - data % 4) % 4, 8);
+}
 
 static void test_mutations(void) {
     size_t n;
@@ -377,6 +384,7 @@ static void test_mutations(void) {
         {"duplicate tensor name", "duplicate tensor name", m_dup_tensor},
         {"NUL in tensor name", "NUL", m_nul_name},
         {"tensor past the end", "outside", m_tensor_past_end},
+        {"f32 at an odd address", "which F32 data needs (general.alignment 1)", m_elem_misaligned},
     };
     uint8_t *img = malloc(n);
     for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {

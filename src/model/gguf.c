@@ -439,6 +439,19 @@ static fr_status parse_tensor_info(reader *r, fr_gguf_tensor *t, uint64_t *rel_o
     return FR_OK;
 }
 
+/* The address alignment a tensor's data needs: an element's size for plain types (at most 4:
+ * nothing reads 8-byte types), and for block types the largest power of two (at most 4) dividing
+ * the block size, which covers the f16/f32 scales the blocks start with. */
+static uint64_t tensor_alignment(uint32_t ggml_type) {
+    int be = 1, bb = 1;
+    const char *name;
+    if (!fr_ggml_type_info(ggml_type, &be, &bb, &name)) return 1;
+    uint64_t a = 1;
+    while (a < 4 && bb % (int)(2 * a) == 0)
+        a *= 2;
+    return a;
+}
+
 typedef struct span {
     uint64_t offset;
     size_t index;
@@ -502,6 +515,18 @@ static fr_status parse_tensors(reader *r, uint64_t n_tensors, uint64_t count_off
             goto done;
         }
         t->offset = g->data_offset + rel[i];
+        /* tensors are read in place (the mapping is page aligned): an element or a block's f16
+         * scale at an address its type cannot be loaded from would be undefined behaviour in the
+         * kernels. Only general.alignment below 4 allows it. */
+        const uint64_t need = tensor_alignment(t->ggml_type);
+        if (t->nbytes && t->offset % need) {
+            st = fail(r, FR_ERR_FORMAT, info_at[i],
+                      "data at file offset %llu is not a multiple of %llu, which %s data needs "
+                      "(general.alignment %u)",
+                      (unsigned long long)t->offset, (unsigned long long)need, t->type_name,
+                      g->alignment);
+            goto done;
+        }
         t->data = g->base + (t->nbytes ? t->offset : 0);
         order[i] = (span){t->offset, i};
     }

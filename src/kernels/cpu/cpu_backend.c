@@ -105,14 +105,15 @@ fr_status fr_cpu_unsupported_dtype(fr_error *err, const char *op, const char *na
 void fr_cpu_row_to_f32(fr_dtype t, const void *src, float *dst, int64_t n) {
     if (t == FR_DTYPE_F32) {
         memcpy(dst, src, (size_t)n * sizeof(float));
-    } else if (t == FR_DTYPE_F16) {
-        const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = fr_f16_to_f32(s[i]);
-    } else if (t == FR_DTYPE_BF16) {
-        const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = fr_bf16_to_f32(s[i]);
+    } else if (t == FR_DTYPE_F16 || t == FR_DTYPE_BF16) {
+        /* src may be a row of the mapped file at an odd address (a safetensors header of any
+         * length): each element by memcpy, not through a uint16_t pointer */
+        const char *s = src;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = t == FR_DTYPE_F16 ? fr_f16_to_f32(h) : fr_bf16_to_f32(h);
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/dtype.h"
 
@@ -22,10 +23,19 @@ INLINE __m256 load8_w(const char *w, int64_t k, const int wt) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+/* One weight: memcpy, not a float/uint16_t dereference, since weights are read in place from the
+ * mapped file, where a safetensors header of any length leaves them at any address (compilers
+ * turn the memcpy into one plain load). */
 INLINE float load1_w(const char *w, int64_t k, const int wt) {
-    if (wt == W_F32) return ((const float *)w)[k];
-    if (wt == W_F16) return _cvtsh_ss(((const uint16_t *)w)[k]);
-    return fr_bf16_to_f32(((const uint16_t *)w)[k]);
+    if (wt == W_F32) {
+        float f;
+        memcpy(&f, w + k * 4, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, w + k * 2, 2);
+    if (wt == W_F16) return _cvtsh_ss(h);
+    return fr_bf16_to_f32(h);
 }
 
 /* Transposes 8 rows x 8 columns of w (type wt, converted to f32 on load; ws elements between rows)

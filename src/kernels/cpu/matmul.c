@@ -11,6 +11,7 @@
  * This file also holds the portable scalar kernels; the SIMD ones are in matmul_avx2.c and
  * matmul_avx512.c, chosen per backend by CPUID (cpu_kernels.h). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -25,16 +26,25 @@
 
 /* ---------------------------------------------------------------- portable kernels */
 
+/* Weights are read in place from the mapped file, where a safetensors header of any length
+ * leaves them at any address: 16-bit elements are fetched by memcpy (one plain load once
+ * compiled), never through a misaligned uint16_t pointer. */
 void fr_cpu_f16_to_f32_scalar(const void *src, float *dst, int64_t n) {
-    const uint16_t *s = src;
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = fr_f16_to_f32(s[i]);
+    const char *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = fr_f16_to_f32(h);
+    }
 }
 
 void fr_cpu_bf16_to_f32_scalar(const void *src, float *dst, int64_t n) {
-    const uint16_t *s = src;
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = fr_bf16_to_f32(s[i]);
+    const char *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = fr_bf16_to_f32(h);
+    }
 }
 
 float fr_cpu_dot_scalar(const float *a, const float *b, int64_t n) {
@@ -78,8 +88,10 @@ static void gemv_scalar(const fr_gemv_args *a, int64_t n0, int64_t n1, fr_dtype 
         for (int64_t k0 = 0; k0 < a->K; k0 += PIECE) {
             const int64_t kn = a->K - k0 < PIECE ? a->K - k0 : PIECE;
             const float *wf = buf;
-            if (wt == FR_DTYPE_F32)
+            if (wt == FR_DTYPE_F32 && (uintptr_t)wr % 4 == 0)
                 wf = (const float *)wr + k0;
+            else if (wt == FR_DTYPE_F32) /* a misaligned row of the mapped file */
+                memcpy(buf, wr + k0 * 4, (size_t)kn * 4);
             else if (wt == FR_DTYPE_F16)
                 fr_cpu_f16_to_f32_scalar((const uint16_t *)wr + k0, buf, kn);
             else
@@ -198,8 +210,12 @@ static void gemm_task(void *varg, int64_t task, int thread) {
     const fr_gemm_block16_fn direct = wt == FR_DTYPE_F16    ? k->gemm_block_f16
                                       : wt == FR_DTYPE_BF16 ? k->gemm_block_bf16
                                                             : NULL;
+    /* f32 weights at a misaligned address (the mapped file) are copied like 16-bit ones: the
+     * block kernels may read them as floats */
+    const bool f32_copy =
+        wt == FR_DTYPE_F32 && ((uintptr_t)fr_cpu_at2(g->w, n0) % 4 || g->w->stride[0] % 4);
     float *tile = NULL;
-    if (wt != FR_DTYPE_F32 && !direct) {
+    if ((wt != FR_DTYPE_F32 && !direct) || f32_copy) {
         tile = fr_cpu_scratch(g->ctx, thread, sizeof(float) * GEMM_NB * GEMM_KC);
         if (!tile) {
             g->failed = 1;
@@ -219,9 +235,15 @@ static void gemm_task(void *varg, int64_t task, int thread) {
         }
         const float *wp;
         int64_t ws;
-        if (wt == FR_DTYPE_F32) {
+        if (wt == FR_DTYPE_F32 && !f32_copy) {
             wp = (const float *)fr_cpu_at2(g->w, n0) + k0;
             ws = g->w->stride[0] / 4;
+        } else if (f32_copy) {
+            for (int64_t r = 0; r < nb; r++)
+                memcpy(tile + r * kc, (const char *)fr_cpu_at2(g->w, n0 + r) + k0 * 4,
+                       (size_t)kc * 4);
+            wp = tile;
+            ws = kc;
         } else {
             fr_cvt_fn cvt = wt == FR_DTYPE_F16 ? k->f16_to_f32 : k->bf16_to_f32;
             for (int64_t r = 0; r < nb; r++)
