@@ -356,6 +356,7 @@ check(st is not None and os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0,
 c = Chat("--temp", "0", "-n", "-1", "--ctx", "65536")
 c.expect(b"> ", "first prompt")
 c.send(b"Tell me a long story\r")
+c.expect(b"long story\r\n", "the line echoed and read")  # libedit has returned the line
 c.read(1.0)
 c.send(b"\x03")
 got = c.expect(b"stop: ", "the interrupted reply's stats")
