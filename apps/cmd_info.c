@@ -8,10 +8,14 @@
 #include "ferrum.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ferrum info -m PATH [--ctx N]\n"
-               "  -m, --model PATH   Hugging Face folder, .safetensors or GGUF file\n"
-               "  -c, --ctx N        context to size the KV cache estimate for (also --ctx-size)\n"
-               "                     (default: min(4096, the model's maximum))\n");
+    fprintf(f,
+            "usage: ferrum info -m PATH [--ctx N] [--kv-type TYPE]\n"
+            "  -m, --model PATH   Hugging Face folder, .safetensors or GGUF file\n"
+            "  -c, --ctx N        context to size the KV cache estimate for (also --ctx-size)\n"
+            "                     (default: min(4096, the model's maximum))\n"
+            "  --kv-type TYPE     KV cache type to size it for: f16, bf16, f32 or auto (default,\n"
+            "                     what run and chat use: f16 where the CPU converts it in\n"
+            "                     hardware, else f32)\n");
 }
 
 static void human(double bytes, char *buf, size_t n) {
@@ -27,6 +31,8 @@ static void human(double bytes, char *buf, size_t n) {
 int fr_cmd_info(int argc, char **argv) {
     const char *path = NULL;
     long ctx = 0;
+    fr_model_params mp = fr_model_default_params();
+    mp.kv_type = FR_KV_AUTO; /* as fr_cli_init: the cache run and chat would allocate */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -43,6 +49,13 @@ int fr_cmd_info(int argc, char **argv) {
                 fprintf(stderr, "ferrum info: %s: bad number '%s'\n", argv[i - 1], argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--kv-type") && i + 1 < argc) {
+            if (!fr_kv_type_parse(argv[++i], &mp.kv_type) || mp.kv_type == FR_KV_DEFAULT) {
+                fprintf(stderr,
+                        "ferrum info: --kv-type: expected f16, bf16, f32 or auto, got '%s'\n",
+                        argv[i]);
+                return 2;
+            }
         } else {
             fprintf(stderr, "ferrum info: unknown or incomplete option '%s'\n", argv[i]);
             usage(stderr);
@@ -56,17 +69,30 @@ int fr_cmd_info(int argc, char **argv) {
     }
     fr_error err = {0};
     fr_model *m = NULL;
-    if (fr_model_load(path, NULL, &m, &err)) {
+    if (fr_model_load(path, &mp, &m, &err)) {
         fprintf(stderr, "ferrum info: %s\n", err.msg);
         return 1;
     }
     fr_model_info in;
     fr_model_get_info(m, &in);
     if (ctx == 0) ctx = in.max_context < 4096 ? in.max_context : 4096;
+    /* the type "auto" resolves to is the session's business: ask a one-token session */
+    fr_session_params sp = fr_session_default_params();
+    sp.n_ctx = 1;
+    fr_session *s = NULL;
+    if (fr_session_create(m, &sp, &s, &err)) {
+        fprintf(stderr, "ferrum info: %s\n", err.msg);
+        fr_model_free(m);
+        return 1;
+    }
+    const fr_kv_type kt = fr_session_kv_type(s);
+    fr_session_free(s);
+    /* kv_bytes_per_token counts f32 elements */
+    const double kv_token = (double)in.kv_bytes_per_token * (kt == FR_KV_F32 ? 1.0 : 0.5);
     char wb[32], kv[32], tot[32];
     human((double)in.weight_bytes, wb, sizeof wb);
-    human((double)in.kv_bytes_per_token * (double)ctx, kv, sizeof kv);
-    human((double)in.weight_bytes + (double)in.kv_bytes_per_token * (double)ctx, tot, sizeof tot);
+    human(kv_token * (double)ctx, kv, sizeof kv);
+    human((double)in.weight_bytes + kv_token * (double)ctx, tot, sizeof tot);
     printf("model:           %s\n", path);
     printf("architecture:    %s (%s)\n", in.arch, in.family);
     printf("layers:          %d\n", in.n_layers);
@@ -84,8 +110,8 @@ int fr_cmd_info(int argc, char **argv) {
     printf("parameters:      %lld (%.3f B)\n", (long long)in.n_params, in.n_params / 1e9);
     printf("weight dtypes:   %s\n", in.weight_dtypes);
     printf("weight bytes:    %zu (%s)\n", in.weight_bytes, wb);
-    printf("kv cache:        %zu bytes/token, %s for %ld tokens (f32)\n", in.kv_bytes_per_token, kv,
-           ctx);
+    printf("kv cache:        %.0f bytes/token, %s for %ld tokens (%s)\n", kv_token, kv, ctx,
+           fr_kv_type_name(kt));
     printf("memory needed:   %s (weights + kv cache, without activations)\n", tot);
     const int32_t *eos;
     int n_eos = fr_model_eos_ids(m, &eos);

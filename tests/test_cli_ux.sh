@@ -136,6 +136,13 @@ same_files "info -c = --ctx" "$tmp/info_a" "$tmp/info_b"
 same_files "info --ctx-size=N = --ctx N" "$tmp/info_a" "$tmp/info_c"
 grep -q "for 100 tokens" "$tmp/info_a" && pass "info sized the cache for 100 tokens" ||
     fail "info --ctx 100: $(cat "$tmp/info_a")"
+# qwen3-tiny: 2 layers x 2 kv heads x head_dim 32 x (K, V) = 256 elements a token
+grep -q "1024 bytes/token, 100.00 KiB for 100 tokens (f32)" \
+    <("$FERRUM" info -m "$Q3" -c 100 --kv-type f32) && pass "info --kv-type f32: 4 bytes an element" ||
+    fail "info --kv-type f32: $("$FERRUM" info -m "$Q3" -c 100 --kv-type f32 | grep kv)"
+grep -q "512 bytes/token, 50.00 KiB for 100 tokens (bf16)" \
+    <("$FERRUM" info -m "$Q3" --ctx-size=100 --kv-type=bf16) && pass "info --kv-type=bf16: 2 bytes" ||
+    fail "info --kv-type bf16: $("$FERRUM" info -m "$Q3" -c 100 --kv-type bf16 | grep kv)"
 expect_eq "tokenize --model=PATH" "$("$FERRUM" tokenize --model="$T" "Hello")" \
     "$("$FERRUM" tokenize -m "$T" "Hello")"
 printf '[{"role":"user","content":"Hi"}]' >"$tmp/msgs.json"
