@@ -23,6 +23,7 @@ Each reference line holds, for one text:
   ids_metaspace    HF, the newer form of the same tokenizer (no normalizer, a Metaspace
                    pre-tokenizer with prepend_scheme "first", split false)
   ids_metaspace_split  the same with prepend_scheme "always" and split true
+  ids_metaspace_never  the same with prepend_scheme "never" and split true
   ids_spm          sentencepiece itself (text only; it never matches "<s>" in text)
   decoded          HF decode(ids)
   decoded_special  HF decode(ids_with_special)
@@ -259,6 +260,7 @@ def main():
     sp = spm.SentencePieceProcessor(model_file=model)
     legacy, meta = build_hf(proto, False), build_hf(proto, True)
     meta_split = build_hf(proto, True, "always", True)
+    meta_never = build_hf(proto, True, "never", True)
 
     lines, differ = [], []
     for text in cases():
@@ -267,6 +269,7 @@ def main():
         rec = {"text": text, "ids": e, "ids_with_special": s,
                "ids_metaspace": meta.encode(text, add_special_tokens=False).ids,
                "ids_metaspace_split": meta_split.encode(text, add_special_tokens=False).ids,
+               "ids_metaspace_never": meta_never.encode(text, add_special_tokens=False).ids,
                "ids_spm": sp.encode(text),
                "decoded": legacy.decode(e, skip_special_tokens=False),
                "decoded_special": legacy.decode(s, skip_special_tokens=False),

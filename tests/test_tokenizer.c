@@ -831,12 +831,13 @@ static void test_mistral(void) {
     char path[1024];
     fr_error err = {0};
     fr_tokenizer *json = load_named("mistral"), *meta = mistral_metaspace("first", false),
-                 *meta_split = mistral_metaspace("always", true), *gguf = NULL;
+                 *meta_split = mistral_metaspace("always", true),
+                 *meta_never = mistral_metaspace("never", true), *gguf = NULL;
     fr_tokenizer *written = mistral_written();
     CHECK(!fr_tokenizer_load(fr_test_tokenizer_path("mistral/tokenizer.gguf", path, sizeof path),
                              &gguf, &err),
           "load %s: %s", path, err.msg);
-    if (!json || !meta || !meta_split || !gguf || !written) goto done;
+    if (!json || !meta || !meta_split || !meta_never || !gguf || !written) goto done;
     fr_tokenizer *all[3] = {json, gguf, written};
     const char *names[3] = {"json", "gguf", "written gguf"};
     for (int k = 0; k < 3; k++)
@@ -848,7 +849,7 @@ static void test_mistral(void) {
     char *buf = fr_test_read_file(
         fr_test_data_path("fixtures/tokenizer/mistral.jsonl", path, sizeof path), &len);
     CHECK(buf != NULL, "cannot read %s", path);
-    int lines = 0, dec_lines = 0, ok[5] = {0}, dec_ok = 0;
+    int lines = 0, dec_lines = 0, ok[6] = {0}, dec_ok = 0;
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
@@ -887,14 +888,17 @@ static void test_mistral(void) {
         good = encodes_to(meta_split, text, false, cJSON_GetObjectItem(j, "ids_metaspace_split"));
         ok[4] += good;
         CHECK(good, "mistral metaspace (always, split) line %d: %.60s", lines, text);
+        good = encodes_to(meta_never, text, false, cJSON_GetObjectItem(j, "ids_metaspace_never"));
+        ok[5] += good;
+        CHECK(good, "mistral metaspace (never, split) line %d: %.60s", lines, text);
         cJSON_Delete(j);
     }
     CHECK(lines >= 200 && dec_lines >= 10, "mistral.jsonl: %d + %d lines", lines, dec_lines);
     fprintf(stderr,
             "mistral.jsonl: %d lines: tokenizer.json %d, GGUF (SentencePiece scores) %d, GGUF "
-            "written by ferrum %d, Metaspace form %d (always + split %d); %d/%d decode-only "
-            "lines\n",
-            lines, ok[0], ok[1], ok[2], ok[3], ok[4], dec_ok, dec_lines);
+            "written by ferrum %d, Metaspace form %d (always + split %d, never + split %d); %d/%d "
+            "decode-only lines\n",
+            lines, ok[0], ok[1], ok[2], ok[3], ok[4], ok[5], dec_ok, dec_lines);
     free(buf);
     test_stream_random(json, "mistral");
     test_stream_bytes(json);
@@ -903,8 +907,29 @@ done:
     fr_tokenizer_free(json);
     fr_tokenizer_free(meta);
     fr_tokenizer_free(meta_split);
+    fr_tokenizer_free(meta_never);
     fr_tokenizer_free(gguf);
     fr_tokenizer_free(written);
+    /* Metaspace split cuts before every replacement, wherever it sits: with a piece "a\xe2\x96\x81"
+     * in the vocabulary, "a b" is "a" + "\xe2\x96\x81b" (HF tokenizers: [0, 4]; [3, 2] unsplit). */
+    static const char tiny[] =
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"\xe2\x96\x81\": 1, \"b\": 2, "
+        "\"a\xe2\x96\x81\": 3, \"\xe2\x96\x81\x62\": 4}, \"merges\": [[\"a\", \"\xe2\x96\x81\"], "
+        "[\"\xe2\x96\x81\", \"b\"]]}, \"pre_tokenizer\": {\"type\": \"Metaspace\", "
+        "\"replacement\": \"\xe2\x96\x81\", \"prepend_scheme\": \"never\", \"split\": %s}}";
+    char text[512];
+    for (int split = 0; split < 2; split++) {
+        fr_tokenizer *t = NULL;
+        snprintf(text, sizeof text, tiny, split ? "true" : "false");
+        int32_t *ids = NULL;
+        size_t n = 0;
+        bool good = !load_text(text, strlen(text), &err, &t) &&
+                    !fr_tokenizer_encode(t, "a b", 3, false, &ids, &n, &err) && n == 2 &&
+                    ids[0] == (split ? 0 : 3) && ids[1] == (split ? 4 : 2);
+        CHECK(good, "Metaspace split=%d on \"a b\": %s", split, err.msg);
+        free(ids);
+        fr_tokenizer_free(t);
+    }
     /* SentencePiece parts the loader cannot honour are refused, naming the part. */
     expect_bad("Metaspace scheme", NULL, "pre_tokenizer",
                "{\"type\": \"Metaspace\", \"replacement\": \"_\", \"prepend_scheme\": \"x\"}",

@@ -164,7 +164,7 @@ static fr_status metaspace(enc_ctx *c, size_t k, const fr_tok_pre *p, const char
     if (!p->split) return pre_step(c, k + 1, b->data, b->len, first);
     const char *t = b->data;
     size_t m = b->len, start = 0;
-    for (size_t i = rl; i + rl <= m; i++) {
+    for (size_t i = 1; i + rl <= m; i++) { /* a replacement at 0 starts the first piece */
         if (memcmp(t + i, r, rl)) continue;
         fr_status st = pre_step(c, k + 1, t + start, i - start, first && start == 0);
         if (st) return st;
