@@ -18,6 +18,10 @@
                          a one-layer model folder of VOCAB rows around the real tokenizer files
                          in TOKDIR
   nfc-cases SRC DST      the tokenizer cases of SRC (.jsonl) whose text is NFC already
+  ref-logits SRC IDS MODEL OUT [MODEL OUT...]
+                         float64 logits of each MODEL (the folder SRC itself, or a GGUF made from
+                         it: weights dequantized by the gguf package) for the comma-separated IDS,
+                         by the plain numpy forward below, written to OUT as float32 [T, V]
   logits V A B TOL [A B TOL...]
                          float32 logits files of rows of V: per-row relative L2 error of A
                          against B below TOL
@@ -457,6 +461,123 @@ def check(src, path, ttype):
     return 1 if fails else 0
 
 
+# ---------------------------------------------------------------- float64 reference forward
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def inv_freqs(cfg, D):
+    """RoPE frequencies as transformers computes them, llama3 scaling included: in float32, as
+    there (float64 frequencies move the logits by ~1e-6 relative at position 23)."""
+    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
+    inv = np.float32(1.0) / np.float32(theta) ** (np.arange(0, D, 2).astype(np.float32) / np.float32(D))
+    if rope.get("rope_type") == "llama3":
+        old, lo, hi, fac = (rope["original_max_position_embeddings"], rope["low_freq_factor"],
+                            rope["high_freq_factor"], rope["factor"])
+        wl = 2 * np.pi / inv
+        smooth = (old / wl - lo) / (hi - lo)
+        scaled = np.where(wl > old / lo, inv / fac, inv)
+        medium = (wl >= old / hi) & (wl <= old / lo)
+        inv = np.where(medium, (1 - smooth) * inv / fac + smooth * inv, scaled)
+    return inv.astype(np.float32)
+
+
+def forward(cfg, W, ids):
+    """Logits [T, V] in float64 of a Qwen3 / Qwen2 / Llama / Mistral decoder, written from the
+    transformers modelling code's definitions (RMSNorm, rotate-half RoPE, GQA, causal mask with
+    sliding window, SwiGLU); W maps Hugging Face tensor names to float64 arrays."""
+    H, C = cfg["num_attention_heads"], cfg["hidden_size"]
+    KV = cfg.get("num_key_value_heads", H)
+    D = cfg.get("head_dim") or C // H
+    eps = cfg["rms_norm_eps"]
+    T = len(ids)
+    window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
+    # angles, cos and sin in float32, as transformers' rotary embedding computes them
+    ang = np.outer(np.arange(T, dtype=np.float32), inv_freqs(cfg, D))
+    cos = np.concatenate([np.cos(ang)] * 2, axis=1)[:, None, :].astype(np.float64)
+    sin = np.concatenate([np.sin(ang)] * 2, axis=1)[:, None, :].astype(np.float64)
+
+    def rope(x):  # [T, heads, D]
+        rot = np.concatenate([-x[..., D // 2:], x[..., : D // 2]], axis=-1)
+        return x * cos + rot * sin
+
+    i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+    allowed = j <= i
+    if window:
+        allowed &= i - j < window
+    x = W["model.embed_tokens.weight"][ids]
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{layer}."
+        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        proj = {}
+        for n in "qkv":
+            y = h @ W[p + f"self_attn.{n}_proj.weight"].T
+            if p + f"self_attn.{n}_proj.bias" in W:
+                y = y + W[p + f"self_attn.{n}_proj.bias"]
+            proj[n] = y.reshape(T, -1, D)
+        q, k, v = proj["q"], proj["k"], proj["v"]
+        if p + "self_attn.q_norm.weight" in W:
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        q, k = rope(q), rope(k)
+        out = np.empty((T, H, D))
+        for hd in range(H):
+            kh = hd // (H // KV)
+            sc = (q[:, hd, :] @ k[:, kh, :].T) / np.sqrt(D)
+            sc = np.where(allowed, sc, -np.inf)
+            pr = np.exp(sc - sc.max(axis=1, keepdims=True))
+            pr /= pr.sum(axis=1, keepdims=True)
+            out[:, hd, :] = pr @ v[:, kh, :]
+        x = x + out.reshape(T, H * D) @ W[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        g = h @ W[p + "mlp.gate_proj.weight"].T
+        u = h @ W[p + "mlp.up_proj.weight"].T
+        x = x + (g / (1 + np.exp(-g)) * u) @ W[p + "mlp.down_proj.weight"].T
+    x = rms_norm(x, W["model.norm.weight"], eps)
+    head = W.get("lm_head.weight", W["model.embed_tokens.weight"])
+    return x @ head.T
+
+
+def folder_weights(src):
+    W = {}
+    for fn in sorted(os.listdir(src)):
+        if fn.endswith(".safetensors"):
+            W.update({k: v.astype(np.float64) for k, v in read_safetensors(os.path.join(src, fn)).items()})
+    return W
+
+
+def gguf_weights(cfg, path):
+    """The GGUF's tensors dequantized by the gguf package, under their Hugging Face names and
+    layouts (llama q/k rows un-permuted)."""
+    import gguf
+
+    arch = cfg["architectures"][0]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads", H)
+    W = {}
+    for t in gguf.GGUFReader(path).tensors:
+        if t.name == "rope_freqs.weight":
+            continue
+        shape = [int(d) for d in reversed(t.shape)][: len(t.shape)]
+        w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64).reshape(shape)
+        if arch in ("LlamaForCausalLM", "MistralForCausalLM") and (".attn_q." in t.name or ".attn_k." in t.name):
+            n = H if ".attn_q." in t.name else KV
+            w = w.reshape(n, w.shape[0] // n // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+        W[hf_name(t.name)] = w
+    return W
+
+
+def ref_logits(src, ids, pairs):
+    """float64 logits of each MODEL (SRC itself, or a GGUF made from SRC) for ids, written to its
+    OUT as float32."""
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    for model, out in zip(pairs[::2], pairs[1::2]):
+        W = folder_weights(src) if model == src else gguf_weights(cfg, model)
+        forward(cfg, W, [int(i) for i in ids.split(",")]).astype("<f4").tofile(out)
+
+
 def logits(a, b, tol, V):
     x = np.fromfile(a, dtype=np.float32)
     y = np.fromfile(b, dtype=np.float32)
@@ -487,6 +608,9 @@ if __name__ == "__main__":
     if cmd == "check":  # SRC GGUF TYPE [GGUF TYPE ...]
         bad = sum(check(args[0], args[i], args[i + 1]) for i in range(1, len(args), 2))
         sys.exit(1 if bad else 0)
+    if cmd == "ref-logits":  # SRC IDS MODEL OUT [MODEL OUT ...]
+        ref_logits(args[0], args[1], args[2:])
+        sys.exit(0)
     if cmd == "logits":  # VOCAB A B TOL [A B TOL ...]
         bad = sum(logits(args[i], args[i + 1], args[i + 2], int(args[0])) for i in range(1, len(args), 3))
         sys.exit(1 if bad else 0)

@@ -5,10 +5,19 @@
 #     to every TYPE: gguf reads the file; architecture and tokenizer metadata, the chat template,
 #     every tensor's name, shape and type (llama.cpp's rules) and its values after gguf's
 #     dequantization (q/k permuted as llama.cpp's converter does) within the type's error.
-#  2. ferrum's logits on each GGUF against ferrum's logits on the f32 folder, within a bound per
-#     type (weight quantization noise grows through the layers of a random model), and against
-#     the same GGUF exactly dequantized (`quantize OUT F32`): what is left there is the integer
-#     kernels' 8-bit activations (measured 2.6-4.3 %), bound 0.08; F16/BF16 must agree to 1e-6.
+#  2. ferrum's logits on each GGUF against a float64 reference of that same GGUF
+#     (quantize_check.py ref-logits: a plain numpy forward over the weights as the gguf package
+#     dequantizes them), so weight quantization noise (0.04-1.2 relative on these random models)
+#     is not in the comparison and only ferrum's arithmetic is judged. The forward itself is
+#     checked against the fixtures' transformers float64 logits (2b). Bounds, over the max
+#     per-row relative L2 error, set from measurements (dev VM, AVX2):
+#       forward vs transformers (5 fixture folders)          measured <= 8.7e-7, bound 3e-6
+#       --quant-act f32 (exact weights, f32 arithmetic)       measured <= 4.4e-6, bound 1e-5
+#       default 8-bit activations, synthetic model            measured <= 0.045,  bound 0.07
+#       default 8-bit activations, fixture models             measured <= 0.151,  bound 0.25
+#     A query RoPE position off by one fails every --quant-act f32 check by orders of magnitude.
+#     2b: the five fixture models (Qwen3 tied / bf16, Llama 3 RoPE scaling, Qwen2 biases, Mistral
+#     sliding window) in F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q4_K_M the same way.
 #  3. The tokenizer and chat template of the GGUF behave as the folder's: same ids for several
 #     texts with and without special tokens, same rendered chat.
 #  4. A GGUF input (the F16 file) requantized to Q4_K_M passes the same checks.
@@ -43,27 +52,52 @@ text="the capital of france is paris. 12 months and 365 days"
 ids=$("$FERRUM" tokenize -m "$synth" "$text" | tr -d '[] ')
 "$FERRUM" logits -m "$synth" --ids "$ids" -o "$tmp/ref.f32"
 
-declare -A TOL=([F32]=1e-6 [F16]=5e-3 [BF16]=3e-2 [Q8_0]=0.1 [Q6_K]=0.25 [Q5_0]=0.45
-    [Q5_1]=0.45 [Q5_K]=0.45 [Q5_K_M]=0.45 [Q4_0]=0.7 [Q4_1]=0.7 [Q4_K]=0.7 [Q4_K_M]=0.7)
+TOL_ORACLE=3e-6 TOL_F32ACT=1e-5 TOL_Q8ACT=0.07 # measured: see the header; Q8ACT is 0.25 in 2b
 checks=()
 logit_checks=()
+refs=()
 for T in F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M; do
     out="$tmp/synth-$T.gguf"
     run "$FERRUM" quantize --quiet "$synth" "$out" "$T"
     [ -f "$out" ] || continue
     checks+=("$out" "$T")
-    "$FERRUM" logits -m "$out" --ids "$ids" -o "$tmp/$T.f32"
-    logit_checks+=("$tmp/$T.f32" "$tmp/ref.f32" "${TOL[$T]}")
-    if [ "$T" != F32 ]; then
-        "$FERRUM" quantize --quiet "$out" "$tmp/deq.gguf" F32 2>/dev/null
-        "$FERRUM" logits -m "$tmp/deq.gguf" --ids "$ids" -o "$tmp/$T-deq.f32"
-        case $T in F16 | BF16) t=1e-6 ;; *) t=0.08 ;; esac
-        logit_checks+=("$tmp/$T.f32" "$tmp/$T-deq.f32" "$t")
-        rm -f "$tmp/deq.gguf"
-    fi
+    "$FERRUM" logits -m "$out" --ids "$ids" -o "$tmp/$T-q8.f32"
+    "$FERRUM" logits -m "$out" --ids "$ids" --quant-act f32 -o "$tmp/$T-f32.f32"
+    refs+=("$out" "$tmp/$T-ref.f32")
+    logit_checks+=("$tmp/$T-f32.f32" "$tmp/$T-ref.f32" "$TOL_F32ACT"
+        "$tmp/$T-q8.f32" "$tmp/$T-ref.f32" "$TOL_Q8ACT")
 done
 run python3 "$check" check "$synth" "${checks[@]}"
+python3 "$check" ref-logits "$synth" "$ids" "$synth" "$tmp/folder-ref.f32" "${refs[@]}"
+"$FERRUM" logits -m "$synth" --ids "$ids" -o "$tmp/folder.f32"
+logit_checks+=("$tmp/folder.f32" "$tmp/folder-ref.f32" "$TOL_F32ACT")
 run python3 "$check" logits 512 "${logit_checks[@]}"
+
+# 2b. the fixture models (Qwen3 tied / bf16, Llama 3 f16 with RoPE scaling, Qwen2 with biases,
+#     Mistral with a sliding window) in every legacy type and Q4_K_M (64-wide rows: its K types
+#     fall back to Q5_0 / Q8_0): the float64 forward first reproduces the fixture's transformers
+#     logits from the folder, then judges ferrum on each GGUF as above.
+for fx in qwen3-tiny qwen3-tiny-bf16 llama3-tiny-f16 qwen2-tiny mistral-tiny-swa; do
+    src="$FR_TEST_DATA/fixtures/models/$fx"
+    fids=$(python3 -c 'import json, sys; print(",".join(map(str, json.load(open(sys.argv[1]))["prompt_ids"])))' \
+        "$FR_TEST_DATA/fixtures/refs/$fx.json")
+    refs=("$src" "$tmp/$fx-np.f32")
+    TOL_Q8ACT=0.25
+    logit_checks=("$tmp/$fx-np.f32" "$FR_TEST_DATA/fixtures/refs/$fx.logits.f32" "$TOL_ORACLE")
+    for T in F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M; do
+        out="$tmp/$fx-$T.gguf"
+        run "$FERRUM" quantize --quiet "$src" "$out" "$T" 2>/dev/null
+        [ -f "$out" ] || continue
+        "$FERRUM" logits -m "$out" --ids "$fids" -o "$tmp/$fx-$T-q8.f32"
+        "$FERRUM" logits -m "$out" --ids "$fids" --quant-act f32 -o "$tmp/$fx-$T-f32.f32"
+        refs+=("$out" "$tmp/$fx-$T-ref.f32")
+        logit_checks+=("$tmp/$fx-$T-f32.f32" "$tmp/$fx-$T-ref.f32" "$TOL_F32ACT"
+            "$tmp/$fx-$T-q8.f32" "$tmp/$fx-$T-ref.f32" "$TOL_Q8ACT")
+    done
+    python3 "$check" ref-logits "$src" "$fids" "${refs[@]}"
+    run python3 "$check" logits 512 "${logit_checks[@]}"
+    rm -f "$tmp/$fx"-*.gguf
+done
 
 # 3. tokenizer and template from the GGUF = from the folder
 printf '[{"role": "user", "content": "hi 12"}, {"role": "assistant", "content": "ok"}]' \
