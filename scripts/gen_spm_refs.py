@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""Writes the Mistral (Llama 2 style SentencePiece BPE) tokenizer test data:
+"""Writes the Mistral (Llama 2 style SentencePiece BPE) tokenizer test data, for NAME = mistral
+(Mistral 7B v0.1's tokenizer.model.v1, 32000 pieces) and mistral-v3 (Mistral 7B Instruct v0.3's
+mistral_instruct_tokenizer_240323.model.v3: 32768 pieces with 770 control and 20 user-defined
+tokens), both shipped in the `mistral-common` PyPI package (Apache-2.0):
 
-  tests/data/tokenizers/mistral/tokenizer.json.xz  Hugging Face tokenizer.json, converted here
-  tests/data/tokenizers/mistral/tokenizer_config.json
-  tests/data/tokenizers/mistral/tokenizer.gguf.xz  tokenizer-only GGUF ("llama" model: tokens,
-                                                   scores, token types), as llama.cpp's
-                                                   convert_hf_to_gguf writes a SentencePiece model
-  tests/data/fixtures/tokenizer/mistral.jsonl      reference ids and decodes for each case
+  tests/data/tokenizers/NAME/tokenizer.json.xz  Hugging Face tokenizer.json, converted here
+  tests/data/tokenizers/NAME/tokenizer_config.json
+  tests/data/tokenizers/NAME/tokenizer.gguf.xz  tokenizer-only GGUF ("llama" model: tokens,
+                                                scores, token types), as llama.cpp's
+                                                convert_hf_to_gguf writes a SentencePiece model
+  tests/data/fixtures/tokenizer/NAME.jsonl      reference ids and decodes for each case
   tests/data/fixtures/tokenizer/mistral-chat.json  conversations rendered by the Mistral and a
-                                                   Llama 2 style [INST] template (jinja2 set up
-                                                   as transformers does) and their ids
+                                                Llama 2 style [INST] template (jinja2 set up as
+                                                transformers does) and their ids
 
-Source: tokenizer.model.v1 (Mistral 7B v0.1's 32000-piece SentencePiece BPE model, Apache-2.0)
-shipped in the `mistral-common` PyPI package. The tokenizer.json is built the way transformers 4.x
-LlamaConverter built the Llama 2 / Mistral files on the Hub (legacy form: normalizer Prepend("▁")
-+ Replace(" ", "▁"), BPE with byte_fallback and fuse_unk, merges ranked by the merged piece's
-score, decoder Replace/ByteFallback/Fuse/Strip, post-processor "<s> $A").
+The tokenizer.json is built the way transformers 4.x LlamaConverter built the Llama 2 / Mistral
+files on the Hub (legacy form: normalizer Prepend("▁") + Replace(" ", "▁"), BPE with
+byte_fallback and fuse_unk, merges ranked by the merged piece's score, decoder
+Replace/ByteFallback/Fuse/Strip, post-processor "<s> $A", control pieces special added tokens,
+user-defined pieces non-special added tokens).
 
 Each reference line holds, for one text:
   ids              HF tokenizers, legacy form, no special tokens
@@ -24,14 +27,16 @@ Each reference line holds, for one text:
                    pre-tokenizer with prepend_scheme "first", split false)
   ids_metaspace_split  the same with prepend_scheme "always" and split true
   ids_metaspace_never  the same with prepend_scheme "never" and split true
-  ids_spm          sentencepiece itself (text only; it never matches "<s>" in text)
+  ids_spm          sentencepiece itself (text only; it never matches control tokens in text)
   decoded          HF decode(ids)
   decoded_special  HF decode(ids_with_special)
   decoded_skip     HF decode(ids_with_special, skip_special_tokens=True)
 and decode-only lines (decode_ids, decoded, decoded_skip) for byte-fallback runs and stripping.
+The script also reports where sentencepiece, with the added tokens split out of the text as
+llama.cpp does, differs from HF (0 lines of either file when last run).
 
-    pip install mistral-common sentencepiece tokenizers gguf
-    python3 scripts/gen_spm_refs.py [--model PATH] [--check]
+    pip install mistral-common sentencepiece tokenizers gguf jinja2
+    python3 scripts/gen_spm_refs.py [--check]
 """
 import argparse
 import json
@@ -43,8 +48,6 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKDIR = os.path.join(ROOT, "tests/data/tokenizers/mistral")
-CASES = os.path.join(ROOT, "tests/data/fixtures/tokenizer/mistral.jsonl")
 CHAT = os.path.join(ROOT, "tests/data/fixtures/tokenizer/mistral-chat.json")
 
 # Mistral-7B-Instruct-v0.1's chat template.
@@ -104,11 +107,6 @@ def chat_cases(legacy):
     return out
 
 
-def default_model():
-    import mistral_common
-    return os.path.join(os.path.dirname(mistral_common.__file__), "data", "tokenizer.model.v1")
-
-
 def load_proto(path):
     from sentencepiece import sentencepiece_model_pb2 as pb
     m = pb.ModelProto()
@@ -138,8 +136,12 @@ def build_hf(proto, metaspace, scheme="first", split=False):
     pieces = [(p.piece, p.score) for p in proto.pieces]
     vocab, merges = merges_by_score(pieces)
     tok = Tokenizer(BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True, dropout=None))
+    # as transformers' SpmConverter: control (and unknown) pieces are special added tokens,
+    # user-defined ones non-special added tokens
     tok.add_special_tokens([AddedToken(p.piece, normalized=False, special=True)
                             for p in proto.pieces if p.type in (2, 3)])
+    tok.add_tokens([AddedToken(p.piece, normalized=False, special=False)
+                    for p in proto.pieces if p.type == 4])
     if metaspace:
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=split)
     else:
@@ -151,7 +153,7 @@ def build_hf(proto, metaspace, scheme="first", split=False):
     return tok
 
 
-def write_gguf(proto, path):
+def write_gguf(proto, path, chat_template):
     """What convert_hf_to_gguf.py's _set_vocab_sentencepiece writes (tokenizer keys only)."""
     import gguf
     w = gguf.GGUFWriter(path, "llama")
@@ -172,7 +174,8 @@ def write_gguf(proto, path):
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_add_space_prefix(proto.normalizer_spec.add_dummy_prefix)
-    w.add_chat_template(CHAT_TEMPLATE)
+    if chat_template:
+        w.add_chat_template(chat_template)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -249,21 +252,19 @@ def cases():
     return t
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=None, help="SentencePiece model (default: mistral-common's v1)")
-    ap.add_argument("--check", action="store_true", help="compare with the committed files")
-    args = ap.parse_args()
-    import sentencepiece as spm
-    model = args.model or default_model()
+def build_name(name, model, sp_cls, extra_cases):
+    """Every output file of one tokenizer: {path: bytes}, and the texts on which sentencepiece
+    (added tokens split out, as llama.cpp does) differs from HF."""
     proto = load_proto(model)
-    sp = spm.SentencePieceProcessor(model_file=model)
+    sp = sp_cls(model_file=model)
     legacy, meta = build_hf(proto, False), build_hf(proto, True)
     meta_split = build_hf(proto, True, "always", True)
     meta_never = build_hf(proto, True, "never", True)
+    added = sorted((p.piece for p in proto.pieces if p.type in (2, 3, 4)), key=len, reverse=True)
+    added_re = "(" + "|".join(re.escape(a) for a in added) + ")"
 
     lines, differ = [], []
-    for text in cases():
+    for text in cases() + extra_cases:
         e = legacy.encode(text, add_special_tokens=False).ids
         s = legacy.encode(text, add_special_tokens=True).ids
         rec = {"text": text, "ids": e, "ids_with_special": s,
@@ -276,13 +277,14 @@ def main():
                "decoded_skip": legacy.decode(s, skip_special_tokens=True)}
         # sentencepiece never matches control tokens in text; split them out as llama.cpp does
         split = []
-        for part in re.split("(<s>|</s>|<unk>)", text):
-            split += [legacy.token_to_id(part)] if part in ("<s>", "</s>", "<unk>") else sp.encode(part) if part else []
+        for part in re.split(added_re, text):
+            split += [legacy.token_to_id(part)] if part in added else sp.encode(part) if part else []
         if split != e:
             differ.append(text)
         lines.append(json.dumps(rec, ensure_ascii=False))
     # Decoding alone: byte-fallback runs cut short, interrupted or invalid, leading spaces.
-    b = lambda x: 3 + x  # noqa: E731  id of <0xXX>
+    b = legacy.token_to_id("<0x00>")
+    b = (lambda x, b0=b: b0 + x)
     hello, sp1, sp2 = legacy.token_to_id("▁Hello"), legacy.token_to_id("▁"), legacy.token_to_id("▁▁")
     for ids in ([b(0xE4), b(0xBD)], [b(0xE4), b(0xBD), b(0xA0)], [b(0xE4), hello, b(0xA0)],
                 [b(0x20), hello], [1, sp1, sp1, hello], [sp1], [sp2, hello], [sp1, 1, hello],
@@ -291,44 +293,66 @@ def main():
         lines.append(json.dumps({"decode_ids": ids, "decoded": legacy.decode(ids, skip_special_tokens=False),
                                  "decoded_skip": legacy.decode(ids, skip_special_tokens=True)},
                                 ensure_ascii=False))
-    body = "\n".join(lines) + "\n"
     cfg = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",
            "unk_token": "<unk>", "pad_token": None, "legacy": True, "clean_up_tokenization_spaces": False,
-           "model_max_length": 1000000000000000019884624838656, "tokenizer_class": "LlamaTokenizer",
-           "chat_template": CHAT_TEMPLATE}
-    cfg_text = json.dumps(cfg, indent=2, ensure_ascii=False) + "\n"
-    chat_text = ('{"generator": "scripts/gen_spm_refs.py",\n "llama2_template": ' +
-                 json.dumps(LLAMA2_TEMPLATE, ensure_ascii=False) + ',\n "cases": [\n  ' +
-                 ",\n  ".join(json.dumps(c, ensure_ascii=False) for c in chat_cases(legacy)) + "\n ]}\n")
-    tok_text = legacy.to_str(pretty=True)
+           "model_max_length": 1000000000000000019884624838656, "tokenizer_class": "LlamaTokenizer"}
+    if name == "mistral":
+        cfg["chat_template"] = CHAT_TEMPLATE
+    tokdir = os.path.join(ROOT, "tests/data/tokenizers", name)
     with tempfile.TemporaryDirectory() as d:
         gpath = os.path.join(d, "tokenizer.gguf")
-        write_gguf(proto, gpath)
+        write_gguf(proto, gpath, cfg.get("chat_template"))
         gguf_bytes = open(gpath, "rb").read()
+    out = {os.path.join(ROOT, "tests/data/fixtures/tokenizer", name + ".jsonl"): ("\n".join(lines) + "\n").encode(),
+           os.path.join(tokdir, "tokenizer_config.json"): (json.dumps(cfg, indent=2, ensure_ascii=False) + "\n").encode(),
+           os.path.join(tokdir, "tokenizer.json.xz"): legacy.to_str(pretty=True).encode(),
+           os.path.join(tokdir, "tokenizer.gguf.xz"): gguf_bytes}
+    if name == "mistral":
+        out[CHAT] = ('{"generator": "scripts/gen_spm_refs.py",\n "llama2_template": ' +
+                     json.dumps(LLAMA2_TEMPLATE, ensure_ascii=False) + ',\n "cases": [\n  ' +
+                     ",\n  ".join(json.dumps(c, ensure_ascii=False) for c in chat_cases(legacy)) +
+                     "\n ]}\n").encode()
+    return out, len(lines), differ
 
-    outputs = {CASES: body.encode(), CHAT: chat_text.encode(), os.path.join(TOKDIR, "tokenizer_config.json"): cfg_text.encode(),
-               os.path.join(TOKDIR, "tokenizer.json.xz"): tok_text.encode(),
-               os.path.join(TOKDIR, "tokenizer.gguf.xz"): gguf_bytes}
+
+# Mistral 7B Instruct v0.3's tokenizer: 770 control tokens ([INST], [TOOL_CALLS], ...) and 20
+# user-defined ones ([REFERENCE_DOC_n]) that text may contain.
+V3_CASES = ["[INST] Hi [/INST]", "[INST]Hi[/INST]", " [INST] x", "[TOOL_CALLS][{\"name\": \"f\"}]",
+            "[AVAILABLE_TOOLS] [] [/AVAILABLE_TOOLS]", "[REFERENCE_DOC_1] cited", "see [REFERENCE_DOC_12]!",
+            "[REFERENCE_DOC_1][REFERENCE_DOC_10]", "[control_12] [control_749]", "[INST ] [/ INST]",
+            "<s>[INST] a [/INST] b</s>[INST] c [/INST]", "[IMG][PREFIX]x[MIDDLE]y[SUFFIX]z"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true", help="compare with the committed files")
+    args = ap.parse_args()
+    import sentencepiece as spm
+    import mistral_common
+    data = os.path.join(os.path.dirname(mistral_common.__file__), "data")
     bad = 0
-    for path, data in outputs.items():
-        if args.check:
-            with open(path, "rb") as f:
-                have = f.read()
+    for name, model, extra in (("mistral", "tokenizer.model.v1", []),
+                               ("mistral-v3", "mistral_instruct_tokenizer_240323.model.v3", V3_CASES)):
+        outputs, n, differ = build_name(name, os.path.join(data, model), spm.SentencePieceProcessor, extra)
+        for path, blob in outputs.items():
+            if args.check:
+                with open(path, "rb") as f:
+                    have = f.read()
+                if path.endswith(".xz"):
+                    have = lzma.decompress(have)
+                if have != blob:
+                    print(f"differs: {path}", file=sys.stderr)
+                    bad += 1
+                continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             if path.endswith(".xz"):
-                have = lzma.decompress(have)
-            if have != data:
-                print(f"differs: {path}", file=sys.stderr)
-                bad += 1
-            continue
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if path.endswith(".xz"):
-            data = lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
-        with open(path, "wb") as f:
-            f.write(data)
-    print(f"{len(lines)} lines; sentencepiece (special tokens split out) differs from HF on {len(differ)}"
-          f"{':' if differ else ''}", file=sys.stderr)
-    for text in differ:
-        print(f"  {text[:70]!r}", file=sys.stderr)
+                blob = lzma.compress(blob, preset=9 | lzma.PRESET_EXTREME)
+            with open(path, "wb") as f:
+                f.write(blob)
+        print(f"{name}: {n} lines; sentencepiece (added tokens split out) differs from HF on {len(differ)}"
+              f"{':' if differ else ''}", file=sys.stderr)
+        for text in differ:
+            print(f"  {text[:70]!r}", file=sys.stderr)
     sys.exit(1 if bad else 0)
 
 

@@ -752,18 +752,24 @@ static bool encodes_to(const fr_tokenizer *tok, const char *text, bool special, 
     return ok;
 }
 
-/* Random ids, mostly byte-fallback tokens (ids 3-258) with specials and "\xe2\x96\x81" among
- * them: streamed pieces are complete UTF-8 and concatenate to the full decode, skipping specials
- * or not. */
-static void test_stream_bytes(const fr_tokenizer *tok) {
+/* Random ids, mostly byte-fallback tokens with specials and "\xe2\x96\x81" among them: streamed
+ * pieces are complete UTF-8 and concatenate to the full decode, skipping specials or not. */
+static void test_stream_bytes(const fr_tokenizer *tok, const char *name) {
     fr_test_rng rng = {7};
-    const int32_t others[] = {0, 1, 2, 28705, 259, 22557};
+    const int32_t b0 = fr_tokenizer_find(tok, "<0x00>", 6);
+    const int32_t others[] = {0,
+                              1,
+                              2,
+                              fr_tokenizer_find(tok, "\xe2\x96\x81", 3),
+                              fr_tokenizer_find(tok, "\xe2\x96\x81\xe2\x96\x81", 6),
+                              fr_tokenizer_find(tok, "\xe2\x96\x81Hello", 8)};
+    CHECK(b0 > 0 && others[3] > 0 && others[4] > 0 && others[5] > 0, "%s: byte/space tokens", name);
     int bad = 0;
     for (int round = 0; round < 400; round++) {
         int32_t ids[16];
         size_t n = fr_test_rng_u64(&rng) % 16;
         for (size_t i = 0; i < n; i++)
-            ids[i] = fr_test_rng_u64(&rng) % 4 ? 3 + (int32_t)(fr_test_rng_u64(&rng) % 256)
+            ids[i] = fr_test_rng_u64(&rng) % 4 ? b0 + (int32_t)(fr_test_rng_u64(&rng) % 256)
                                                : others[fr_test_rng_u64(&rng) % 6];
         bool skip = round & 1, pieces_valid;
         char *full = NULL;
@@ -777,13 +783,14 @@ static void test_stream_bytes(const fr_tokenizer *tok) {
         free(full);
         free(streamed);
     }
-    CHECK(bad == 0, "mistral: %d byte-heavy streaming decodes differ", bad);
+    CHECK(bad == 0, "%s: %d byte-heavy streaming decodes differ", name, bad);
 }
 
 /* The newer form of the same tokenizer.json: no normalizer, a Metaspace pre-tokenizer. */
-static fr_tokenizer *mistral_metaspace(const char *scheme, bool split) {
-    char path[1024];
-    cJSON *j = load_json(fr_test_tokenizer_path("mistral/tokenizer.json", path, sizeof path));
+static fr_tokenizer *mistral_metaspace(const char *name, const char *scheme, bool split) {
+    char path[1024], rel[256];
+    snprintf(rel, sizeof rel, "%s/tokenizer.json", name);
+    cJSON *j = load_json(fr_test_tokenizer_path(rel, path, sizeof path));
     CHECK(j != NULL, "read %s", path);
     if (!j) return NULL;
     cJSON_ReplaceItemInObject(j, "normalizer", cJSON_CreateNull());
@@ -803,7 +810,7 @@ static fr_tokenizer *mistral_metaspace(const char *scheme, bool split) {
 }
 
 /* The tokenizer.* metadata ferrum's quantize writes for the tokenizer folder, loaded back. */
-static fr_tokenizer *mistral_written(void) {
+static fr_tokenizer *mistral_written(const char *name, int vocab) {
     char dir[1024], tmp[] = "/tmp/fr_tok_spmXXXXXX";
     fr_error err = {0};
     fr_gguf_writer *w = NULL;
@@ -813,29 +820,30 @@ static fr_tokenizer *mistral_written(void) {
     close(fd);
     fr_status st = fr_gguf_writer_create(&w, &err);
     if (!st)
-        st = fr_tokenizer_json_to_gguf(fr_test_tokenizer_path("mistral", dir, sizeof dir), 32000, 1,
+        st = fr_tokenizer_json_to_gguf(fr_test_tokenizer_path(name, dir, sizeof dir), vocab, 1,
                                        &eos, 1, w, &err);
     if (!st) st = fr_gguf_writer_write(w, tmp, &err);
     if (!st) st = fr_tokenizer_load(tmp, &tok, &err);
-    CHECK(st == FR_OK, "mistral written as GGUF: %s", err.msg);
+    CHECK(st == FR_OK, "%s written as GGUF: %s", name, err.msg);
     fr_gguf_writer_free(w);
     unlink(tmp);
     return tok;
 }
 
-/* Mistral 7B v0.1's tokenizer (Llama 2 style) as tokenizer.json, in its newer Metaspace form, as
- * a GGUF "llama" tokenizer merging by SentencePiece scores (as llama.cpp's converter writes it)
- * and as the GGUF quantize writes from the tokenizer.json (scores from merge ranks), against
- * fixtures/tokenizer/mistral.jsonl (HF tokenizers; scripts/gen_spm_refs.py). */
-static void test_mistral(void) {
-    char path[1024];
+/* A Mistral tokenizer (Llama 2 style SentencePiece BPE: "mistral" is 7B v0.1's, "mistral-v3" 7B
+ * Instruct v0.3's with 770 control and user-defined tokens) as tokenizer.json, in its newer
+ * Metaspace forms, as a GGUF "llama" tokenizer merging by SentencePiece scores (as llama.cpp's
+ * converter writes it) and as the GGUF quantize writes from the tokenizer.json (scores from
+ * merge ranks), against fixtures/tokenizer/NAME.jsonl (HF tokenizers; scripts/gen_spm_refs.py). */
+static void test_mistral(const char *name) {
+    char path[1024], rel[256];
     fr_error err = {0};
-    fr_tokenizer *json = load_named("mistral"), *meta = mistral_metaspace("first", false),
-                 *meta_split = mistral_metaspace("always", true),
-                 *meta_never = mistral_metaspace("never", true), *gguf = NULL;
-    fr_tokenizer *written = mistral_written();
-    CHECK(!fr_tokenizer_load(fr_test_tokenizer_path("mistral/tokenizer.gguf", path, sizeof path),
-                             &gguf, &err),
+    fr_tokenizer *json = load_named(name), *meta = mistral_metaspace(name, "first", false),
+                 *meta_split = mistral_metaspace(name, "always", true),
+                 *meta_never = mistral_metaspace(name, "never", true), *gguf = NULL;
+    fr_tokenizer *written = json ? mistral_written(name, (int)fr_tokenizer_vocab_size(json)) : NULL;
+    snprintf(rel, sizeof rel, "%s/tokenizer.gguf", name);
+    CHECK(!fr_tokenizer_load(fr_test_tokenizer_path(rel, path, sizeof path), &gguf, &err),
           "load %s: %s", path, err.msg);
     if (!json || !meta || !meta_split || !meta_never || !gguf || !written) goto done;
     fr_tokenizer *all[3] = {json, gguf, written};
@@ -843,18 +851,20 @@ static void test_mistral(void) {
     for (int k = 0; k < 3; k++)
         CHECK(fr_tokenizer_bos(all[k]) == 1 && fr_tokenizer_eos(all[k]) == 2 &&
                   fr_tokenizer_is_special(all[k], 0) && fr_tokenizer_is_special(all[k], 1) &&
-                  !fr_tokenizer_is_special(all[k], 3) && fr_tokenizer_vocab_size(all[k]) == 32000,
-              "mistral %s: bos/eos/special/vocab", names[k]);
+                  !fr_tokenizer_is_special(all[k], fr_tokenizer_find(json, "<0x41>", 6)) &&
+                  fr_tokenizer_vocab_size(all[k]) == fr_tokenizer_vocab_size(json) &&
+                  fr_tokenizer_vocab_size(json) >= 32000,
+              "%s %s: bos/eos/special/vocab", name, names[k]);
     size_t len;
-    char *buf = fr_test_read_file(
-        fr_test_data_path("fixtures/tokenizer/mistral.jsonl", path, sizeof path), &len);
+    snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
+    char *buf = fr_test_read_file(fr_test_data_path(rel, path, sizeof path), &len);
     CHECK(buf != NULL, "cannot read %s", path);
     int lines = 0, dec_lines = 0, ok[6] = {0}, dec_ok = 0;
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
         cJSON *j = cJSON_Parse(line);
-        CHECK(j != NULL, "mistral.jsonl: bad line");
+        CHECK(j != NULL, "%s.jsonl: bad line", name);
         if (!j) continue;
         const cJSON *jt = cJSON_GetObjectItem(j, "text");
         if (!cJSON_IsString(jt)) { /* decoding alone */
@@ -865,7 +875,7 @@ static void test_mistral(void) {
                        decodes_to(all[k], ids, true, cJSON_GetObjectItem(j, "decoded_skip"));
             dec_lines++;
             dec_ok += good;
-            CHECK(good, "mistral decode line %d differs", lines + dec_lines);
+            CHECK(good, "%s decode line %d differs", name, lines + dec_lines);
             cJSON_Delete(j);
             continue;
         }
@@ -880,29 +890,29 @@ static void test_mistral(void) {
                 decodes_to(all[k], ids_sp, false, cJSON_GetObjectItem(j, "decoded_special")) &&
                 decodes_to(all[k], ids_sp, true, cJSON_GetObjectItem(j, "decoded_skip"));
             ok[k] += good;
-            CHECK(good, "mistral %s line %d: %.60s", names[k], lines, text);
+            CHECK(good, "%s %s line %d: %.60s", name, names[k], lines, text);
         }
         bool good = encodes_to(meta, text, false, cJSON_GetObjectItem(j, "ids_metaspace"));
         ok[3] += good;
-        CHECK(good, "mistral metaspace line %d: %.60s", lines, text);
+        CHECK(good, "%s metaspace line %d: %.60s", name, lines, text);
         good = encodes_to(meta_split, text, false, cJSON_GetObjectItem(j, "ids_metaspace_split"));
         ok[4] += good;
-        CHECK(good, "mistral metaspace (always, split) line %d: %.60s", lines, text);
+        CHECK(good, "%s metaspace (always, split) line %d: %.60s", name, lines, text);
         good = encodes_to(meta_never, text, false, cJSON_GetObjectItem(j, "ids_metaspace_never"));
         ok[5] += good;
-        CHECK(good, "mistral metaspace (never, split) line %d: %.60s", lines, text);
+        CHECK(good, "%s metaspace (never, split) line %d: %.60s", name, lines, text);
         cJSON_Delete(j);
     }
-    CHECK(lines >= 200 && dec_lines >= 10, "mistral.jsonl: %d + %d lines", lines, dec_lines);
+    CHECK(lines >= 200 && dec_lines >= 10, "%s.jsonl: %d + %d lines", name, lines, dec_lines);
     fprintf(stderr,
-            "mistral.jsonl: %d lines: tokenizer.json %d, GGUF (SentencePiece scores) %d, GGUF "
+            "%s.jsonl: %d lines: tokenizer.json %d, GGUF (SentencePiece scores) %d, GGUF "
             "written by ferrum %d, Metaspace form %d (always + split %d, never + split %d); %d/%d "
             "decode-only lines\n",
-            lines, ok[0], ok[1], ok[2], ok[3], ok[4], ok[5], dec_ok, dec_lines);
+            name, lines, ok[0], ok[1], ok[2], ok[3], ok[4], ok[5], dec_ok, dec_lines);
     free(buf);
-    test_stream_random(json, "mistral");
-    test_stream_bytes(json);
-    test_stream_bytes(gguf);
+    test_stream_random(json, name);
+    test_stream_bytes(json, name);
+    test_stream_bytes(gguf, name);
 done:
     fr_tokenizer_free(json);
     fr_tokenizer_free(meta);
@@ -910,6 +920,11 @@ done:
     fr_tokenizer_free(meta_never);
     fr_tokenizer_free(gguf);
     fr_tokenizer_free(written);
+}
+
+/* SentencePiece pieces of the pipeline on small hand-made inputs. */
+static void test_spm_parts(void) {
+    fr_error err = {0};
     /* Metaspace split cuts before every replacement, wherever it sits: with a piece "a\xe2\x96\x81"
      * in the vocabulary, "a b" is "a" + "\xe2\x96\x81b" (HF tokenizers: [0, 4]; [3, 2] unsplit). */
     static const char tiny[] =
@@ -1074,7 +1089,9 @@ int main(void) {
     test_features();
     test_malformed();
     test_empty_merge_sides();
-    test_mistral();
+    test_mistral("mistral");
+    test_mistral("mistral-v3");
+    test_spm_parts();
     test_mistral_chat();
     return fr_test_finish("test_tokenizer");
 }
