@@ -37,8 +37,13 @@ def main():
 
     folder, name = os.path.split(os.path.abspath(args.model))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    # transformers >= 5.25 keeps GGUF weights packed and multiplies in float32 unless asked to
+    # dequantize; the reference must be float64 throughout
+    extra = {}
+    if hasattr(transformers, "GgufConfig"):
+        extra["quantization_config"] = transformers.GgufConfig(dequantize=True)
     model = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=name, dtype=torch.float64, attn_implementation="eager"
+        folder, gguf_file=name, dtype=torch.float64, attn_implementation="eager", **extra
     )
     model.eval()
 
@@ -46,12 +51,13 @@ def main():
         with torch.no_grad():
             return model(torch.tensor([ids])).logits[0].numpy()
 
-    # ---- logits of a plain prompt, a few positions kept
+    # ---- logits of a plain prompt, every position kept (2.5 MB: an error at any one position,
+    # e.g. a RoPE or mask mistake that only shows past some length, is caught)
     prompt = "The capital of France is Paris, and the capital of Germany is"
     prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     full = logits_of(prompt_ids)
     n = len(prompt_ids)
-    positions = sorted({0, n // 3, (2 * n) // 3, n - 1})
+    positions = list(range(n))
     kept = full[positions].astype(np.float32)
     os.makedirs(args.out, exist_ok=True)
     kept.tofile(os.path.join(args.out, "smollm2-ref.logits.f32"))

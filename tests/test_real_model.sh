@@ -8,20 +8,20 @@
 #  2. Chat template from the GGUF: `ferrum template` renders the reference prompt byte for byte,
 #     and tokenizing it gives the reference prompt ids.
 #  3. Logits through a path that dequantizes: `ferrum quantize MODEL F32` (exact dequantization),
-#     then `ferrum logits`: every kept position within 1e-3 relative L2 of the reference.
+#     then `ferrum logits`: every position of the prompt within 1e-4 relative L2 of the reference.
 #  4. Logits of the Q4_1 file itself with `--quant-act f32` (weight blocks dequantized in
-#     registers, multiplied with f32 activations): every kept position within 1e-3 relative L2
-#     and the same argmax, with the best kernels of this CPU and with FR_CPU_ISA=scalar.
+#     registers, multiplied with f32 activations): every position within 1e-4 relative L2 and
+#     the same argmax, with the best kernels of this CPU and with FR_CPU_ISA=scalar.
 #  5. The greedy chat answer of the Q4_1 file with `--quant-act f32`: transformers' ids, and
 #     `ferrum detokenize` gives its text. The same on the dequantized F32 model.
 #  6. Logits of the Q4_1 file on the default path (`--quant-act q8`: activations quantized to 8
-#     bits per block for integer dot products, as llama.cpp does): within 0.10 relative L2 and
-#     the same argmax at every kept position. Why not 1e-3: the 8-bit rounding of the
+#     bits per block for integer dot products, as llama.cpp does): within 0.2 relative L2 and
+#     the same argmax at every position. Why not 1e-4: the 8-bit rounding of the
 #     activations itself moves these logits by percents (transformers with only its Linear
-#     inputs rounded the same way moves them by 1-4% on this prompt, up to 25% at some positions
-#     of the chat prompt); ferrum's q8 logits measure 1.5-4.2% here (AVX2), up to 8% with the
-#     scalar kernels, whose different f32 summation order feeds slightly different values into
-#     the next layer's rounding.
+#     inputs rounded the same way moves them by 1-4% at 4 positions of this prompt, up to 25% at
+#     some positions of the chat prompt); ferrum's q8 logits measure 1.3-13.8% over the 13
+#     positions here (AVX2; 13.8% at position 1, 12.7% at 9, the rest below 8.1%).
+#  The float paths measure 0.5-2.6e-6 at every position (dev VM, AVX2 and scalar).
 # The greedy answer of the q8 path is not compared: the reference's first answer token wins by a
 # logit gap of 0.082 only, and 8-bit activations flip it (so does transformers with 8-bit
 # activations).
@@ -84,9 +84,12 @@ r = json.load(open(ref_json))
 V, pos = r["vocab"], r["positions"]
 want = np.fromfile(ref_logits, dtype=np.float32).reshape(len(pos), V).astype(np.float64)
 ok = True
-cases = (("dequantized F32", deq, 1e-3), ("Q4_1 --quant-act f32", q41f, 1e-3),
-         ("Q4_1 --quant-act f32, scalar kernels", q41fs, 1e-3),
-         ("Q4_1 --quant-act q8 (default)", q41, 0.10))
+if pos != list(range(len(r["prompt_ids"]))):
+    print(f"FAIL: the reference keeps positions {pos}, not every prompt position", file=sys.stderr)
+    sys.exit(1)
+cases = (("dequantized F32", deq, 1e-4), ("Q4_1 --quant-act f32", q41f, 1e-4),
+         ("Q4_1 --quant-act f32, scalar kernels", q41fs, 1e-4),
+         ("Q4_1 --quant-act q8 (default)", q41, 0.2))
 for name, path, tol in cases:
     got = np.fromfile(path, dtype=np.float32).reshape(-1, V)
     if got.shape[0] != len(r["prompt_ids"]):
@@ -96,7 +99,7 @@ for name, path, tol in cases:
     got = got[pos].astype(np.float64)
     rel = np.linalg.norm(got - want, axis=1) / np.linalg.norm(want, axis=1)
     same = got.argmax(1) == want.argmax(1)
-    print(f"{name}: relative L2 error per kept position {np.array2string(rel, precision=3)}"
+    print(f"{name}: relative L2 error per position {np.array2string(rel, precision=3)}"
           f" (tolerance {tol}), argmax equal {same.tolist()}")
     if not (rel < tol).all() or not same.all():
         print(f"FAIL: {name} logits", file=sys.stderr)
