@@ -830,6 +830,33 @@ static fr_tokenizer *mistral_written(const char *name, int vocab) {
     return tok;
 }
 
+/* The GGUF at `path` without the keys whose absence means a default (add_bos_token: true and
+ * add_space_prefix: true for a "llama" tokenizer, as llama.cpp reads them), loaded. */
+static fr_tokenizer *gguf_defaults(const char *path) {
+    char tmp[] = "/tmp/fr_tok_defXXXXXX";
+    int fd = mkstemp(tmp);
+    close(fd);
+    fr_error err = {0};
+    fr_gguf *g = NULL;
+    fr_gguf_writer *w = NULL;
+    fr_tokenizer *tok = NULL;
+    fr_status st = fr_gguf_open(path, &g, &err);
+    if (!st) st = fr_gguf_writer_create(&w, &err);
+    for (size_t i = 0; !st && i < fr_gguf_kv_count(g); i++) {
+        const fr_gguf_kv *kv = fr_gguf_kv_at(g, i);
+        if (strcmp(kv->key.s, "tokenizer.ggml.add_bos_token") &&
+            strcmp(kv->key.s, "tokenizer.ggml.add_space_prefix"))
+            st = fr_gguf_writer_set(w, kv->key.s, &kv->value, &err);
+    }
+    if (!st) st = fr_gguf_writer_write(w, tmp, &err);
+    if (!st) st = fr_tokenizer_load(tmp, &tok, &err);
+    CHECK(st == FR_OK, "%s without default keys: %s", path, err.msg);
+    fr_gguf_writer_free(w);
+    fr_gguf_close(g);
+    unlink(tmp);
+    return tok;
+}
+
 /* A Mistral tokenizer (Llama 2 style SentencePiece BPE: "mistral" is 7B v0.1's, "mistral-v3" 7B
  * Instruct v0.3's with 770 control and user-defined tokens) as tokenizer.json, in its newer
  * Metaspace forms, as a GGUF "llama" tokenizer merging by SentencePiece scores (as llama.cpp's
@@ -845,10 +872,11 @@ static void test_mistral(const char *name) {
     snprintf(rel, sizeof rel, "%s/tokenizer.gguf", name);
     CHECK(!fr_tokenizer_load(fr_test_tokenizer_path(rel, path, sizeof path), &gguf, &err),
           "load %s: %s", path, err.msg);
-    if (!json || !meta || !meta_split || !meta_never || !gguf || !written) goto done;
-    fr_tokenizer *all[3] = {json, gguf, written};
-    const char *names[3] = {"json", "gguf", "written gguf"};
-    for (int k = 0; k < 3; k++)
+    fr_tokenizer *defaults = gguf_defaults(path);
+    if (!json || !meta || !meta_split || !meta_never || !gguf || !written || !defaults) goto done;
+    fr_tokenizer *all[4] = {json, gguf, written, defaults};
+    const char *names[4] = {"json", "gguf", "written gguf", "gguf without add_bos/space_prefix"};
+    for (int k = 0; k < 4; k++)
         CHECK(fr_tokenizer_bos(all[k]) == 1 && fr_tokenizer_eos(all[k]) == 2 &&
                   fr_tokenizer_is_special(all[k], 0) && fr_tokenizer_is_special(all[k], 1) &&
                   !fr_tokenizer_is_special(all[k], fr_tokenizer_find(json, "<0x41>", 6)) &&
@@ -859,7 +887,7 @@ static void test_mistral(const char *name) {
     snprintf(rel, sizeof rel, "fixtures/tokenizer/%s.jsonl", name);
     char *buf = fr_test_read_file(fr_test_data_path(rel, path, sizeof path), &len);
     CHECK(buf != NULL, "cannot read %s", path);
-    int lines = 0, dec_lines = 0, ok[6] = {0}, dec_ok = 0;
+    int lines = 0, dec_lines = 0, ok[7] = {0}, dec_ok = 0;
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
@@ -870,7 +898,7 @@ static void test_mistral(const char *name) {
         if (!cJSON_IsString(jt)) { /* decoding alone */
             const cJSON *ids = cJSON_GetObjectItem(j, "decode_ids");
             bool good = true;
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < 4; k++)
                 good = good && decodes_to(all[k], ids, false, cJSON_GetObjectItem(j, "decoded")) &&
                        decodes_to(all[k], ids, true, cJSON_GetObjectItem(j, "decoded_skip"));
             dec_lines++;
@@ -883,13 +911,13 @@ static void test_mistral(const char *name) {
         lines++;
         const cJSON *ids = cJSON_GetObjectItem(j, "ids"),
                     *ids_sp = cJSON_GetObjectItem(j, "ids_with_special");
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             bool good =
                 encodes_to(all[k], text, false, ids) && encodes_to(all[k], text, true, ids_sp) &&
                 decodes_to(all[k], ids, false, cJSON_GetObjectItem(j, "decoded")) &&
                 decodes_to(all[k], ids_sp, false, cJSON_GetObjectItem(j, "decoded_special")) &&
                 decodes_to(all[k], ids_sp, true, cJSON_GetObjectItem(j, "decoded_skip"));
-            ok[k] += good;
+            ok[k == 3 ? 6 : k] += good;
             CHECK(good, "%s %s line %d: %.60s", name, names[k], lines, text);
         }
         bool good = encodes_to(meta, text, false, cJSON_GetObjectItem(j, "ids_metaspace"));
@@ -906,9 +934,9 @@ static void test_mistral(const char *name) {
     CHECK(lines >= 200 && dec_lines >= 10, "%s.jsonl: %d + %d lines", name, lines, dec_lines);
     fprintf(stderr,
             "%s.jsonl: %d lines: tokenizer.json %d, GGUF (SentencePiece scores) %d, GGUF "
-            "written by ferrum %d, Metaspace form %d (always + split %d, never + split %d); %d/%d "
-            "decode-only lines\n",
-            name, lines, ok[0], ok[1], ok[2], ok[3], ok[4], ok[5], dec_ok, dec_lines);
+            "written by ferrum %d, GGUF relying on defaults %d, Metaspace form %d (always + split "
+            "%d, never + split %d); %d/%d decode-only lines\n",
+            name, lines, ok[0], ok[1], ok[2], ok[6], ok[3], ok[4], ok[5], dec_ok, dec_lines);
     free(buf);
     test_stream_random(json, name);
     test_stream_bytes(json, name);
@@ -920,6 +948,7 @@ done:
     fr_tokenizer_free(meta_never);
     fr_tokenizer_free(gguf);
     fr_tokenizer_free(written);
+    fr_tokenizer_free(defaults);
 }
 
 /* SentencePiece pieces of the pipeline on small hand-made inputs. */

@@ -159,7 +159,8 @@ fr_status fr_tokenizer_from_gguf(const fr_gguf *g, fr_tokenizer **out, fr_error 
     if ((st = token_id(g, "tokenizer.ggml.bos_token_id", n, &spec.bos_id, err)) ||
         (st = token_id(g, "tokenizer.ggml.eos_token_id", n, &spec.eos_id, err)) ||
         (st = token_id(g, "tokenizer.ggml.unknown_token_id", n, &spec.unk_id, err)) ||
-        (st = opt_bool(g, "tokenizer.ggml.add_bos_token", false, &add_bos, err)) ||
+        /* llama.cpp's defaults: a SentencePiece model adds BOS unless the file says not to */
+        (st = opt_bool(g, "tokenizer.ggml.add_bos_token", spm, &add_bos, err)) ||
         (st = opt_bool(g, "tokenizer.ggml.add_eos_token", false, &add_eos, err)))
         goto done;
     /* llama.cpp matches the unknown token in text as it does control tokens (HF: a special
