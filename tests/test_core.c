@@ -255,7 +255,7 @@ static void test_threadpool_busy(void) {
         CHECK(failed == 0, "pool of %d: %d runs with wrong results", sizes[s], failed);
         fr_threadpool_destroy(p);
     }
-    /* 64 threads, far more than this machine's CPUs, through a thousand tiny runs */
+    /* 64 threads, far more than this machine's CPUs, through thousands of tiny runs */
     fr_threadpool *big = fr_threadpool_create(64);
     CHECK(big && fr_threadpool_size(big) == 64, "pool of 64");
     if (big) {
