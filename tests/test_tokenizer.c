@@ -974,6 +974,54 @@ static void test_spm_parts(void) {
         free(ids);
         fr_tokenizer_free(t);
     }
+    /* The GGUF writer: the same vocabulary with byte_fallback (SentencePiece-style) becomes a
+     * "llama" tokenizer, add_space_prefix false for prepend_scheme never, scores from the merge
+     * ranks ("a b" -> [3, 2] as unsplit above); layouts it cannot express are refused. */
+    static const char *const layouts[] = {
+        "{\"type\": \"Metaspace\", \"replacement\": \"\xe2\x96\x81\", \"prepend_scheme\": "
+        "\"never\", \"split\": false}",
+        "{\"type\": \"Metaspace\", \"replacement\": \"\xe2\x96\x81\", \"prepend_scheme\": "
+        "\"never\", \"split\": true}",
+        "null"};
+    for (int k = 0; k < 3; k++) {
+        char dir[] = "/tmp/fr_tok_spmdirXXXXXX", file[64], gguf[64];
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        snprintf(file, sizeof file, "%s/tokenizer.json", dir);
+        snprintf(gguf, sizeof gguf, "%s/t.gguf", dir);
+        snprintf(text, sizeof text, tiny, "false");
+        cJSON *j = cJSON_Parse(text);
+        cJSON_AddBoolToObject(cJSON_GetObjectItem(j, "model"), "byte_fallback", 1);
+        cJSON_ReplaceItemInObject(j, "pre_tokenizer", cJSON_Parse(layouts[k]));
+        char *js = cJSON_PrintUnformatted(j);
+        FILE *f = fopen(file, "wb");
+        fputs(js, f);
+        fclose(f);
+        fr_gguf_writer *w = NULL;
+        fr_tokenizer *t = NULL;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        fr_status st = fr_gguf_writer_create(&w, &err);
+        if (!st) st = fr_tokenizer_json_to_gguf(dir, 5, -1, NULL, 0, w, &err);
+        if (k == 0) {
+            bool good = !st && !fr_gguf_writer_write(w, gguf, &err) &&
+                        !fr_tokenizer_load(gguf, &t, &err) &&
+                        !fr_tokenizer_encode(t, "a b", 3, false, &ids, &n, &err) && n == 2 &&
+                        ids[0] == 3 && ids[1] == 2;
+            CHECK(good, "written SentencePiece GGUF: %s", err.msg);
+        } else {
+            CHECK(st == FR_ERR_UNSUPPORTED && strstr(err.msg, "tokenizer.json") &&
+                      strstr(err.msg, "Metaspace"),
+                  "layout %d refused: %s", k, err.msg);
+        }
+        free(ids);
+        fr_tokenizer_free(t);
+        fr_gguf_writer_free(w);
+        free(js);
+        cJSON_Delete(j);
+        unlink(gguf);
+        unlink(file);
+        rmdir(dir);
+    }
     /* SentencePiece parts the loader cannot honour are refused, naming the part. */
     expect_bad("Metaspace scheme", NULL, "pre_tokenizer",
                "{\"type\": \"Metaspace\", \"replacement\": \"_\", \"prepend_scheme\": \"x\"}",
