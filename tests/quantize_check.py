@@ -22,6 +22,7 @@
                          float64 logits of each MODEL (the folder SRC itself, or a GGUF made from
                          it: weights dequantized by the gguf package) for the comma-separated IDS,
                          by the plain numpy forward below, written to OUT as float32 [T, V]
+  gain TOL A B [A B...]  least-squares gain <A,B>/<B,B> of float32 files A over B within TOL of 1
   logits V A B TOL [A B TOL...]
                          float32 logits files of rows of V: per-row relative L2 error of A
                          against B below TOL
@@ -594,6 +595,22 @@ def logits(a, b, tol, V):
     return 0
 
 
+def gain(a, b, tol):
+    """Least-squares gain of A over B (<a,b>/<b,b>): 8-bit activation rounding is noise of either
+    sign, so it leaves the gain near 1 while a scale error of any quantized matmul moves it."""
+    x = np.fromfile(a, dtype=np.float32).astype(np.float64)
+    y = np.fromfile(b, dtype=np.float32).astype(np.float64)
+    if x.shape != y.shape or x.size == 0:
+        print(f"FAIL: {a}: {x.size} floats vs {y.size}", file=sys.stderr)
+        return 1
+    g = float(x @ y / (y @ y))
+    print(f"  {os.path.basename(a)}: gain over the reference {g:.5f} (tolerance 1 +- {tol})")
+    if not abs(g - 1.0) <= float(tol):
+        print(f"FAIL: {a}: gain {g:.5f} is not within {tol} of 1", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "make-model":
@@ -611,6 +628,9 @@ if __name__ == "__main__":
     if cmd == "ref-logits":  # SRC IDS MODEL OUT [MODEL OUT ...]
         ref_logits(args[0], args[1], args[2:])
         sys.exit(0)
+    if cmd == "gain":  # TOL A B [A B ...]
+        bad = sum(gain(args[i], args[i + 1], args[0]) for i in range(1, len(args), 2))
+        sys.exit(1 if bad else 0)
     if cmd == "logits":  # VOCAB A B TOL [A B TOL ...]
         bad = sum(logits(args[i], args[i + 1], args[i + 2], int(args[0])) for i in range(1, len(args), 3))
         sys.exit(1 if bad else 0)
