@@ -21,6 +21,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "common/testutil.h"
 #include "core/dtype.h"
@@ -1355,9 +1358,10 @@ static void run_all(void) {
 static bool cpu_has(const char *isa) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
+    unsigned a, b, c, d; /* F16C by CPUID: clang 14's __builtin_cpu_supports does not know it */
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
     if (!strcmp(isa, "avx2"))
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     if (!strcmp(isa, "avx512"))
         return cpu_has("avx2") && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
