@@ -40,6 +40,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "common/testutil.h"
 #include "core/quant.h"
@@ -102,8 +105,9 @@ static void add_variant(const char *isa, const char *expect, bool f32) {
 static void make_variants(bool f32) {
     add_variant("scalar", f32 ? "scalar-f32" : "scalar", f32);
     __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d; /* F16C by CPUID: clang 14's __builtin_cpu_supports does not know it */
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
