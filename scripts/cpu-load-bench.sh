@@ -17,7 +17,7 @@
 # builds). Each run is `ferrum bench -r 1` (one warm-up, one timed run of N tokens).
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 model="" n=32 rounds=3 threads="1 2 4 8" loads="0 1" limit=120
 while getopts "m:n:r:t:l:s:h" o; do
     case "$o" in
@@ -98,7 +98,7 @@ for name in "${names[@]}"; do
         for t in $threads; do
             runs="$(awk -v b="$name" -v l="$l" -v t="$t" '$1 == b && $2 == l && $3 == t {print $4}' \
                 "$samples")"
-            med="$(sed 's/timeout/0/' <<<"$runs" | sort -g | awk '{v[NR] = $1}
+            med="$(sort -g <<<"${runs//timeout/0}" | awk '{v[NR] = $1}
                 END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}')"
             printf "| %s | %s | %s | %s | %s |\n" "$name" "$l" "$t" "$med" "$(tr '\n' ' ' <<<"$runs")"
         done
