@@ -135,7 +135,7 @@ fr_jval *fr_jstr_replace(fr_jeval *e, const fr_jnode *n, const fr_jval *sv, cons
     if (ol == 0) { /* Python inserts `new` around every character */
         size_t i = 0;
         int64_t done = 0;
-        while (count < 0 || done < count) {
+        while ((count < 0 || done < count) && !b.oom) { /* oom: stop at the size limit */
             fr_jbuf_put(&b, nw->u.str.s, nw->u.str.len);
             done++;
             if (i >= len) break;
@@ -147,7 +147,7 @@ fr_jval *fr_jstr_replace(fr_jeval *e, const fr_jnode *n, const fr_jval *sv, cons
     } else {
         size_t i = 0;
         int64_t done = 0;
-        while (count < 0 || done < count) {
+        while ((count < 0 || done < count) && !b.oom) {
             const char *hit = memmem(s + i, len - i, old->u.str.s, ol);
             if (!hit) break;
             size_t h = (size_t)(hit - s);
