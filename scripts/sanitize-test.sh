@@ -5,7 +5,7 @@
 #     so one build serves both steps);
 #  2. runs the CPU test suite there (ctest -LE cuda: every test, the fuzz regression replays of
 #     tests/fuzz/corpus and tests/fuzz/regress included);
-#  3. runs each libFuzzer target for FR_FUZZ_RUNS executions (default 2000) starting from its
+#  3. runs each libFuzzer target for FR_FUZZ_RUNS executions (default 50000) starting from its
 #     corpus and regression inputs. New interesting inputs go to a scratch folder, not into the
 #     tree; a crash leaves its input in build-asan/fuzz-artifacts/ and fails the run (minimize it
 #     with -minimize_crash=1, add it to tests/fuzz/regress/<target>/, fix the bug).
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${FR_ASAN_BUILD:-build-asan}
-RUNS=${FR_FUZZ_RUNS:-2000}
+RUNS=${FR_FUZZ_RUNS:-50000}
 JOBS=${JOBS:-$(nproc)}
 TARGETS=${FR_FUZZ_TARGETS:-"gguf safetensors tokenizer_json tokenize template chat_messages"}
 start=$(date +%s)
@@ -51,7 +51,7 @@ if [ "${FR_FUZZ_ONLY:-0}" != 1 ]; then
     echo "sanitize: CPU suite under ASan+UBSan passed in $(($(date +%s) - t0)) s"
 fi
 
-export FR_TEST_TOKENIZERS="$PWD/$BUILD/test-data/tokenizers"
+export FR_TEST_TOKENIZERS="$(cd "$BUILD" && pwd)/test-data/tokenizers"
 mkdir -p "$BUILD/fuzz-artifacts"
 for t in $TARGETS; do
     t0=$(date +%s)
