@@ -35,9 +35,9 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 CC=clang cmake -S . -B "$BUILD" -DFERRUM_CUDA=OFF -DFERRUM_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
     -DCMAKE_C_FLAGS="$SAN" >/dev/null
-cmake --build "$BUILD" -j "$JOBS" >"$BUILD.log" 2>&1 || {
-    tail -50 "$BUILD.log"
-    echo "sanitize: build failed (whole log: $BUILD.log)" >&2
+cmake --build "$BUILD" -j "$JOBS" >"$BUILD/sanitize-build.log" 2>&1 || {
+    tail -50 "$BUILD/sanitize-build.log"
+    echo "sanitize: build failed (whole log: $BUILD/sanitize-build.log)" >&2
     exit 1
 }
 echo "sanitize: built in $(($(date +%s) - start)) s"
