@@ -25,7 +25,11 @@ static void touch_value(const fr_gguf_value *v, const void *base, size_t size) {
                 touch_value(&a->items[i], base, size);
             } else {
                 sink += (unsigned)fr_gguf_arr_i64(a, i);
-                sink += (unsigned)fr_gguf_arr_f64(a, i);
+                /* the bits, not (unsigned)d: converting a negative or huge double is UB */
+                double d = fr_gguf_arr_f64(a, i);
+                uint64_t bits;
+                memcpy(&bits, &d, sizeof bits);
+                sink += (unsigned)bits;
             }
         }
     }
