@@ -11,31 +11,14 @@
 #  - bench --json reports every test;
 #  - the real default model (SmolLM2-135M-Instruct Q4_1 GGUF) answers a chat question.
 set -euo pipefail
-: "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
-: "${FR_TEST_DATA:?FR_TEST_DATA must name tests/data (CTest sets it)}"
 : "${FR_SOURCE_DIR:?FR_SOURCE_DIR must name the repository root (CTest sets it)}"
-FIX="$FR_TEST_DATA/fixtures"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*" >&2
-    fails=$((fails + 1))
-}
-expect_eq() { # name got want
-    if [ "$2" == "$3" ]; then pass "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
+source "$(dirname "$0")/common/testlib.sh"
 expect_rc() { # name want_rc cmd...
     local name="$1" want="$2"
     shift 2
     local rc=0
     "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
     if [ "$rc" == "$want" ]; then pass "$name (exit $rc)"; else fail "$name: exit $rc, want $want"; fi
-}
-ref() { # NAME FIELD -> comma-separated ids
-    python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))[sys.argv[2]])))' \
-        "$FIX/refs/$1.json" "$2"
 }
 Q3="$FIX/models/qwen3-tiny"
 
@@ -294,8 +277,4 @@ printf '%s\nAnd of Germany?\n' "$q" | "$FERRUM" chat -m "$gguf" --seed 3 -n 24 -
 [ "$(grep -c 'stop:' "$tmp/err")" == 2 ] && pass "SmolLM2 (Q4_1) chat answered 2 turns" ||
     fail "SmolLM2 (Q4_1) chat: $(cat "$tmp/err")"
 
-if [ "$fails" != 0 ]; then
-    echo "test_cli: $fails failure(s)" >&2
-    exit 1
-fi
-echo "test_cli: all checks passed"
+finish test_cli

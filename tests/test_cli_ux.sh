@@ -14,30 +14,13 @@
 #    backslash joins lines; under a pseudo-terminal (libedit) the same, and Ctrl-C stops a reply
 #    and returns to the prompt, Ctrl-C at an empty prompt exits with status 0.
 set -euo pipefail
-: "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
 : "${FR_SOURCE_DIR:?FR_SOURCE_DIR must name the repository root (CTest sets it)}"
-if [ -n "${FR_TEST_DATA:-}" ]; then
-    FIX="$FR_TEST_DATA/fixtures"
-else
-    FIX="${FR_SHARED_DIR:?FR_TEST_DATA must name tests/data (CTest sets it)}/fixtures"
-fi
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*" >&2
-    fails=$((fails + 1))
-}
-expect_eq() { # name got want
-    if [ "$2" == "$3" ]; then pass "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
+source "$(dirname "$0")/common/testlib.sh"
 same_files() { # name a b
     if cmp -s "$2" "$3"; then pass "$1"; else fail "$1: $2 and $3 differ"; fi
 }
 Q3="$FIX/models/qwen3-tiny"
-P="$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["prompt_ids"])))' \
-    "$FIX/refs/qwen3-tiny.json")"
+P="$(ref qwen3-tiny prompt_ids)"
 
 # A text model: the qwen3-tiny weights with a byte-level tokenizer (its 256 tokens are the bytes,
 # so every id the prompt gets is in the 512-id vocabulary), a plain chat template, and a
@@ -378,8 +361,4 @@ check(st is not None and os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0,
 sys.exit(0 if ok else 1)
 PY
 
-if [ "$fails" != 0 ]; then
-    echo "test_cli_ux: $fails failure(s)" >&2
-    exit 1
-fi
-echo "test_cli_ux: all checks passed"
+finish test_cli_ux

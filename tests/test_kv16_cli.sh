@@ -5,21 +5,7 @@
 # qwen3-tiny: 2 layers x K,V x 2 kv heads x 32 = 256 elements a token, 1+2+3+4 visible tokens
 # over 4 steps, so f16 reads 256 x 2 B x 2.5 = 1280 B a token less than f32).
 set -euo pipefail
-: "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
-: "${FR_TEST_DATA:?FR_TEST_DATA must name tests/data (CTest sets it)}"
-FIX="$FR_TEST_DATA/fixtures"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*" >&2
-    fails=$((fails + 1))
-}
-ref() { # NAME FIELD -> comma-separated ids
-    python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))[sys.argv[2]])))' \
-        "$FIX/refs/$1.json" "$2"
-}
+source "$(dirname "$0")/common/testlib.sh"
 Q3="$FIX/models/qwen3-tiny"
 
 for cmd in run chat bench; do
@@ -60,5 +46,4 @@ else
     fail "bench bytes per token: f32 $b32, f16 $b16, bf16 $bb16 (want f32 - f16 = 1280, bf16 = f16)"
 fi
 
-echo "test_kv16_cli: $fails failed"
-[ "$fails" -eq 0 ]
+finish test_kv16_cli

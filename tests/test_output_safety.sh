@@ -14,17 +14,7 @@
 #    system has O_TMPFILE), and a failed write (model load failure, file size limit hit
 #    mid-write) leaves an existing output as it was.
 set -euo pipefail
-: "${FERRUM:?FERRUM must name the built ferrum binary (CTest sets it)}"
-: "${FR_TEST_DATA:?FR_TEST_DATA must name tests/data (CTest sets it)}"
-FIX="$FR_TEST_DATA/fixtures"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*" >&2
-    fails=$((fails + 1))
-}
+source "$(dirname "$0")/common/testlib.sh"
 check() { # name cmd... : passes when cmd succeeds
     local name="$1"
     shift
@@ -270,5 +260,4 @@ expect_rc "a folder as the output is refused" 1 \
     "$FERRUM" logits -m "$hf" --ids $ids -o "$d"
 check "the folder is still a folder" test -d "$d"
 
-echo "test_output_safety: $fails failed"
-[ "$fails" -eq 0 ]
+finish test_output_safety
