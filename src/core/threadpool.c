@@ -36,12 +36,32 @@
 
 #define CACHE_LINE 64
 
+/* Choosing between all threads and the calling thread alone (see adapt_begin): a window is this
+ * many runs; a probe of the other mode comes after `hold` windows, MIN_HOLD at first, doubling
+ * up to MAX_HOLD while the mode holds; the other mode must be this many percent faster to win.
+ * Only pools of at most ADAPT_MAX_ACTIVE running threads adapt: there one competing process takes
+ * a large share of the cores, and a probe of one thread against many costs little. */
+#define WINDOW_RUNS      1024
+#define MIN_HOLD         4
+#define MAX_HOLD         256
+#define WIN_MARGIN_PCT   5
+#define ADAPT_MAX_ACTIVE 4
+
 struct fr_threadpool {
     int n_threads;
     int n_active; /* threads that may run at once: min(n_threads, usable CPUs) */
     int64_t spin_ns;
     unsigned seq; /* the last epoch issued; the caller's alone */
     pthread_t *workers;
+
+    /* The caller's alone: the mode runs use (calling thread alone or all), whether this window
+     * probes the other one, runs so far in this window and when it began, the last full window's
+     * duration in the chosen mode, windows to hold the mode and windows held. */
+    bool adapt, solo, probing;
+    int window_runs;
+    int64_t window_t0, ref_ns;
+    int hold, held;
+    int64_t solo_runs;
 
     /* The current run. `claim` holds epoch << 32 | next task index. The caller closes the old
      * run (index CLOSED, new epoch), writes the descriptor below, then opens the run (index 0).
@@ -253,6 +273,8 @@ fr_threadpool *fr_threadpool_create(int n_threads) {
             spin_us = v;
     }
     p->spin_ns = (int64_t)spin_us * 1000;
+    p->adapt = p->n_active > 1 && p->n_active <= ADAPT_MAX_ACTIVE;
+    p->hold = MIN_HOLD;
     atomic_init(&p->claim, CLOSED);
     atomic_init(&p->fn, NULL);
     atomic_init(&p->arg, NULL);
@@ -312,6 +334,51 @@ int fr_threadpool_size(const fr_threadpool *p) {
     return p->n_threads;
 }
 
+int64_t fr_threadpool_solo_runs(const fr_threadpool *p) {
+    return p->solo_runs;
+}
+
+/* With one other busy process on two cores, three threads share two cores: the calling thread
+ * gets about 2/3 of one, and a step advances only while it runs, so two threads lose to one that
+ * has a core to itself (measured 0.73x; bench/RESULTS.md). Which is faster depends on the load,
+ * so the pool measures it: decode and prefill repeat the same sequence of runs, so windows of
+ * WINDOW_RUNS runs do comparable work, and every `hold` windows one window runs the other mode.
+ * The faster one (by WIN_MARGIN_PCT) is kept; a probe that has already taken longer than the
+ * last window stops early, so a losing probe costs at most one window. Returns whether this
+ * run goes to the calling thread alone. */
+static bool adapt_begin(fr_threadpool *p) {
+    if (p->window_runs == 0) p->window_t0 = now_ns();
+    return p->solo != p->probing;
+}
+
+static void adapt_end(fr_threadpool *p) {
+    p->window_runs++;
+    if (p->probing && p->window_runs % 64 == 0 && now_ns() - p->window_t0 > p->ref_ns) {
+        p->probing = false; /* already slower than the last window: keep the mode */
+        p->window_runs = 0;
+        p->held = 0;
+        p->hold = p->hold * 2 > MAX_HOLD ? MAX_HOLD : p->hold * 2;
+        return;
+    }
+    if (p->window_runs < WINDOW_RUNS) return;
+    const int64_t t = now_ns() - p->window_t0;
+    p->window_runs = 0;
+    if (p->probing) {
+        p->probing = false;
+        p->held = 0;
+        if (t * 100 < p->ref_ns * (100 - WIN_MARGIN_PCT)) {
+            p->solo = !p->solo;
+            p->ref_ns = t;
+            p->hold = MIN_HOLD;
+        } else {
+            p->hold = p->hold * 2 > MAX_HOLD ? MAX_HOLD : p->hold * 2;
+        }
+        return;
+    }
+    p->ref_ns = t;
+    if (++p->held >= p->hold) p->probing = true;
+}
+
 void fr_threadpool_run(fr_threadpool *p, int64_t n_tasks, fr_task_fn fn, void *arg) {
     if (n_tasks <= 0) return;
     if (p->n_threads == 1 || n_tasks == 1) {
@@ -319,8 +386,16 @@ void fr_threadpool_run(fr_threadpool *p, int64_t n_tasks, fr_task_fn fn, void *a
             fn(arg, t, 0);
         return;
     }
+    if (p->adapt && adapt_begin(p)) {
+        p->solo_runs++;
+        for (int64_t t = 0; t < n_tasks; t++)
+            fn(arg, t, 0);
+        adapt_end(p);
+        return;
+    }
     for (int64_t base = 0; base < n_tasks; base += MAX_RUN_TASKS) {
         const int64_t left = n_tasks - base;
         run_piece(p, base, (unsigned)(left < MAX_RUN_TASKS ? left : MAX_RUN_TASKS), fn, arg);
     }
+    if (p->adapt) adapt_end(p);
 }

@@ -4,7 +4,9 @@
  * not scheduled claims nothing and is not waited for. Idle workers spin for a few microseconds
  * (decode steps issue many small ops back to back) and then sleep on a futex; at most as many
  * threads as there are usable CPUs spin or are woken for one run, so threads beyond the CPU
- * count sleep instead of competing for the cores. */
+ * count sleep instead of competing for the cores. On machines of up to 4 usable CPUs the pool
+ * also measures whether the calling thread alone is faster (other processes busy) and then runs
+ * alone, probing again from time to time. */
 #ifndef FR_CORE_THREADPOOL_H
 #define FR_CORE_THREADPOOL_H
 
@@ -25,6 +27,10 @@ typedef void (*fr_task_fn)(void *arg, int64_t task, int thread);
 fr_threadpool *fr_threadpool_create(int n_threads);
 void fr_threadpool_destroy(fr_threadpool *pool);
 int fr_threadpool_size(const fr_threadpool *pool);
+/* Runs given to the calling thread alone because measurement found one thread faster than all
+ * of them (another process busy on a small machine; see threadpool.c): for tests and
+ * diagnostics. */
+int64_t fr_threadpool_solo_runs(const fr_threadpool *pool);
 
 /* Runs all tasks and returns when every one is done. Not re-entrant: call from one thread at a
  * time, and not from inside a task. */
