@@ -126,29 +126,7 @@ expect_eq "--ignore-eos generates past it" "$got" "$G"
 # plain one written here.
 T="$tmp/textmodel"
 mkmodel "$T" '{}'
-python3 - "$T" <<'PY'
-import json, sys
-d = sys.argv[1]
-# GPT-2's byte-level alphabet: printable bytes stand for themselves, the others map from U+0100 on
-printable = set(range(0x21, 0x7F)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
-chars, extra = {}, 0
-for b in range(256):
-    if b in printable:
-        chars[b] = chr(b)
-    else:
-        chars[b] = chr(0x100 + extra)
-        extra += 1
-bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-tok = {"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": bl,
-       "post_processor": None, "decoder": bl,
-       "model": {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False,
-                 "byte_fallback": False, "ignore_merges": False,
-                 "vocab": {chars[b]: b for b in range(256)}, "merges": []}}
-json.dump(tok, open(d + "/tokenizer.json", "w"))
-tmpl = ("{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<assistant> {% endif %}")
-json.dump({"chat_template": tmpl}, open(d + "/tokenizer_config.json", "w"))
-PY
+python3 "$(dirname "$0")/common/byte_tokenizer.py" "$T"
 ids="$("$FERRUM" run -m "$T" -p "Once upon a time" -n 40 --temp 0 --print-ids -q)"
 "$FERRUM" run -m "$T" -p "Once upon a time" -n 40 --temp 0 -q >"$tmp/text"
 # ids 256..511 are not in this tokenizer: they carry no text
