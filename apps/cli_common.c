@@ -316,7 +316,7 @@ static const char *const value_flags[] = {
     "--presence-penalty", "--frequency-penalty", "--repeat-last-n", "--seed", "-s", "-p",
     "--prompt", "-f", "--file", "--ids", "--system", "-sys", "--system-prompt", "--stop", "-r",
     "--reverse-prompt", "-n", "--max-tokens", "--n-predict", "--n-prompt", "--n-gen",
-    "--repeats", "-b", "--batch", "-o", "--output", "--messages", "--tools", "--var",
+    "-d", "--n-depth", "--repeats", "-b", "--batch", "-o", "--output", "--messages", "--tools", "--var",
 };
 /* clang-format on */
 

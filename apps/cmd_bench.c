@@ -1,9 +1,10 @@
 /* ferrum bench: prompt processing (pp) and token generation (tg) speed, in the manner of
  * llama-bench. ppP prefills P random valid ids into an empty cache; tgN runs N decode steps of
- * one token from an empty cache. Each test runs once to warm up, then -r times; the median is
- * reported. tg rows also give the bytes one step reads (weights as stored + the KV cache rows
- * attention visits, averaged over the steps), GB/s = bytes x tok/s, and that as a share of the
- * read bandwidth the bench measures on this machine. */
+ * one token from an empty cache. With -d D the cache first holds D prefilled tokens (not timed),
+ * so "tg32 @ d4096" is decode speed at a context of 4096, as llama-bench's -d. Each test runs once
+ * to warm up, then -r times; the median is reported. tg rows also give the bytes one step reads
+ * (weights as stored + the KV cache rows attention visits, averaged over the steps), GB/s = bytes x
+ * tok/s, and that as a share of the read bandwidth the bench measures on this machine. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@ static void usage(FILE *f) {
         "  -p, --n-prompt LIST     prompt lengths to test, comma-separated (default 128); "
         "0 = none\n"
         "  -n, --n-gen N           decode steps to test (default 32); 0 = none\n"
+        "  -d, --n-depth LIST      tokens already in the cache before each test, comma-separated\n"
+        "                          (default 0): prefilled untimed, as llama-bench's -d\n"
         "  -r, --repeats N         timed runs per test after one warm-up (default 3)\n"
         "  -b, --batch N           prefill chunk size in tokens (default: the session's, 256 on\n"
         "                          the CPU, 2048 on a GPU)\n"
@@ -29,8 +32,8 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    char name[32];
-    int n_prompt, n_gen;
+    char name[48];
+    int n_prompt, n_gen, n_depth;
     double tok_s; /* median */
     double min_tok_s, max_tok_s;
     double bytes_per_token; /* tg only */
@@ -55,25 +58,28 @@ static uint64_t rng_next(uint64_t *s) {
     return *s * 0x2545f4914f6cdd1dull;
 }
 
-static fr_status time_pp(fr_session *s, const int32_t *ids, int n, float *logits, double *sec,
-                         fr_error *err) {
+/* Empties the cache and prefills ids[0..depth) untimed: the context a test starts from. */
+static fr_status start_at_depth(fr_session *s, const int32_t *ids, int depth, float *logits,
+                                fr_error *err) {
     fr_session_reset(s);
-    double t0 = fr_cli_now();
-    fr_status st = fr_session_eval_last(s, ids, n, logits, err);
-    *sec = fr_cli_now() - t0;
-    return st;
+    return depth ? fr_session_eval_last(s, ids, depth, logits, err) : FR_OK;
 }
 
-static fr_status time_tg(fr_session *s, const int32_t *ids, int n, float *logits, double *sec,
-                         fr_error *err) {
-    fr_session_reset(s);
+/* One timed test after `depth` tokens: a prefill of n tokens, or n decode steps (is_tg). */
+static fr_status time_test(fr_session *s, const int32_t *ids, int depth, int n, bool is_tg,
+                           float *logits, double *sec, fr_error *err) {
+    fr_status st = start_at_depth(s, ids, depth, logits, err);
+    if (st) return st;
+    const int32_t *next = ids + depth;
     double t0 = fr_cli_now();
-    for (int i = 0; i < n; i++) {
-        fr_status st = fr_session_eval_last(s, &ids[i], 1, logits, err);
-        if (st) return st;
+    if (!is_tg) {
+        st = fr_session_eval_last(s, next, n, logits, err);
+    } else {
+        for (int i = 0; i < n && !st; i++)
+            st = fr_session_eval_last(s, &next[i], 1, logits, err);
     }
     *sec = fr_cli_now() - t0;
-    return FR_OK;
+    return st;
 }
 
 static void human_bytes(double b, char *buf, size_t n) {
@@ -93,7 +99,7 @@ static void human_count(double v, char *buf, size_t n) {
 int fr_cmd_bench(int argc, char **argv) {
     fr_cli c;
     fr_cli_init(&c, "bench");
-    int *pp = NULL, n_pp = 0;
+    int *pp = NULL, n_pp = 0, *depths = NULL, n_depths = 0;
     int n_gen = 32, repeats = 3, batch = 0;
     bool json = false, measure_bw = true;
     for (int i = 1; i < argc; i++) {
@@ -104,6 +110,7 @@ int fr_cmd_bench(int argc, char **argv) {
         const bool has_val = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             free(pp);
+            free(depths);
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--json")) {
@@ -114,6 +121,11 @@ int fr_cmd_bench(int argc, char **argv) {
             free(pp);
             pp = NULL;
             if (fr_cli_int_list("bench", a, argv[++i], 0, 1 << 20, &pp, &n_pp)) goto usage_error;
+        } else if ((!strcmp(a, "-d") || !strcmp(a, "--n-depth")) && has_val) {
+            free(depths);
+            depths = NULL;
+            if (fr_cli_int_list("bench", a, argv[++i], 0, 1 << 20, &depths, &n_depths))
+                goto usage_error;
         } else if ((!strcmp(a, "-n") || !strcmp(a, "--n-gen")) && has_val) {
             if (fr_cli_int("bench", a, argv[++i], 0, 1 << 20, &n_gen)) goto usage_error;
         } else if ((!strcmp(a, "-r") || !strcmp(a, "--repeats")) && has_val) {
@@ -135,6 +147,14 @@ int fr_cmd_bench(int argc, char **argv) {
         pp[0] = 128;
         n_pp = 1;
     }
+    if (!depths) {
+        depths = calloc(1, sizeof *depths);
+        if (!depths) {
+            free(pp);
+            return 1;
+        }
+        n_depths = 1;
+    }
 
     int rc = 1;
     fr_model *model = NULL;
@@ -142,7 +162,7 @@ int fr_cmd_bench(int argc, char **argv) {
     float *logits = NULL;
     int32_t *ids = NULL;
     double *samples = NULL;
-    bench_row *rows = calloc((size_t)n_pp + 1, sizeof *rows);
+    bench_row *rows = calloc(((size_t)n_pp + 1) * (size_t)n_depths, sizeof *rows);
     int n_rows = 0;
     fr_error err = {0};
     double load_s;
@@ -151,9 +171,12 @@ int fr_cmd_bench(int argc, char **argv) {
     fr_model_info info;
     fr_model_get_info(model, &info);
 
-    int max_tokens = n_gen;
+    int max_tokens = n_gen, max_depth = 0;
     for (int i = 0; i < n_pp; i++)
         if (pp[i] > max_tokens) max_tokens = pp[i];
+    for (int i = 0; i < n_depths; i++)
+        if (depths[i] > max_depth) max_depth = depths[i];
+    max_tokens += max_depth;
     if (max_tokens < 1) max_tokens = 1;
     if (max_tokens > info.max_context) {
         fprintf(stderr, "ferrum bench: %d tokens exceed the model's context of %d\n", max_tokens,
@@ -179,31 +202,34 @@ int fr_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < max_tokens; i++)
         ids[i] = (int32_t)(rng_next(&seed) % (uint64_t)info.vocab);
 
-    for (int t = 0; t < n_pp + 1; t++) {
-        const bool is_tg = t == n_pp;
-        const int n = is_tg ? n_gen : pp[t];
+    for (int t = 0; t < (n_pp + 1) * n_depths; t++) {
+        const int depth = depths[t / (n_pp + 1)];
+        const bool is_tg = t % (n_pp + 1) == n_pp;
+        const int n = is_tg ? n_gen : pp[t % (n_pp + 1)];
         if (n == 0) continue;
         double sec;
         /* the first run pays for page faults, caches and lazy set-up: not counted */
-        fr_status st =
-            is_tg ? time_tg(s, ids, n, logits, &sec, &err) : time_pp(s, ids, n, logits, &sec, &err);
+        fr_status st = time_test(s, ids, depth, n, is_tg, logits, &sec, &err);
         for (int r = 0; !st && r < repeats; r++) {
-            st = is_tg ? time_tg(s, ids, n, logits, &sec, &err)
-                       : time_pp(s, ids, n, logits, &sec, &err);
+            st = time_test(s, ids, depth, n, is_tg, logits, &sec, &err);
             samples[r] = n / (sec > 0 ? sec : 1e-12);
         }
         if (st) goto fail;
         bench_row *row = &rows[n_rows++];
-        snprintf(row->name, sizeof row->name, "%s%d", is_tg ? "tg" : "pp", n);
+        if (depth)
+            snprintf(row->name, sizeof row->name, "%s%d @ d%d", is_tg ? "tg" : "pp", n, depth);
+        else
+            snprintf(row->name, sizeof row->name, "%s%d", is_tg ? "tg" : "pp", n);
         row->n_prompt = is_tg ? 0 : n;
         row->n_gen = is_tg ? n : 0;
+        row->n_depth = depth;
         row->tok_s = median(samples, repeats);
         row->min_tok_s = samples[0];
         row->max_tok_s = samples[repeats - 1];
         if (is_tg) {
             double bytes = 0;
             for (int i = 0; i < n; i++)
-                bytes += (double)fr_session_decode_bytes(s, i);
+                bytes += (double)fr_session_decode_bytes(s, depth + i);
             row->bytes_per_token = bytes / n;
             row->gbps = row->bytes_per_token * row->tok_s / 1e9;
         }
@@ -242,9 +268,9 @@ int fr_cmd_bench(int argc, char **argv) {
         printf("\"results\":[");
         for (int i = 0; i < n_rows; i++) {
             const bench_row *r = &rows[i];
-            printf("%s{\"test\":\"%s\",\"n_prompt\":%d,\"n_gen\":%d,\"tok_s\":%.3f,"
-                   "\"tok_s_min\":%.3f,\"tok_s_max\":%.3f",
-                   i ? "," : "", r->name, r->n_prompt, r->n_gen, r->tok_s, r->min_tok_s,
+            printf("%s{\"test\":\"%s\",\"n_prompt\":%d,\"n_gen\":%d,\"n_depth\":%d,"
+                   "\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f",
+                   i ? "," : "", r->name, r->n_prompt, r->n_gen, r->n_depth, r->tok_s, r->min_tok_s,
                    r->max_tok_s);
             if (r->n_gen) {
                 printf(",\"bytes_per_token\":%.0f,\"gbps\":%.3f", r->bytes_per_token, r->gbps);
@@ -262,9 +288,9 @@ int fr_cmd_bench(int argc, char **argv) {
         char size[32], params[32];
         human_bytes((double)info.weight_bytes, size, sizeof size);
         human_count((double)info.n_params, params, sizeof params);
-        printf("| %-20s | %10s | %9s | %-7s | %7s | %7s | %12s | %10s | %8s | %7s |\n", "model",
+        printf("| %-20s | %10s | %9s | %-7s | %7s | %14s | %12s | %10s | %8s | %7s |\n", "model",
                "size", "params", "backend", "threads", "test", "t/s", "MB/token", "GB/s", "% peak");
-        printf("| %.20s | %.10s | %.9s | %.7s | %.7s | %.7s | %.12s | %.10s | %.8s | %.7s |\n",
+        printf("| %.20s | %.10s | %.9s | %.7s | %.7s | %.14s | %.12s | %.10s | %.8s | %.7s |\n",
                "------------------------------", "------------------------------",
                "------------------------------", "------------------------------",
                "------------------------------", "------------------------------",
@@ -281,7 +307,7 @@ int fr_cmd_bench(int argc, char **argv) {
                 snprintf(gbs, sizeof gbs, "%.2f", r->gbps);
                 if (bw > 0) snprintf(pct, sizeof pct, "%.1f", 100.0 * r->gbps / bw);
             }
-            printf("| %-20.20s | %10s | %9s | %-7s | %7s | %7s | %12s | %10s | %8s | %7s |\n",
+            printf("| %-20.20s | %10s | %9s | %-7s | %7s | %14s | %12s | %10s | %8s | %7s |\n",
                    label, size, params, info.backend, threads_s, r->name, tps, mb, gbs, pct);
         }
         if (bw > 0 && on_cpu)
@@ -304,6 +330,7 @@ fail_oom:
 fail:
     fprintf(stderr, "ferrum bench: %s\n", err.msg);
 done:
+    free(depths);
     free(rows);
     free(samples);
     free(ids);
@@ -314,6 +341,7 @@ done:
     return rc;
 usage_error:
     free(pp);
+    free(depths);
     usage(stderr);
     return 2;
 }

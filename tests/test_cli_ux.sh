@@ -120,6 +120,19 @@ same_files "logits --ids=LIST --output=FILE" "$tmp/l_a" "$tmp/l_b"
 "$FERRUM" bench -m "$Q3" --n-prompt=4 --n-gen=2 --repeats=1 --json --no-bandwidth >"$tmp/bench.json"
 python3 -c 'import json,sys; b = json.load(open(sys.argv[1])); t = [r["test"] for r in b["results"]]; sys.exit(0 if t == ["pp4", "tg2"] else 1)' \
     "$tmp/bench.json" && pass "bench --n-prompt=4 --n-gen=2" || fail "bench --flag=value: $(cat "$tmp/bench.json")"
+# -d (llama-bench's depth): every test again after D untimed tokens; a decode step at depth 8
+# reads 8 more cache rows: 2 layers x K,V x 2 kv heads x 32 dims x 4 bytes (f32 cache) each
+"$FERRUM" bench -m "$Q3" -p 4 -n 2 -d 0,8 -r 1 --kv-type f32 --json --no-bandwidth >"$tmp/bench_d.json"
+python3 - "$tmp/bench_d.json" <<'PY' && pass "bench -d 0,8: tests at both depths, 8 more cache rows read" ||
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+names = [x["test"] for x in r]
+depths = [x["n_depth"] for x in r]
+tg = {x["n_depth"]: x["bytes_per_token"] for x in r if x["n_gen"]}
+sys.exit(0 if names == ["pp4", "tg2", "pp4 @ d8", "tg2 @ d8"] and depths == [0, 0, 8, 8]
+         and tg[8] - tg[0] == 8 * 2 * 2 * 2 * 32 * 4 else 1)
+PY
+    fail "bench -d: $(cat "$tmp/bench_d.json")"
 rc=0
 "$FERRUM" run -m "$Q3" --ids "$P" --temp=hot >/dev/null 2>"$tmp/err" || rc=$?
 expect_eq "--temp=hot is a usage error" "$rc" 2
