@@ -192,16 +192,10 @@ static int test_compute(fr_model *m, const fr_test_fixture *f, fr_compute_type c
 static void test_fixture(const char *name, int matched16[2], int *n_greedy) {
     fr_test_fixture f;
     if (fr_test_fixture_load(name, false, &f)) return;
-    char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "fixtures/models/%s", name);
-    fr_test_data_path(rel, path, sizeof path);
     fr_model_params mp = fr_model_default_params();
     mp.backend = "cuda";
-    fr_error err = {0};
-    fr_model *m = NULL;
-    fr_status s = fr_model_load(path, &mp, &m, &err);
-    CHECK(s == FR_OK, "%s: load on cuda: %s", name, err.msg);
-    if (s) {
+    fr_model *m = fr_test_fixture_model(name, &mp);
+    if (!m) {
         fr_test_fixture_free(&f);
         return;
     }

@@ -33,17 +33,6 @@ static double limit_of(fr_kv_type t) {
     return t == FR_KV_F16 ? 1e-2 : 6e-2;
 }
 
-static fr_model *load(const char *name, const fr_model_params *mp) {
-    char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "fixtures/models/%s", name);
-    fr_test_data_path(rel, path, sizeof path);
-    fr_error err = {0};
-    fr_model *m = NULL;
-    fr_status s = fr_model_load(path, mp, &m, &err);
-    CHECK(s == FR_OK, "%s: load: %s", name, err.msg);
-    return s == FR_OK ? m : NULL;
-}
-
 static const char *kv_name(fr_kv_type t) {
     return fr_kv_type_name(t);
 }
@@ -106,7 +95,7 @@ static void test_fixtures(void) {
     for (int i = 0; i < N_FIXTURES; i++) {
         fr_test_fixture f;
         if (fr_test_fixture_load(FIXTURES[i], false, &f)) continue;
-        fr_model *m = load(FIXTURES[i], NULL);
+        fr_model *m = fr_test_fixture_model(FIXTURES[i], NULL);
         if (!m) {
             fr_test_fixture_free(&f);
             continue;
@@ -134,7 +123,7 @@ static void test_fixtures(void) {
 /* Which dtype a session's cache gets, and how many bytes it takes. */
 static void test_kv_choice(void) {
     fr_error err = {0};
-    fr_model *m = load("qwen3-tiny", NULL);
+    fr_model *m = fr_test_fixture_model("qwen3-tiny", NULL);
     if (!m) return;
 
     /* names round-trip; DEFAULT is what zeroed params hold */
@@ -225,7 +214,7 @@ static void test_kv_choice(void) {
     /* the model's kv_type is its sessions' default; a session's own wins */
     fr_model_params mp = fr_model_default_params();
     mp.kv_type = FR_KV_BF16;
-    m = load("qwen3-tiny", &mp);
+    m = fr_test_fixture_model("qwen3-tiny", &mp);
     if (m) {
         fr_session *d = NULL, *e = NULL;
         sp = fr_session_default_params();
@@ -253,7 +242,7 @@ static void test_kv_choice(void) {
     /* the scalar table converts f16 in software: AUTO keeps f32 there */
     setenv("FR_CPU_ISA", "scalar", 1);
     mp.kv_type = FR_KV_AUTO;
-    m = load("qwen3-tiny", &mp);
+    m = fr_test_fixture_model("qwen3-tiny", &mp);
     unsetenv("FR_CPU_ISA");
     if (m) {
         s = NULL;

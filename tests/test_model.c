@@ -50,17 +50,13 @@ static void check_hidden(const fr_test_fixture *f, const capture *cap, const cha
 static double test_fixture(const char *name) {
     fr_test_fixture f;
     if (fr_test_fixture_load(name, true, &f)) return INFINITY;
-    char rel[256], path[1024];
-    snprintf(rel, sizeof rel, "fixtures/models/%s", name);
-    fr_test_data_path(rel, path, sizeof path);
-    fr_error err = {0};
-    fr_model *m = NULL;
-    fr_status s = fr_model_load(path, NULL, &m, &err);
-    CHECK(s == FR_OK, "%s: load: %s", name, err.msg);
-    if (s) {
+    fr_model *m = fr_test_fixture_model(name, NULL);
+    if (!m) {
         fr_test_fixture_free(&f);
         return INFINITY;
     }
+    fr_error err = {0};
+    fr_status s = FR_OK;
     CHECK(fr_model_vocab_size(m) == f.V, "%s: vocab", name);
     const size_t V = (size_t)f.V;
     float *logits = malloc((size_t)f.T * V * sizeof(float));

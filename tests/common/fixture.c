@@ -76,3 +76,14 @@ double fr_test_max_row_err(const float *x, const float *ref, int rows, int n) {
     }
     return worst;
 }
+
+fr_model *fr_test_fixture_model(const char *name, const fr_model_params *mp) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "fixtures/models/%s", name);
+    fr_test_data_path(rel, path, sizeof path);
+    fr_error err = {0};
+    fr_model *m = NULL;
+    fr_status s = fr_model_load(path, mp, &m, &err);
+    CHECK(s == FR_OK, "%s: load on %s: %s", name, mp && mp->backend ? mp->backend : "cpu", err.msg);
+    return s == FR_OK ? m : NULL;
+}

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ferrum.h"
+
 #define FR_FIXTURE_MAX_IDS 256
 
 typedef struct fr_test_fixture {
@@ -22,6 +24,10 @@ typedef struct fr_test_fixture {
  * shapes in the JSON with CHECK. Returns 0 when everything asked for is there. */
 int fr_test_fixture_load(const char *name, bool want_hidden, fr_test_fixture *f);
 void fr_test_fixture_free(fr_test_fixture *f);
+
+/* Loads the fixture model NAME (tests/data/fixtures/models/NAME) with mp (NULL: defaults);
+ * a failure is a CHECK failure naming the model and backend, and returns NULL. */
+fr_model *fr_test_fixture_model(const char *name, const fr_model_params *mp);
 
 /* Largest per-row relative L2 error of rows x n values against ref (NaN sticks). */
 double fr_test_max_row_err(const float *x, const float *ref, int rows, int n);
